@@ -1,0 +1,263 @@
+"""Exact discrete SCMs and augmented SCMs (ASCMs).
+
+An :class:`SCM` has finitely many exogenous variables, each with a finite law and a set of *readers*
+(the factors whose mechanisms read it). A variable read by two factors is a shared hidden cause, so the
+graph must carry a bidirected edge between them. Because every U is finite, every quantity of interest
+(P(V), P(W_{x'} = w | V = v), joint counterfactuals over several worlds) is computed exactly by
+enumerating u.
+
+An :class:`ASCM` adds the image mechanism I := f_I(V, U_I), U_I independent of U, and an oracle that reads
+the factors back from images; for the same units it renders factual and true counterfactual images.
+
+Notation: ``u`` -> U (exogenous), ``v`` -> V (factors), ``u_image`` -> U_I, ``do`` -> the action x'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import combinations
+from typing import Protocol
+
+import numpy as np
+
+from cfedit.domains import Domains
+from cfedit.errors import DomainError, GraphError, QueryError
+from cfedit.graph import CausalGraph
+from cfedit.query import Query
+
+Values = dict[str, np.ndarray]
+"""Integer codes per factor (or per exogenous variable), one entry per unit."""
+
+Mechanism = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
+"""f_V(parents, u) -> codes of V, vectorised over units: ``parents`` maps Pa(V) to codes, ``u`` maps the
+exogenous variables V reads to their values."""
+
+
+@dataclass(frozen=True)
+class Exogenous:
+    """A finite exogenous variable U with law ``probs`` over {0, ..., len(probs) - 1}, read by ``readers``."""
+
+    name: str
+    probs: tuple[float, ...]
+    readers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        p = np.asarray(self.probs, dtype=float)
+        if p.ndim != 1 or len(p) == 0 or (p < 0).any() or abs(p.sum() - 1) > 1e-9:
+            raise ValueError(f"exogenous {self.name}: probabilities must be non-negative and sum to 1")
+        object.__setattr__(self, "probs", tuple(float(x) for x in p))
+
+    @property
+    def size(self) -> int:
+        return len(self.probs)
+
+    @staticmethod
+    def uniform(name: str, size: int, readers: Sequence[str]) -> Exogenous:
+        return Exogenous(name, tuple([1.0 / size] * size), tuple(readers))
+
+    @staticmethod
+    def bernoulli(name: str, p: float, readers: Sequence[str]) -> Exogenous:
+        return Exogenous(name, (1.0 - p, p), tuple(readers))
+
+
+class SCM:
+    """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``."""
+
+    def __init__(
+        self,
+        graph: CausalGraph,
+        domains: Domains,
+        exogenous: Sequence[Exogenous],
+        mechanisms: Mapping[str, Mechanism],
+    ):
+        if set(domains.names) != set(graph.nodes):
+            raise GraphError(f"domains cover {sorted(domains.names)} but the graph has {sorted(graph.nodes)}")
+        missing = [v for v in graph.nodes if v not in mechanisms]
+        if missing:
+            raise GraphError(f"no mechanism for {', '.join(missing)}")
+        names = [e.name for e in exogenous]
+        if len(set(names)) != len(names):
+            raise GraphError(f"exogenous names repeat: {names}")
+        bidirected = {frozenset(e) for e in graph.bidirected}
+        for e in exogenous:
+            for r in e.readers:
+                graph.check_factor(r)
+            for a, b in combinations(e.readers, 2):
+                if frozenset((a, b)) not in bidirected:
+                    raise GraphError(f"{e.name} is read by {a} and {b} but the graph has no {a} <-> {b} edge")
+        self.graph = graph
+        self.domains = domains
+        self.exogenous = tuple(exogenous)
+        self.mechanisms = dict(mechanisms)
+        self._order = graph.topological_order()
+        self._reads = {v: tuple(e.name for e in self.exogenous if v in e.readers) for v in graph.nodes}
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """Factor order used by tables (the order of ``domains``)."""
+        return self.domains.names
+
+    # ------------------------------------------------------------------ sampling and solving
+    def sample_u(self, n: int, rng: np.random.Generator) -> Values:
+        return {e.name: rng.choice(e.size, size=n, p=np.asarray(e.probs)) for e in self.exogenous}
+
+    def evaluate(self, u: Mapping[str, np.ndarray], do: Mapping[str, int] | None = None) -> Values:
+        """V_x(u): solve the mechanisms in topological order, with X held at x (``do``)."""
+        do = self.domains.encode(do or {})
+        n = len(next(iter(u.values()))) if u else 1
+        v: Values = {}
+        for name in self._order:
+            if name in do:
+                v[name] = np.full(n, do[name], dtype=np.int64)
+                continue
+            pa = {p: v[p] for p in self.graph.parents(name)}
+            out = np.asarray(self.mechanisms[name](pa, {k: u[k] for k in self._reads[name]}), dtype=np.int64)
+            v[name] = np.broadcast_to(out, (n,)).copy()
+        return {k: v[k] for k in self.factors}
+
+    def sample(self, n: int, seed: int = 0, do: Mapping[str, int] | None = None) -> Values:
+        """n units of V (or of V_x under ``do``), seeded."""
+        return self.evaluate(self.sample_u(n, np.random.default_rng(seed)), do)
+
+    def counterfactual(self, u: Mapping[str, np.ndarray], do: Mapping[str, int]) -> Values:
+        """The counterfactual of the given units: the same u, the new action."""
+        return self.evaluate(u, do)
+
+    def do(self, intervention: Mapping[str, int]) -> SCM:
+        """M_x: mechanisms of X replaced by constants; the graph loses the edges into X."""
+        x = self.domains.encode(intervention)
+        mech = dict(self.mechanisms)
+        for k, val in x.items():
+            mech[k] = lambda pa, u, _v=val: np.asarray(_v)
+        exo = [Exogenous(e.name, e.probs, tuple(r for r in e.readers if r not in x)) for e in self.exogenous]
+        return SCM(self.graph.do(x), self.domains, exo, mech)
+
+    # ------------------------------------------------------------------ exact enumeration
+    @cached_property
+    def _support(self) -> tuple[Values, np.ndarray]:
+        sizes = [e.size for e in self.exogenous]
+        total = int(np.prod(sizes, dtype=np.int64)) if sizes else 1
+        if total > 20_000_000:
+            raise ValueError(f"the exogenous space has {total} points; too many to enumerate exactly")
+        grids = np.indices(sizes).reshape(len(sizes), -1) if sizes else np.zeros((0, 1), dtype=np.int64)
+        u = {e.name: grids[i] for i, e in enumerate(self.exogenous)}
+        p = np.ones(total)
+        for i, e in enumerate(self.exogenous):
+            p = p * np.asarray(e.probs)[grids[i]]
+        keep = p > 0
+        return {k: a[keep] for k, a in u.items()}, p[keep]
+
+    def enumerate_u(self) -> tuple[Values, np.ndarray]:
+        """Every u with P(u) > 0, and P(u)."""
+        return self._support
+
+    def _world(self, do: tuple[tuple[str, int], ...]) -> Values:
+        cache = self.__dict__.setdefault("_worlds", {})
+        if do not in cache:
+            cache[do] = self.evaluate(self._support[0], dict(do))
+        return cache[do]
+
+    def observational(self) -> np.ndarray:
+        """The exact table P(V), axes in the order of ``factors``."""
+        v = self._world(())
+        idx = np.ravel_multi_index(tuple(v[k] for k in self.factors), self.domains.shape)
+        return np.bincount(idx, weights=self._support[1], minlength=int(np.prod(self.domains.shape))).reshape(
+            self.domains.shape
+        )
+
+    def interventional(self, do: Mapping[str, int]) -> np.ndarray:
+        """The exact table P(V_x)."""
+        return self.do(do).observational()
+
+    def _mask(self, atoms) -> np.ndarray:
+        p = self._support[1]
+        m = np.ones(len(p), dtype=bool)
+        for a in atoms:
+            for k in (a.var, *a.intervention):
+                self.domains.check(k)
+            if not 0 <= a.value < self.domains.size(a.var):
+                raise DomainError(f"code {a.value} is outside the domain of {a.var}")
+            m &= self._world(a.do)[a.var] == a.value
+        return m
+
+    def probability(self, query: Query) -> float:
+        """The exact value of a counterfactual query, by enumeration over u.
+
+        Raises :class:`QueryError` when the evidence has probability zero.
+        """
+        p = self._support[1]
+        given = self._mask(query.given)
+        pg = float(p[given].sum())
+        if pg <= 0:
+            ev = ", ".join(a.format(self.domains) for a in query.given)
+            raise QueryError(f"the evidence {ev} has probability zero in this model")
+        return float(p[given & self._mask(query.outcome)].sum() / pg)
+
+
+# ---------------------------------------------------------------------- augmented SCMs
+class ImageMechanism(Protocol):
+    """The true image mechanism of a world: I := f_I(V, U_I)."""
+
+    image_shape: tuple[int, int, int]
+
+    def sample_u(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def render(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray: ...
+
+
+class Reader(Protocol):
+    """An oracle h: images (N, 3, H, W) in [0, 1] -> factor codes."""
+
+    def __call__(self, images: np.ndarray) -> Values: ...
+
+
+@dataclass
+class Units:
+    """A batch of units of an ASCM: exogenous u, image noise u_I, and their factors v."""
+
+    u: Values
+    u_image: np.ndarray
+    v: Values = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.u_image)
+
+
+class ASCM:
+    """An augmented SCM: an :class:`SCM` over V plus I := f_I(V, U_I) and an oracle reader."""
+
+    def __init__(self, scm: SCM, image: ImageMechanism, oracle: Reader | None = None):
+        self.scm = scm
+        self.image = image
+        self._oracle = oracle
+
+    @property
+    def graph(self) -> CausalGraph:
+        return self.scm.graph
+
+    @property
+    def domains(self) -> Domains:
+        return self.scm.domains
+
+    @property
+    def oracle(self) -> Reader:
+        if self._oracle is None:
+            raise RuntimeError("this ASCM has no oracle reader")
+        return self._oracle
+
+    def units(self, n: int, seed: int = 0) -> Units:
+        rng = np.random.default_rng(seed)
+        u = self.scm.sample_u(n, rng)
+        u_image = self.image.sample_u(n, rng)
+        return Units(u, u_image, self.scm.evaluate(u))
+
+    def factual(self, units: Units) -> np.ndarray:
+        """The factual images f_I(v, u_I)."""
+        return self.image.render(units.v, units.u_image)
+
+    def counterfactual(self, units: Units, do: Mapping[str, int]) -> tuple[Values, np.ndarray]:
+        """The true counterfactual factors V_{x'}(u) and images f_I(V_{x'}(u), u_I) of the same units."""
+        v_cf = self.scm.counterfactual(units.u, do)
+        return v_cf, self.image.render(v_cf, units.u_image)
