@@ -41,7 +41,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EDGE = re.compile(r"^\s*([^\s<>-]+)\s*(<->|->|<-)\s*([^\s<>-]+)\s*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CausalGraph:
     """A semi-Markovian causal diagram G over named factors.
 
@@ -237,6 +237,16 @@ class CausalGraph:
             tuple(e for e in self.directed if e[1] not in xs),
             tuple(e for e in self.bidirected if not (set(e) & xs)),
         )
+
+    def _key(self) -> tuple:
+        return frozenset(self.nodes), frozenset(self.directed), frozenset(frozenset(e) for e in self.bidirected)
+
+    def __eq__(self, other: object) -> bool:
+        """Two graphs are equal when they have the same factors and edges (declaration order aside)."""
+        return isinstance(other, CausalGraph) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
 
     def __str__(self) -> str:
         return self.to_line()

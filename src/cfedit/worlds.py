@@ -53,10 +53,12 @@ def _bar(c: np.ndarray, large: np.ndarray, noise_by_cell: Mapping[tuple[int, int
 def backdoor_scm() -> SCM:
     """Backdoor: D <-> C, D -> B, C -> B.
 
-    U_DC = (S, D0), S ~ Bernoulli(0.5) a hidden "style"; D0 | S=1 is a large digit w.p. 0.8 (0.16 each of
-    5-9, 0.04 each of 0-4), D0 | S=0 the reverse.                    D := D0
-    U_C ~ Bernoulli(0.1), a flip.                                    C := red if S xor U_C else green
-    U_B = four independent Uniform{0..9} noises N_{c,l}.              B := 1[N_{C,large(D)} < 10 t(C, large(D))]
+    U_DC = (S, D0): S ~ Bernoulli(0.5) a hidden style; D0 | S=1 is 5-9 w.p. 0.16 each, 0-4 w.p. 0.04 each; S=0 reversed
+    U_C ~ Bernoulli(0.1), a flip
+    U_B = (N_gs, N_gl, N_rs, N_rl), four independent Uniform{0..9} noises, one per (colour, size) cell
+    D := D0
+    C := red if S xor U_C else green
+    B := 1[N_{C,large(D)} < 10 t(C, large(D))]
     """
     graph = CausalGraph.parse("D <-> C; D -> B; C -> B")
     p_dc = np.zeros(20)  # index s * 10 + d0
@@ -80,9 +82,12 @@ def backdoor_scm() -> SCM:
 def frontdoor_scm() -> SCM:
     """Frontdoor: D -> C -> B, D <-> B.
 
-    U_D ~ Uniform{0..9}, shared by D and B (the hidden cause is the writer's digit).  D := U_D
-    U_C = (N_small ~ Bernoulli(0.3), N_large ~ Bernoulli(0.8)), independent.         C := red if N_{large(D)} else green
-    U_B = two independent Uniform{0..9} noises N_c.                   B := 1[N_C < 10 t(C, large(U_D))]
+    U_D ~ Uniform{0..9}, shared by D and B (the hidden cause is the writer's digit itself)
+    U_C = (N_s ~ Bernoulli(0.3), N_l ~ Bernoulli(0.8)), independent
+    U_B = (N_g, N_r), two independent Uniform{0..9} noises, one per colour
+    D := U_D
+    C := red if N_{large(D)} = 1 else green
+    B := 1[N_C < 10 t(C, large(U_D))]
     """
     graph = CausalGraph.parse("D -> C; C -> B; D <-> B")
     exo = [
@@ -164,6 +169,7 @@ class World:
     reference: str
     scm: SCM = field(repr=False)
     queries: tuple[str, ...]
+    mechanisms: str = field(default="", repr=False)  # the documented mechanisms, formula and parameters
 
     @property
     def graph(self) -> CausalGraph:
@@ -172,12 +178,6 @@ class World:
     @property
     def domains(self) -> Domains:
         return self.scm.domains
-
-    @property
-    def mechanisms(self) -> str:
-        """The documented mechanisms (the SCM constructor's docstring)."""
-        doc = (backdoor_scm if self.name == "backdoor" else frontdoor_scm).__doc__ or ""
-        return "\n".join(line.strip() for line in doc.strip().splitlines()[2:])
 
     def ascm(self, split: str = "eval", mnist_dir: str | None = None, oracle: bool = True) -> ASCM:
         """The ASCM rendering handwriting from the ``split`` writer pool ("eval" by default)."""
@@ -242,5 +242,9 @@ def get_world(name: str) -> World:
         raise CfeditError(f"unknown world {name!r}; worlds are {', '.join(_REGISTRY)}")
     if name not in _WORLDS:
         e = _REGISTRY[name]
-        _WORLDS[name] = World(name, e.description, e.reference, e.build(), e.queries)
+        doc = "\n".join(line.strip() for line in (e.build.__doc__ or "").strip().splitlines()[2:])
+        table = ", ".join(f"t({c}, {s})={BAR_TABLE[i, j]}" for i, c in enumerate(("green", "red"))
+                          for j, s in enumerate(("small", "large")))
+        doc += f"\nlarge(d) = d >= 5; {table}"
+        _WORLDS[name] = World(name, e.description, e.reference, e.build(), e.queries, doc)
     return _WORLDS[name]
