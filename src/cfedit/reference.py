@@ -1,12 +1,17 @@
-"""The reference digit classifier of the worlds' oracle (and the feature space of the realism metric).
+"""Reference networks, kept apart from anything an editor learns.
 
-Trained only on the *training* writer pool, kept apart from anything an editor learns, and cached on
-disk after the first training (safetensors + JSON), keyed by a hash of its data and settings.
-The cache folder is ``$CFEDIT_CACHE`` or ``~/.cache/cfedit``.
+* the worlds' oracle digit classifier (gray 28x28 -> D), trained on the *training* writer pool;
+* the realism feature network (3x28x28 world image -> its joint factor class), trained on images the world
+  renders from the training pool; its 128-d penultimate layer is the feature space of the realism metric
+  (a Frechet distance like FID, but *not* Inception features).
+
+Both are trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
+``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. A corrupt cache entry is retrained, never trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,9 +25,9 @@ from cfedit.mnist import WriterPools
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
-    epochs: int = 12  # passes over the training pool
+    epochs: int = 12  # passes over the training data
     batch_size: int = 64  # images per step
-    lr: float = 2e-3  # Adam learning rate
+    lr: float = 2e-3  # peak Adam learning rate (one-cycle schedule)
     shift: int = 2  # random translation (pixels) used as augmentation
     seed: int = 0  # initialisation and batching seed
 
@@ -33,50 +38,60 @@ def cache_dir() -> Path:
     return d
 
 
-def _net():
+def _net(in_channels: int, n_classes: int):
     import torch.nn as nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, n_classes),
     )
 
 
-class DigitClassifier:
-    """Gray 28x28 digits in [0, 1] -> digit 0-9. ``features`` gives the 128-d penultimate layer."""
+_FEATURE_LAYERS = 9  # layers up to the 128-d ReLU output
 
-    def __init__(self, net):
+
+class ReferenceNet:
+    """A small CNN classifier (N, C, 28, 28) in [0, 1] -> class; ``features`` gives its 128-d layer."""
+
+    def __init__(self, net, in_channels: int):
         self.net = net.eval()
+        self.in_channels = in_channels
 
     @classmethod
-    def for_pools(cls, pools: WriterPools, config: ClassifierConfig = ClassifierConfig(), verbose: bool = False):
-        """Load the cached classifier for these pools and settings, training it first if needed."""
-        import torch
+    def fit_cached(
+        cls, name: str, images: np.ndarray, labels: np.ndarray, n_classes: int,
+        config: ClassifierConfig = ClassifierConfig(), verbose: bool = False,
+    ) -> ReferenceNet:
+        """Load the cached network trained on (images, labels) with ``config``, training it first if needed."""
         from safetensors.torch import load_file, save_file
 
-        key = f"digits-{pools.fingerprint}-" + _config_hash(config)
-        path = cache_dir() / f"{key}.safetensors"
-        net = _net()
+        images = np.asarray(images, dtype=np.float32)
+        x = images.reshape(len(images), -1, 28, 28)
+        h = hashlib.sha256(x.tobytes())
+        h.update(np.asarray(labels, dtype=np.int64).tobytes())
+        h.update(json.dumps([asdict(config), n_classes]).encode())
+        path = cache_dir() / f"{name}-{h.hexdigest()[:16]}.safetensors"
+        net = _net(x.shape[1], n_classes)
         if path.is_file():
             try:
                 net.load_state_dict(load_file(path))
-                return cls(net)
-            except Exception:  # a corrupt cache entry is retrained, never trusted
+                return cls(net, x.shape[1])
+            except Exception:
                 path.unlink(missing_ok=True)
         if verbose:
-            print(f"training the reference digit classifier on {len(pools.train_images)} images (cached after)")
-        _train(net, pools.train_images, pools.train_labels, config)
+            print(f"training the reference network {name!r} on {len(x)} images (cached after, in {path.parent})")
+        _train(net, x, labels, config)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp, metadata={"config": json.dumps(asdict(config))})
         os.replace(tmp, path)
-        return cls(net)
+        return cls(net, x.shape[1])
 
-    def _forward(self, gray: np.ndarray, upto: int | None = None) -> np.ndarray:
+    def _forward(self, images: np.ndarray, upto: int | None = None) -> np.ndarray:
         import torch
 
-        x = torch.as_tensor(np.asarray(gray, dtype=np.float32)).reshape(-1, 1, 28, 28)
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, self.in_channels, 28, 28)
         layers = list(self.net) if upto is None else list(self.net)[:upto]
         outs = []
         with torch.no_grad():
@@ -85,21 +100,22 @@ class DigitClassifier:
                 for layer in layers:
                     h = layer(h)
                 outs.append(h.numpy())
-        return np.concatenate(outs) if outs else np.zeros((0, 10), np.float32)
+        return np.concatenate(outs) if outs else np.zeros((0, 128), np.float32)
 
-    def predict(self, gray: np.ndarray) -> np.ndarray:
-        """Digit codes for gray images (N, 28, 28) in [0, 1]."""
-        return self._forward(gray).argmax(axis=1).astype(np.int64)
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self._forward(images).argmax(axis=1).astype(np.int64)
 
-    def features(self, gray: np.ndarray) -> np.ndarray:
-        """The 128-d penultimate activations (after ReLU) used as the realism feature space."""
-        return self._forward(gray, upto=9)
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """The 128-d penultimate activations (after ReLU)."""
+        return self._forward(images, upto=_FEATURE_LAYERS)
 
 
-def _config_hash(config: ClassifierConfig) -> str:
-    import hashlib
+class DigitClassifier(ReferenceNet):
+    """The oracle's digit reader: gray 28x28 digits in [0, 1] -> 0-9, trained on the training pool."""
 
-    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
+    @classmethod
+    def for_pools(cls, pools: WriterPools, config: ClassifierConfig = ClassifierConfig(), verbose: bool = False):
+        return cls.fit_cached("digits", pools.train_images / np.float32(255), pools.train_labels, 10, config, verbose)
 
 
 def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig) -> None:
@@ -108,10 +124,11 @@ def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig
 
     g = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    x = torch.as_tensor(images, dtype=torch.float32).div(255).unsqueeze(1)
+    x = torch.as_tensor(images, dtype=torch.float32)
     y = torch.as_tensor(labels, dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * ((len(x) + config.batch_size - 1) // config.batch_size))
+    steps = config.epochs * ((len(x) + config.batch_size - 1) // config.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps)
     net.train()
     s = config.shift
     for _ in range(config.epochs):
