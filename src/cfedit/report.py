@@ -1,0 +1,131 @@
+"""Evaluation reports: a folder with results.json, report.md, report.html and PNG figures.
+
+The input is a JSON-able results dict (what :mod:`cfedit.experiments` produces):
+
+    {"world": str, "n_units": int, "k_samples": int, "methods": [str, ...],
+     "queries": [{"query": str, "truth": float, "lower": float, "upper": float, "identified": bool,
+                  "methods": {method: {"estimate", "low", "high", "n", "inside"}}}],
+     "metrics": {method: {metric: {"value", "low", "high", "n"}}},
+     "grids": {caption: "file.png"}}
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "-"
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def _interval(m: dict) -> str:
+    return f"{_fmt(m.get('value', m.get('estimate')))} [{_fmt(m.get('low'))}, {_fmt(m.get('high'))}] (n={m.get('n', '-')})"
+
+
+def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    methods = results["methods"]
+    head = ["query", "truth", "optimal bounds", "identified", *methods]
+    rows = []
+    for q in results["queries"]:
+        cells = [q["query"], _fmt(q["truth"]), f"[{_fmt(q['lower'])}, {_fmt(q['upper'])}]", "yes" if q["identified"] else "no"]
+        for m in methods:
+            e = q["methods"].get(m)
+            cells.append("-" if e is None else f"{_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}")
+        rows.append(cells)
+    return head, rows
+
+
+def metric_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    names = sorted({k for m in results["metrics"].values() for k in m})
+    head = ["method", *names]
+    rows = [[m, *(_interval(results["metrics"][m][k]) if k in results["metrics"][m] else "-" for k in names)]
+            for m in results["methods"] if m in results["metrics"]]
+    return head, rows
+
+
+def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td class='{'bad' if 'OUTSIDE' in c else ''}'>{html.escape(c)}</td>" for c in r) + "</tr>"
+        for r in rows
+    )
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def interval_plot(results: dict, path: Path) -> Path:
+    """One panel per query: the optimal bounds (grey band), the truth (black tick), each method's
+    estimate with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    qs, methods = results["queries"], results["methods"]
+    fig, axes = plt.subplots(len(qs), 1, figsize=(8, 0.5 + 0.32 * len(methods) * len(qs) + 0.4 * len(qs)), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, q in zip(axes[:, 0], qs):
+        ax.axvspan(q["lower"], q["upper"], color="0.85", label="optimal bounds")
+        ax.axvline(q["truth"], color="k", lw=1.5, label="truth")
+        for j, m in enumerate(methods):
+            e = q["methods"].get(m)
+            if e is None:
+                continue
+            ax.errorbar([e["estimate"]], [j], xerr=[[e["estimate"] - e["low"]], [e["high"] - e["estimate"]]],
+                        fmt="o", color=colours[j % len(colours)], capsize=3)
+        ax.set_yticks(range(len(methods)), methods, fontsize=7)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.7, len(methods) - 0.3)
+        ax.set_title(q["query"], fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(results: dict, folder: str | Path, title: str | None = None) -> Path:
+    """Write results.json, ctf_intervals.png, report.md and report.html into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / "results.json", json.dumps(results, indent=2, default=float))
+    interval_plot(results, folder / "ctf_intervals.png")
+    title = title or f"cfedit evaluation: {results['world']}"
+    ch, cr = ctf_rows(results)
+    mh, mr = metric_rows(results)
+    note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
+            "world's oracle; estimates with 95% Wilson intervals; 'inside' means the interval meets the optimal bounds.")
+    grids = results.get("grids", {})
+    md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", _markdown_table(ch, cr), "",
+          "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", _markdown_table(mh, mr), ""]
+    md += [line for cap, f in grids.items() for line in (f"### {cap}", "", f"![{cap}]({f})", "")]
+    _atomic_write(folder / "report.md", "\n".join(md))
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", "<h2>Counterfactual consistency</h2>",
+            _html_table(ch, cr), "<img src='ctf_intervals.png' alt='ctf intervals'>", "<h2>Metrics</h2>", _html_table(mh, mr)]
+    body += [f"<h3>{html.escape(cap)}</h3><img src='{html.escape(f)}' alt='{html.escape(cap)}'>" for cap, f in grids.items()]
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto} table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:3px 6px} td.bad{background:#fdd} img{max-width:100%}")
+    _atomic_write(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+                  f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")
+    return folder

@@ -1,0 +1,26 @@
+import json
+
+from PIL import Image
+
+from cfedit.report import write_report
+
+
+def _results():
+    est = lambda v, lo, hi, inside: {"estimate": v, "low": lo, "high": hi, "n": 100, "inside": inside}  # noqa: E731
+    return {
+        "world": "backdoor", "n_units": 100, "k_samples": 1, "methods": ["ancm", "non-causal"],
+        "queries": [{"query": "P(B[C=green]=1 | D=7, C=red, B=0)", "truth": 0.6, "lower": 0.5, "upper": 0.75,
+                     "identified": False, "methods": {"ancm": est(0.62, 0.55, 0.69, True),
+                                                      "non-causal": est(0.0, 0.0, 0.04, False)}}],
+        "metrics": {"ancm": {"effectiveness": {"value": 0.99, "low": 0.98, "high": 1.0, "n": 100}}},
+        "grids": {},
+    }
+
+
+def test_report_folder(tmp_path):
+    folder = write_report(_results(), tmp_path / "r")
+    assert json.loads((folder / "results.json").read_text())["world"] == "backdoor"
+    md = (folder / "report.md").read_text()
+    assert "0.620 [0.550, 0.690] (n=100) inside" in md and "OUTSIDE" in md
+    assert "<td class='bad'>" in (folder / "report.html").read_text()
+    assert Image.open(folder / "ctf_intervals.png").size[0] > 100
