@@ -91,7 +91,7 @@ def interval_plot(results: dict, path: Path) -> Path:
         ax.set_ylim(-0.7, len(methods) - 0.3)
         ax.set_title(q["query"], fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
+    axes[0, 0].legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
