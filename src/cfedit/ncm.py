@@ -9,7 +9,7 @@ picks the value by inverse CDF:
 
 Two kinds of shared inputs (``NCMConfig.method``):
 
-* ``"exact"`` (default): each Z_c takes ``latent_size`` values with a learned prior. The likelihood
+* ``"exact"`` (default): each Z_c is uniform on ``latent_size`` values. The likelihood
   P(v) = sum_z P(z) prod_i P(v_i | pa_i, z) is computed by enumerating z, so the fit is exact maximum
   likelihood and P(U | V = v) is sampled exactly (no rejection needed).
 * ``"mc"``: Z_c ~ N(0, I) in ``mc_dim`` dimensions; the likelihood is a Monte Carlo average over
@@ -42,6 +42,7 @@ Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor, one entry per unit."""
 
 _MAX_COMBOS = 65_536  # enumeration cap for the "exact" method
+_Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (breaks the symmetric saddle)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,10 +51,10 @@ class NCMConfig:
     latent_size: int = 32  # values of each shared input (exact) ...
     mc_dim: int = 4  # ... or its dimension (mc)
     mc_samples: int = 256  # Monte Carlo draws per likelihood / posterior (mc)
-    own_size: int = 4  # values of each factor's own discrete input E_i (besides the uniform U_i)
-    hidden: int = 64  # hidden units of each mechanism network
-    steps: int = 800  # full-batch Adam steps of the fit
-    lr: float = 0.02  # Adam learning rate
+    coupling: str = "independent"  # own noise per parent configuration ("independent") or one for all ("comonotone")
+    hidden: int = 32  # hidden units of each mechanism network
+    steps: int = 600  # full-batch Adam steps of the fit
+    lr: float = 0.01  # Adam learning rate (0.05 collapses onto the independence saddle)
     seed: int = 0  # initialisation and sampling seed
     impossible_below: float = 1e-4  # evidence with model probability below this is refused
 
@@ -63,8 +64,7 @@ class Exogenous:
     """A batch of exogenous inputs of the NCM: shared ``z`` per clique and own ``u`` per factor."""
 
     z: list[torch.Tensor]  # per clique: long (N,) for "exact", float (N, mc_dim) for "mc"
-    e: dict[str, torch.Tensor]  # per factor: long (N,), its own discrete input
-    u: dict[str, torch.Tensor]  # per factor: float (N,) in [0, 1)
+    u: dict[str, torch.Tensor]  # per factor: float (N, configs) in [0, 1), one column per parent configuration
 
     def __len__(self) -> int:
         return len(next(iter(self.u.values())))
@@ -102,7 +102,7 @@ class NCM(nn.Module):
             torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
             self.mechanisms = nn.ModuleDict({
                 v: nn.Sequential(
-                    nn.Linear(sum(domains.size(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + config.own_size, config.hidden),
+                    nn.Linear(sum(domains.size(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1, config.hidden),
                     nn.ReLU(),
                     nn.Linear(config.hidden, config.hidden),
                     nn.ReLU(),
@@ -110,10 +110,8 @@ class NCM(nn.Module):
                 )
                 for v in self.order
             })
-            # learned prior of each discrete shared input (unused by "mc")
-            self.prior_logits = nn.Parameter(torch.zeros(len(self.cliques), config.latent_size))
-            # learned prior of each factor's own discrete input
-            self.own_logits = nn.Parameter(torch.zeros(len(self.order), config.own_size))
+            # uniform prior of each discrete shared input (a learned one collapsed onto few values)
+            self.register_buffer("prior_logits", torch.zeros(len(self.cliques), config.latent_size))
         self.report: FitReport | None = None
 
     # ------------------------------------------------------------------ mechanisms
@@ -123,28 +121,30 @@ class NCM(nn.Module):
 
     def _zfeat(self, z: torch.Tensor) -> torch.Tensor:
         if self.config.method == "exact":
-            return nn.functional.one_hot(z.long(), self.config.latent_size).float()
+            return nn.functional.one_hot(z.long(), self.config.latent_size).float() * _Z_SCALE
         return z.float()
 
     def mechanism(self, name: str, parents: Mapping[str, torch.Tensor], z: list[torch.Tensor],
-                  e: torch.Tensor) -> torch.distributions.Categorical:
-        """P(V_name | Pa = parents, Z = z, E_name = e) as a ``torch.distributions.Categorical``."""
+                  n: int) -> torch.distributions.Categorical:
+        """P(V_name | Pa = parents, Z = z) for n units, as a ``torch.distributions.Categorical``."""
         feats = [nn.functional.one_hot(parents[p].long(), self.domains.size(p)).float() for p in self.graph.parents(name)]
         feats += [self._zfeat(z[k]) for k in self.reads[name]]
-        feats.append(nn.functional.one_hot(e.long(), self.config.own_size).float())
+        feats.append(torch.ones(n, 1, device=self.device))  # a bias input keeps root nodes well defined
         return torch.distributions.Categorical(logits=self.mechanisms[name](torch.cat(feats, dim=1)))
 
-    def _own_logp(self, name: str) -> torch.Tensor:
-        return torch.log_softmax(self.own_logits[self.order.index(name)], dim=0)
+    def configs(self, name: str) -> int:
+        """Columns of U_name: one per parent configuration ("independent"), or one ("comonotone")."""
+        if self.config.coupling == "comonotone":
+            return 1
+        return int(np.prod([self.domains.size(p) for p in self.graph.parents(name)], dtype=np.int64))
 
-    def _marginal_own(self, name: str, parents: Mapping[str, torch.Tensor], z: list[torch.Tensor],
-                      v: torch.Tensor) -> torch.Tensor:
-        """log P(v | pa, z, E = e) + log P(e) for every e, shape (N, own_size)."""
-        n, k = len(v), self.config.own_size
-        e = torch.arange(k, device=self.device).repeat_interleave(n)
-        rep = lambda t: t.repeat(k, *([1] * (t.dim() - 1)))  # noqa: E731
-        lp = self.mechanism(name, {p: rep(t) for p, t in parents.items()}, [rep(t) for t in z], e).log_prob(rep(v))
-        return lp.reshape(k, n).T + self._own_logp(name)[None, :]
+    def _config_index(self, name: str, parents: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
+        idx = torch.zeros(n, dtype=torch.long, device=self.device)
+        if self.config.coupling == "comonotone":
+            return idx
+        for p in self.graph.parents(name):
+            idx = idx * self.domains.size(p) + parents[p].long()
+        return idx
 
     def _codes(self, v: Codes, n: int | None = None) -> dict[str, torch.Tensor]:
         out = {}
@@ -181,8 +181,7 @@ class NCM(nn.Module):
         vv = {k: t.repeat(m) for k, t in v.items()}
         ll = torch.zeros(m * r, device=self.device)
         for name in self.order:
-            own = self._marginal_own(name, {p: vv[p] for p in self.graph.parents(name)}, zz, vv[name])
-            ll = ll + torch.logsumexp(own, dim=1)
+            ll = ll + self.mechanism(name, {p: vv[p] for p in self.graph.parents(name)}, zz, m * r).log_prob(vv[name])
         return ll.reshape(m, r).T + lw[None, :]
 
     def log_prob(self, v: Codes, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -194,6 +193,14 @@ class NCM(nn.Module):
     # ------------------------------------------------------------------ fit
     def fit(self, v: Codes, progress: bool = False) -> FitReport:
         """Maximum likelihood on the labels (full batch over distinct rows weighted by counts)."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny full-batch ops: one thread is ~10x faster than two when cores are busy
+        try:
+            return self._fit(v, progress)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, v: Codes, progress: bool) -> FitReport:
         rows, counts = _distinct(self.domains, v)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
@@ -243,10 +250,8 @@ class NCM(nn.Module):
                 z.append(torch.multinomial(torch.softmax(self.prior_logits[c], 0).cpu(), n, True, generator=generator).to(self.device))
             else:
                 z.append(torch.randn(n, self.config.mc_dim, generator=generator).to(self.device))
-        e = {k: torch.multinomial(self._own_logp(k).exp().detach().cpu(), n, True, generator=generator).to(self.device)
-             for k in self.order}
-        u = {k: torch.rand(n, generator=generator).to(self.device) for k in self.order}
-        return Exogenous(z, e, u)
+        u = {k: torch.rand(n, self.configs(k), generator=generator).to(self.device) for k in self.order}
+        return Exogenous(z, u)
 
     @torch.no_grad()
     def evaluate(self, exo: Exogenous, do: Mapping[str, int] | None = None) -> dict[str, torch.Tensor]:
@@ -258,9 +263,10 @@ class NCM(nn.Module):
             if name in do:
                 v[name] = torch.full((n,), do[name], dtype=torch.long, device=self.device)
                 continue
-            probs = self.mechanism(name, {p: v[p] for p in self.graph.parents(name)}, exo.z, exo.e[name]).probs
-            cdf = torch.cumsum(probs, dim=1)
-            v[name] = torch.clamp((cdf <= exo.u[name][:, None]).sum(dim=1), max=probs.shape[1] - 1)
+            pa = {p: v[p] for p in self.graph.parents(name)}
+            probs = self.mechanism(name, pa, exo.z, n).probs
+            u = exo.u[name].gather(1, self._config_index(name, pa, n)[:, None])
+            v[name] = torch.clamp((torch.cumsum(probs, dim=1) <= u).sum(dim=1), max=probs.shape[1] - 1)
         return {k: v[k] for k in self.domains.names}
 
     def sample(self, n: int, do: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -279,7 +285,9 @@ class NCM(nn.Module):
         vv = self._codes(v)
         r = len(next(iter(vv.values())))
         z, lw = self._support(generator=generator)
-        joint = self._joint_loglik(vv, z, lw)  # (R, M)
+        rows, inverse = torch.unique(torch.stack([vv[k] for k in self.domains.names], 1), dim=0, return_inverse=True)
+        distinct = {k: rows[:, i] for i, k in enumerate(self.domains.names)}
+        joint = self._joint_loglik(distinct, z, lw)[inverse]  # (R, M), computed once per distinct row
         logp = torch.logsumexp(joint, dim=1)
         bad = torch.nonzero(logp < math.log(self.config.impossible_below)).flatten()
         if len(bad):
@@ -291,18 +299,20 @@ class NCM(nn.Module):
         idx = torch.multinomial(post.cpu(), n_samples, replacement=True, generator=generator).to(self.device).reshape(-1)
         zs = [t[idx] for t in z]
         rep = {k: t.repeat_interleave(n_samples) for k, t in vv.items()}
-        u, es = {}, {}
+        u = {}
         for name in self.order:
             pa = {p: rep[p] for p in self.graph.parents(name)}
-            own = self._marginal_own(name, pa, zs, rep[name])
-            es[name] = torch.multinomial(torch.softmax(own, dim=1).cpu(), 1, generator=generator).to(self.device).flatten()
-            probs = self.mechanism(name, pa, zs, es[name]).probs
+            probs = self.mechanism(name, pa, zs, len(rep[name])).probs
             cdf = torch.cumsum(probs, dim=1)
             hi = cdf.gather(1, rep[name][:, None]).squeeze(1)
             lo = hi - probs.gather(1, rep[name][:, None]).squeeze(1)
             e = torch.rand(len(lo), generator=generator).to(self.device)
-            u[name] = torch.clamp(lo + e * (hi - lo), max=torch.nextafter(hi, lo))
-        return Exogenous(zs, es, u)
+            # the column of the observed parent configuration is pinned to the interval that yields v;
+            # the others (what V would do under other parents) keep their prior, independently
+            cols = torch.rand(len(lo), self.configs(name), generator=generator).to(self.device)
+            obs = torch.clamp(lo + e * (hi - lo), max=torch.nextafter(hi, lo))
+            u[name] = cols.scatter(1, self._config_index(name, pa, len(lo))[:, None], obs[:, None])
+        return Exogenous(zs, u)
 
     def counterfactual(self, v: Codes, do: Mapping[str, int], n_samples: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Samples of V_{x'} | V = v: abduct, act, predict. Arrays of shape (N, n_samples)."""

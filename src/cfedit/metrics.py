@@ -1,0 +1,216 @@
+"""Metrics of an editor, from factual units, edits and readings of the edited images (DESIGN.md sec. 5).
+
+Arrays in, :class:`Estimate` out: every number carries its sample size and a 95% confidence interval
+(Wilson for proportions of independent trials; a normal interval over units when each unit has several
+correlated samples). Readings should come from the world's oracle, never from the editor's labeller.
+
+>>> effectiveness({"C": np.array([0, 0, 1, 0])}, {"C": 0}).value
+0.75
+>>> reconstruction_error(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4))).value
+0.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from cfedit.errors import QueryError
+from cfedit.query import Query
+
+_Z = 1.959963984540054  # 97.5% normal quantile
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its sample size ``n`` and 95% interval [``lower``, ``upper``]."""
+
+    value: float
+    lower: float
+    upper: float
+    n: int
+
+    def format(self, digits: int = 3) -> str:
+        return f"{self.value:.{digits}f} [{self.lower:.{digits}f}, {self.upper:.{digits}f}] (n={self.n})"
+
+    def overlaps(self, lo: float, hi: float) -> bool:
+        return self.upper >= lo and self.lower <= hi
+
+
+def wilson(successes: float, n: int) -> Estimate:
+    """A proportion with its Wilson score interval."""
+    if n <= 0:
+        return Estimate(float("nan"), 0.0, 1.0, 0)
+    p = successes / n
+    den = 1 + _Z**2 / n
+    mid = (p + _Z**2 / (2 * n)) / den
+    half = _Z * math.sqrt(p * (1 - p) / n + _Z**2 / (4 * n * n)) / den
+    lo = 0.0 if successes <= 0 else max(0.0, mid - half)
+    hi = 1.0 if successes >= n else min(1.0, mid + half)
+    return Estimate(float(p), lo, hi, int(n))
+
+
+def mean_estimate(x: np.ndarray, bounded: tuple[float, float] | None = None) -> Estimate:
+    """The mean of per-unit values with a normal interval (clipped to ``bounded``)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    n = len(x)
+    if n == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    m = float(x.mean())
+    half = _Z * float(x.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
+    lo, hi = m - half, m + half
+    if bounded is not None:
+        lo, hi = max(bounded[0], lo), min(bounded[1], hi)
+    return Estimate(m, lo, hi, n)
+
+
+def _unit_proportion(hits: np.ndarray) -> Estimate:
+    """Proportion from hits (N,) or (N, k): Wilson for k = 1; normal over unit means for k > 1 (samples of
+    one unit are correlated), falling back to Wilson over units when every unit mean is 0 or 1."""
+    hits = np.asarray(hits, dtype=np.float64)
+    if hits.ndim == 1 or hits.shape[1] == 1:
+        return wilson(float(hits.sum()), hits.size)
+    means = hits.mean(axis=1)
+    if np.all((means == 0) | (means == 1)):
+        return wilson(float(means.sum()), len(means))
+    return mean_estimate(means, (0.0, 1.0))
+
+
+def effectiveness(edited: Mapping[str, np.ndarray], do: Mapping[str, int]) -> Estimate:
+    """P(every intervened factor reads as set) over edited images; readings (N,) or (N, k)."""
+    hits = np.ones_like(np.asarray(edited[next(iter(do))]), dtype=bool)
+    for k, x in do.items():
+        hits &= np.asarray(edited[k]) == x
+    return _unit_proportion(hits)
+
+
+def preservation(before: Mapping[str, np.ndarray], edited: Mapping[str, np.ndarray], factors: tuple[str, ...] | list[str]) -> Estimate:
+    """P(every factor in ``factors`` (the non-descendants of the intervention) reads as before).
+
+    ``before`` (N,) is the reading of the factual images; ``edited`` is (N,) or (N, k).
+    """
+    if not factors:
+        return Estimate(1.0, 1.0, 1.0, 0)
+    first = np.asarray(edited[factors[0]])
+    hits = np.ones(first.shape, dtype=bool)
+    for k in factors:
+        b = np.asarray(before[k])
+        e = np.asarray(edited[k])
+        hits &= e == (b[:, None] if e.ndim == 2 else b)
+    return _unit_proportion(hits)
+
+
+def reconstruction_error(images: np.ndarray, reconstructions: np.ndarray) -> Estimate:
+    """Mean absolute pixel error of the null edit, with a normal interval over images."""
+    a, b = np.asarray(images, dtype=np.float64), np.asarray(reconstructions, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"images {a.shape} and reconstructions {b.shape} differ in shape")
+    per = np.abs(a - b).reshape(len(a), -1).mean(axis=1)
+    return mean_estimate(per, (0.0, 1.0))
+
+
+def ctf_estimate(query: Query, factual: Mapping[str, np.ndarray], edited: Mapping[str, np.ndarray]) -> Estimate:
+    """P^(W_{x'} = w | V = v) read off edits: among units whose factual factors match the evidence, the
+    proportion of edited samples whose readings match the outcome.
+
+    ``query`` must have the edit form: every outcome atom in one world do(x') (not the factual one), every
+    given atom factual. ``factual`` (N,) are the units' factors; ``edited`` (N, k) readings of the edits
+    made under that same do(x').
+    """
+    worlds = {a.do for a in query.outcome}
+    if len(worlds) != 1 or () in worlds or any(a.do for a in query.given):
+        raise QueryError("ctf_estimate reads queries of the edit form P(W[X=x]=w | V=v): one intervened world "
+                         "in the outcome, factual evidence")
+    first = np.asarray(edited[query.outcome[0].var])
+    if first.ndim == 1:
+        first = first[:, None]
+    sel = np.ones(len(first), dtype=bool)
+    for a in query.given:
+        sel &= np.asarray(factual[a.var]) == a.value
+    hits = np.ones(first.shape, dtype=bool)
+    for a in query.outcome:
+        e = np.asarray(edited[a.var])
+        hits &= (e if e.ndim == 2 else e[:, None]) == a.value
+    if not sel.any():
+        return Estimate(float("nan"), 0.0, 1.0, 0)
+    return _unit_proportion(hits[sel])
+
+
+# ---------------------------------------------------------------------- the protocol on a world
+@dataclass(frozen=True)
+class QueryRow:
+    """One documented query: the editor's estimate, the truth, and the optimal bounds when known."""
+
+    query: str
+    estimate: Estimate
+    truth: float
+    lower: float | None = None
+    upper: float | None = None
+    identified: bool | None = None
+
+
+@dataclass(frozen=True)
+class WorldReport:
+    """Effectiveness / preservation per intervention, null-edit error, and the documented queries."""
+
+    effectiveness: dict[str, Estimate]
+    preservation: dict[str, Estimate]
+    reconstruction: Estimate
+    queries: list[QueryRow]
+    n_units: int
+    n_samples: int
+
+
+def evaluate_on_world(editor, world, n_units: int = 2000, n_samples: int = 8, seed: int = 1,
+                      use_labels: bool = True) -> WorldReport:
+    """DESIGN.md sec. 5 on held-out writers: draw units, edit them (``editor.edit``), read the edits with
+    the world's oracle, and compare with the truth (and the optimal bounds when ``cfedit.bounds`` exists).
+
+    Interventions: every value of every factor named in a documented query's world, plus the null edit.
+    Preservation compares the oracle's reading of each edit with its reading of the factual image.
+    """
+    from cfedit.query import parse_query
+
+    a = world.ascm("eval")
+    units = a.units(n_units, seed)
+    x = a.factual(units)
+    before = a.oracle(x)
+    labels = units.v if use_labels else None
+    null = editor.edit(x, {}, 1, labels=labels, seed=seed)
+    recon = reconstruction_error(x, null.images[:, 0])
+    queries = [parse_query(q, world.domains) for q in world.queries]
+    dos = list(dict.fromkeys(w for q in queries for w in q.worlds if w))
+    readings: dict = {}
+    eff, pres = {}, {}
+    for d in dos:
+        do = dict(d)
+        r = editor.edit(x, do, n_samples, labels=labels, seed=seed)
+        flat = a.oracle(r.images.reshape(-1, *r.images.shape[2:]))
+        readings[d] = {k: v.reshape(n_units, n_samples) for k, v in flat.items()}
+        name = world.domains.format(do)
+        eff[name] = effectiveness(readings[d], do)
+        pres[name] = preservation(before, readings[d], list(world.graph.non_descendants(do)))
+    bounds = _bounds_function()
+    rows = []
+    for text, q in zip(world.queries, queries):
+        if len({a_.do for a_ in q.outcome}) != 1 or not q.outcome[0].do or any(g.do for g in q.given):
+            continue
+        est = ctf_estimate(q, units.v, readings[q.outcome[0].do])
+        lo = hi = ident = None
+        if bounds is not None:
+            b = bounds(q, world.graph, world.domains, world.scm.observational())
+            lo, hi, ident = float(b.lower), float(b.upper), bool(b.identified)
+        rows.append(QueryRow(text, est, world.scm.probability(q), lo, hi, ident))
+    return WorldReport(eff, pres, recon, rows, n_units, n_samples)
+
+
+def _bounds_function():
+    """``cfedit.bounds.optimal_bounds`` when that module exists (another issue builds it), else None."""
+    try:
+        from cfedit.bounds import optimal_bounds
+    except ImportError:
+        return None
+    return optimal_bounds

@@ -1,0 +1,164 @@
+"""The ANCM editor: editing axioms on a small trained model, save/load, bad input, resume, DDP."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cfedit.ancm import ANCM, ANCMConfig
+from cfedit.data import LabelledImages
+from cfedit.errors import CheckpointError, DataError, DomainError
+from cfedit.imaging import VAEConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+
+TINY = ANCMConfig(steps=30, batch_size=32, log_every=10, checkpoint_every=10,
+                  ncm=NCMConfig(steps=150, latent_size=16), vae=VAEConfig(width=8, latent_dim=4))
+
+
+@pytest.fixture(scope="module")
+def world():
+    return get_world("backdoor")
+
+
+@pytest.fixture(scope="module")
+def data(world) -> LabelledImages:
+    return LabelledImages.from_world(world, 2000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(world, data, tmp_path_factory) -> tuple[ANCM, Path]:
+    out = tmp_path_factory.mktemp("run")
+    return ANCM.fit(world.graph, data, TINY, out_dir=out, log=None), out
+
+
+def test_null_edit_reproduces_the_factors(model, data):
+    m, _ = model
+    lab = {k: v[:50] for k, v in data.labels.items()}
+    r = m.edit(data.images[:50], {}, 3, labels=lab)
+    assert r.images.shape == (50, 3, 3, 28, 28)
+    for k in lab:
+        assert (r.factors[k] == lab[k][:, None]).all()
+
+
+@pytest.mark.parametrize("do", [{"C": "green"}, {"D": "2"}, {"B": 1}, {"C": "red", "B": "0"}])
+def test_intervened_factor_is_set_and_non_descendants_are_kept(model, data, world, do):
+    m, _ = model
+    lab = {k: v[:40] for k, v in data.labels.items()}
+    r = m.edit(data.images[:40], do, 4, labels=lab)
+    codes = world.domains.encode(do)
+    for k, x in codes.items():
+        assert (r.factors[k] == x).all()
+    for k in world.graph.non_descendants(codes):
+        assert (r.factors[k] == lab[k][:, None]).all()
+    assert r.images.min() >= 0 and r.images.max() <= 1
+
+
+def test_edit_without_labels_uses_the_labeller(model, data):
+    m, _ = model
+    r = m.edit(data.images[:8], {"C": 0}, 2)
+    assert set(r.factual) == {"D", "C", "B"} and (r.factors["C"] == 0).all()
+
+
+def test_save_load_round_trip(model, data):
+    m, out = model
+    m2 = ANCM.load(out)
+    assert m2.graph == m.graph and m2.domains == m.domains and m2.config == m.config
+    lab = {k: v[:16] for k, v in data.labels.items()}
+    a = m.edit(data.images[:16], {"C": 1}, 2, labels=lab, seed=5)
+    b = m2.edit(data.images[:16], {"C": 1}, 2, labels=lab, seed=5)
+    np.testing.assert_allclose(a.images, b.images, atol=1e-6)
+    for k in a.factors:
+        assert (a.factors[k] == b.factors[k]).all()
+
+
+def test_bad_input_is_refused(model, data):
+    m, _ = model
+    with pytest.raises(DomainError, match="unknown factor"):
+        m.edit(data.images[:2], {"Q": 1})
+    with pytest.raises(DomainError):
+        m.edit(data.images[:2], {"C": "blue"})
+    with pytest.raises(DataError, match="shape"):
+        m.edit(np.zeros((2, 3, 32, 32), np.float32), {"C": 0})
+    with pytest.raises(DataError, match="shape"):
+        m.edit(np.zeros((2, 1, 28, 28), np.float32), {"C": 0})
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(model, tmp_path):
+    m, out = model
+    m.save(tmp_path / "ok")
+    bad = tmp_path / "bad"
+    m.save(bad)
+    (bad / "weights.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ANCM.load(bad)
+    m.save(bad)
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        ANCM.load(bad)
+    m.save(bad)
+    (bad / "config.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError, match="not written"):
+        ANCM.load(bad)
+    m.save(bad)
+    (bad / "graph.cg").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        ANCM.load(bad)
+    with pytest.raises(CheckpointError):
+        ANCM.load(tmp_path / "nothing")
+    from safetensors.torch import save_file
+
+    m.save(bad)
+    save_file({"x": torch.zeros(2)}, bad / "weights.safetensors", metadata={"format": "cfedit-ancm"})
+    with pytest.raises(CheckpointError, match="does not match"):
+        ANCM.load(bad)
+
+
+@pytest.mark.slow
+def test_resume_after_interruption(world, data, tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop_at_20(line: str) -> None:
+        if "image step 20/" in line:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ANCM.fit(world.graph, data, TINY, out_dir=tmp_path, log=stop_at_20)
+    assert (tmp_path / "train_state.safetensors").is_file() and not (tmp_path / "config.json").exists()
+    lines: list[str] = []
+    ANCM.fit(world.graph, data, TINY, out_dir=tmp_path, log=lines.append)
+    assert any("resuming" in s and "step 10/30" in s for s in lines)
+    assert ANCM.load(tmp_path).config == TINY
+    other = ANCMConfig(steps=31, ncm=TINY.ncm, vae=TINY.vae)
+    with pytest.raises(CheckpointError, match="another config"):
+        ANCM.fit(world.graph, data, other, out_dir=tmp_path, log=None)
+
+
+@pytest.mark.slow
+def test_ddp_training_with_two_gloo_processes(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(1)
+        from cfedit.ancm import ANCM, ANCMConfig
+        from cfedit.data import LabelledImages
+        from cfedit.imaging import VAEConfig
+        from cfedit.ncm import NCMConfig
+        from cfedit.worlds import get_world
+        w = get_world("backdoor")
+        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8), vae=VAEConfig(width=8, latent_dim=4))
+        ANCM.fit(w.graph, LabelledImages.from_world(w, 200, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = ANCM.load(tmp_path / "ddp")
+    assert m.fit_report["processes"] == 2
+    assert set(m.state_dict()) == set(ANCM(m.graph, m.domains, m.image_shape, m.config).state_dict())
