@@ -1,0 +1,136 @@
+"""Baselines: honest stand-ins for the families the paper compares against.
+
+Every baseline shares the ANCM's image mechanism (abduction and generation) and labeller, so that only
+the causal assumptions about the factors differ. Each is named for what it assumes:
+
+* ``non-causal`` (CVAE-style): change the intervened factors only, keep every other factor;
+* ``associational``: resample the other factors from P(V | x'), as correlations suggest;
+* ``markovian`` (DEAR-style): every bidirected edge replaced by a directed edge (earlier -> later in the
+  topological order), an NCM refitted to the labels on that graph, then the ANCM's abduct / act / predict;
+* ``independent`` (CGN-style): factors edited independently, no downstream effect, and the image noise
+  drawn afresh from the prior for each edit (independent mechanisms compose; nothing is abducted);
+* ``oracle``: the world's exact counterfactual images of the same units (the ceiling).
+
+All offer ``edit(images, do, n_samples, labels, seed) -> EditResult`` like :class:`~cfedit.ancm.ANCM`; the
+non-ANCM baselines reuse its edit loop and swap its abduct / predict steps.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from cfedit.ancm import ANCM, EditResult
+from cfedit.graph import CausalGraph
+from cfedit.ncm import NCM
+from cfedit.scm import ASCM, Units
+
+
+def markovian_graph(graph: CausalGraph) -> CausalGraph:
+    """G with each bidirected edge a <-> b replaced by a -> b, a earlier in the topological order."""
+    rank = {n: i for i, n in enumerate(graph.topological_order())}
+    extra = tuple(tuple(sorted(e, key=rank.__getitem__)) for e in graph.bidirected)
+    return CausalGraph(graph.nodes, graph.directed + extra, ())
+
+
+def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray]) -> ANCM:
+    """The DEAR-style baseline: the ANCM with its NCM refitted on :func:`markovian_graph`."""
+    m = copy.copy(ancm)
+    m.graph = markovian_graph(ancm.graph)
+    m.ncm = NCM(m.graph, ancm.domains, ancm.config.ncm).to(ancm.device)
+    m.ncm.fit(labels)
+    m.ncm.eval()
+    m.name = "markovian"
+    return m
+
+
+class _SharedImageEditor:
+    """The ANCM's edit loop with the factor step (and optionally the image-noise step) swapped."""
+
+    name = "baseline"
+
+    def __init__(self, ancm: ANCM):
+        self.ancm = ancm
+        self.domains, self.image_shape, self.device = ancm.domains, ancm.image_shape, ancm.device
+
+    # the same loop as the ANCM: label, abduct, act, predict
+    edit = ANCM.edit
+    act = ANCM.act
+    _labels = ANCM._labels
+
+    def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.ancm.label(images)
+
+    def abduct(self, images, v, n_samples, generator):
+        rep = {k: t.repeat_interleave(n_samples) for k, t in v.items()}
+        u_i = self.ancm.image.abduct(images, v).repeat_interleave(n_samples, dim=0)
+        return (rep, torch.rand(len(u_i), generator=generator)), u_i
+
+    def predict(self, state, u_i, do):
+        v_cf = self.factors(*state, do)
+        return v_cf, self.ancm.image.generate(v_cf, u_i)
+
+    def factors(self, v: dict[str, torch.Tensor], uniforms: torch.Tensor, do: Mapping[str, int]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class NonCausal(_SharedImageEditor):
+    """Change the intervened factors only; every other factor keeps its factual value."""
+
+    name = "non-causal"
+
+    def factors(self, v, uniforms, do):
+        return {k: torch.full_like(t, do[k]) if k in do else t.clone() for k, t in v.items()}
+
+
+class Independent(NonCausal):
+    """As :class:`NonCausal` for the factors, with the image noise drawn from the prior (no abduction)."""
+
+    name = "independent"
+
+    def abduct(self, images, v, n_samples, generator):
+        (rep, uni), u_i = super().abduct(images, v, n_samples, generator)
+        return (rep, uni), self.ancm.image.prior(len(u_i), generator)
+
+
+class Associational(_SharedImageEditor):
+    """Resample every factor but the intervened ones from P(V | X = x') (the NCM's fitted P(V))."""
+
+    name = "associational"
+
+    def __init__(self, ancm: ANCM):
+        super().__init__(ancm)
+        self.table = ancm.ncm.table()
+
+    def factors(self, v, uniforms, do):
+        names = self.domains.names
+        t = self.table.copy()
+        for k, x in do.items():
+            axis = names.index(k)
+            mask = np.zeros(t.shape[axis], dtype=bool)
+            mask[x] = True
+            t = t * mask.reshape([-1 if i == axis else 1 for i in range(t.ndim)])
+        cdf = np.cumsum(t.ravel()) / t.sum()
+        flat = np.minimum(np.searchsorted(cdf, uniforms.cpu().numpy(), side="right"), len(cdf) - 1)
+        cells = np.unravel_index(flat, t.shape)
+        return {k: torch.as_tensor(cells[i], dtype=torch.long, device=v[k].device) for i, k in enumerate(names)}
+
+
+class Oracle:
+    """The world's exact counterfactual images of the given units (ignores the images it is handed)."""
+
+    name = "oracle"
+
+    def __init__(self, ascm: ASCM, units: Units):
+        self.ascm, self.units = ascm, units
+        self.domains = ascm.domains
+
+    def edit(self, images, do, n_samples: int = 1, labels=None, seed: int = 0) -> EditResult:
+        if len(images) != len(self.units):
+            raise ValueError(f"the oracle editor holds {len(self.units)} units, got {len(images)} images")
+        v_cf, img = self.ascm.counterfactual(self.units, self.domains.encode(do or {}))
+        rep = lambda a: np.repeat(a[:, None], n_samples, axis=1)  # noqa: E731
+        return EditResult(rep(img), {k: rep(a) for k, a in v_cf.items()}, dict(self.units.v))

@@ -1,0 +1,74 @@
+"""Baselines share the ANCM's image mechanism; only their assumptions about the factors differ."""
+
+import numpy as np
+import pytest
+
+from cfedit.ancm import ANCM, ANCMConfig
+from cfedit.baselines import Associational, Independent, NonCausal, Oracle, markovian, markovian_graph
+from cfedit.data import LabelledImages
+from cfedit.graph import CausalGraph
+from cfedit.imaging import VAEConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+
+TINY = ANCMConfig(steps=20, batch_size=32, log_every=10, ncm=NCMConfig(steps=300, latent_size=16),
+                  vae=VAEConfig(width=8, latent_dim=4))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    w = get_world("backdoor")
+    data = LabelledImages.from_world(w, 2000, seed=0)
+    return w, data, ANCM.fit(w.graph, data, TINY, log=None)
+
+
+def test_markovian_graph_orients_bidirected_edges():
+    assert markovian_graph(CausalGraph.parse("D <-> C; D -> B; C -> B")) == CausalGraph.parse("D -> C; D -> B; C -> B")
+    assert markovian_graph(CausalGraph.parse("D -> C; C -> B; D <-> B")) == CausalGraph.parse("D -> C; C -> B; D -> B")
+
+
+def test_non_causal_and_independent_keep_every_other_factor(setup):
+    w, data, ancm = setup
+    x, v = data.images[:50], {k: a[:50] for k, a in data.labels.items()}
+    for editor in (NonCausal(ancm), Independent(ancm)):
+        r = editor.edit(x, {"D": 2}, 3, labels=v)
+        assert r.images.shape == (50, 3, 3, 28, 28)
+        assert (r.factors["D"] == 2).all()
+        assert (r.factors["C"] == v["C"][:, None]).all() and (r.factors["B"] == v["B"][:, None]).all()
+    a = NonCausal(ancm).edit(x, {}, 1, labels=v).images
+    b = Independent(ancm).edit(x, {}, 1, labels=v).images
+    assert np.abs(a - b).mean() > 1e-3  # fresh image noise instead of abduction
+
+
+def test_associational_resamples_from_the_conditional(setup):
+    w, data, ancm = setup
+    n = 4000
+    x = np.repeat(data.images[:1], n, axis=0)
+    v = {k: np.repeat(a[:1], n) for k, a in data.labels.items()}
+    r = Associational(ancm).edit(x, {"C": 0}, 1, labels=v, seed=3)
+    assert (r.factors["C"] == 0).all()
+    t = ancm.ncm.table()
+    p_d = t[:, 0, :].sum(axis=1) / t[:, 0, :].sum()
+    freq = np.bincount(r.factors["D"][:, 0], minlength=10) / n
+    assert np.abs(freq - p_d).max() < 5 * np.sqrt(0.25 / n)
+
+
+def test_markovian_baseline_lets_do_digit_change_colour(setup):
+    w, data, ancm = setup
+    m = markovian(ancm, data.labels)
+    assert m.graph.bidirected == () and ("D", "C") in m.graph.directed
+    red7 = (data.labels["D"] == 7) & (data.labels["C"] == 1)
+    x = data.images[red7]
+    v = {k: a[red7] for k, a in data.labels.items()}
+    changed = (m.edit(x, {"D": 2}, 4, labels=v).factors["C"] != 1).mean()
+    kept = (ancm.edit(x, {"D": 2}, 4, labels=v).factors["C"] != 1).mean()
+    assert kept == 0 and changed > 0.3  # ANCM: C is no descendant of D; Markovian: D -> C
+
+
+def test_oracle_returns_the_worlds_counterfactual():
+    w = get_world("backdoor")
+    a = w.ascm("eval", oracle=False)
+    u = a.units(20, seed=0)
+    r = Oracle(a, u).edit(a.factual(u), {"C": "green"}, 2)
+    v_cf, img = a.counterfactual(u, {"C": 0})
+    assert np.array_equal(r.images[:, 1], img) and (r.factors["D"][:, 0] == v_cf["D"]).all()
