@@ -6,13 +6,13 @@ from cfedit.report import write_report
 
 
 def _results():
-    est = lambda v, lo, hi, inside: {"estimate": v, "low": lo, "high": hi, "n": 100, "inside": inside}  # noqa: E731
+    est = lambda v, lo, hi, inside: {"estimate": v, "lower": lo, "upper": hi, "n": 100, "inside": inside}  # noqa: E731
     return {
         "world": "backdoor", "n_units": 100, "k_samples": 1, "methods": ["ancm", "non-causal"],
         "queries": [{"query": "P(B[C=green]=1 | D=7, C=red, B=0)", "truth": 0.6, "lower": 0.5, "upper": 0.75,
                      "identified": False, "methods": {"ancm": est(0.62, 0.55, 0.69, True),
                                                       "non-causal": est(0.0, 0.0, 0.04, False)}}],
-        "metrics": {"ancm": {"effectiveness": {"value": 0.99, "low": 0.98, "high": 1.0, "n": 100}}},
+        "metrics": {"ancm": {"effectiveness": {"value": 0.99, "lower": 0.98, "upper": 1.0, "n": 100}}},
         "grids": {},
     }
 

@@ -2,8 +2,9 @@
 
 This is *not* Inception FID: the features are the 128-d penultimate layer of a small CNN trained to
 recognise the world's factors (D, C, B jointly) on images the world renders from its training writer pool
-(:func:`feature_net`). The distance between two equal-size sets of the world's own images is the floor
-an editor can be compared with (:func:`realism` reports both).
+(:func:`feature_net`). Edits under do(x') are compared with the world's own images under do(x') (true
+counterfactual images of other units, i.e. samples of P(I_{x'})); the distance between two such sets of
+the world's images is the floor an editor can be compared with (:func:`realism` reports both).
 
     FD(a, b) = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})
 """
@@ -15,16 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from cfedit.reference import ReferenceNet
+from cfedit.reference import ClassifierConfig, ReferenceNet
+
+FEATURE_CONFIG = ClassifierConfig(epochs=4)  # a feature extractor, not an oracle: a short training suffices
 
 
-def feature_net(world, n: int = 8000, seed: int = 0, verbose: bool = False) -> ReferenceNet:
+def feature_net(world, n: int = 6000, seed: int = 0, verbose: bool = False) -> ReferenceNet:
     """The realism feature network of ``world``: trained on n training-pool images, cached on disk."""
     a = world.ascm("train", oracle=False)
     units = a.units(n, seed)
     sizes = world.domains.shape
     joint = np.ravel_multi_index(tuple(units.v[k] for k in world.domains.names), sizes)
-    return ReferenceNet.fit_cached(f"realism-{world.name}", a.factual(units), joint, int(np.prod(sizes)), verbose=verbose)
+    return ReferenceNet.fit_cached(f"realism-{world.name}", a.factual(units), joint, int(np.prod(sizes)),
+                                   FEATURE_CONFIG, verbose=verbose)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -33,7 +37,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2 or len(b) < 2:
         raise ValueError("the Frechet distance needs at least two feature vectors per set")
     mu = a.mean(0) - b.mean(0)
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    eye = 1e-6 * np.eye(a.shape[1])  # dead ReLU features make covariances singular
+    sa, sb = np.cov(a, rowvar=False) + eye, np.cov(b, rowvar=False) + eye
     covmean = linalg.sqrtm(sa @ sb)
     if np.iscomplexobj(covmean):
         covmean = covmean.real

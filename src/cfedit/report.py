@@ -4,8 +4,8 @@ The input is a JSON-able results dict (what :mod:`cfedit.experiments` produces):
 
     {"world": str, "n_units": int, "k_samples": int, "methods": [str, ...],
      "queries": [{"query": str, "truth": float, "lower": float, "upper": float, "identified": bool,
-                  "methods": {method: {"estimate", "low", "high", "n", "inside"}}}],
-     "metrics": {method: {metric: {"value", "low", "high", "n"}}},
+                  "methods": {method: {"estimate", "lower", "upper", "n", "inside"}}}],
+     "metrics": {method: {metric: {"value", "lower", "upper", "n"}}},
      "grids": {caption: "file.png"}}
 """
 
@@ -27,7 +27,7 @@ def _fmt(x) -> str:
 
 
 def _interval(m: dict) -> str:
-    return f"{_fmt(m.get('value', m.get('estimate')))} [{_fmt(m.get('low'))}, {_fmt(m.get('high'))}] (n={m.get('n', '-')})"
+    return f"{_fmt(m.get('value', m.get('estimate')))} [{_fmt(m.get('lower'))}, {_fmt(m.get('upper'))}] (n={m.get('n', '-')})"
 
 
 def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -51,7 +51,7 @@ def metric_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(lines)
@@ -84,7 +84,7 @@ def interval_plot(results: dict, path: Path) -> Path:
             e = q["methods"].get(m)
             if e is None:
                 continue
-            ax.errorbar([e["estimate"]], [j], xerr=[[e["estimate"] - e["low"]], [e["high"] - e["estimate"]]],
+            ax.errorbar([e["estimate"]], [j], xerr=[[e["estimate"] - e["lower"]], [e["upper"] - e["estimate"]]],
                         fmt="o", color=colours[j % len(colours)], capsize=3)
         ax.set_yticks(range(len(methods)), methods, fontsize=7)
         ax.set_xlim(-0.02, 1.02)
@@ -98,7 +98,7 @@ def interval_plot(results: dict, path: Path) -> Path:
     return path
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -109,7 +109,7 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     """Write results.json, ctf_intervals.png, report.md and report.html into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "results.json", json.dumps(results, indent=2, default=float))
+    atomic_write_text(folder / "results.json", json.dumps(results, indent=2, default=float))
     interval_plot(results, folder / "ctf_intervals.png")
     title = title or f"cfedit evaluation: {results['world']}"
     ch, cr = ctf_rows(results)
@@ -117,15 +117,15 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
             "world's oracle; estimates with 95% Wilson intervals; 'inside' means the interval meets the optimal bounds.")
     grids = results.get("grids", {})
-    md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", _markdown_table(ch, cr), "",
-          "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", _markdown_table(mh, mr), ""]
+    md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", markdown_table(ch, cr), "",
+          "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", markdown_table(mh, mr), ""]
     md += [line for cap, f in grids.items() for line in (f"### {cap}", "", f"![{cap}]({f})", "")]
-    _atomic_write(folder / "report.md", "\n".join(md))
+    atomic_write_text(folder / "report.md", "\n".join(md))
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", "<h2>Counterfactual consistency</h2>",
             _html_table(ch, cr), "<img src='ctf_intervals.png' alt='ctf intervals'>", "<h2>Metrics</h2>", _html_table(mh, mr)]
     body += [f"<h3>{html.escape(cap)}</h3><img src='{html.escape(f)}' alt='{html.escape(cap)}'>" for cap, f in grids.items()]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto} table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px} td.bad{background:#fdd} img{max-width:100%}")
-    _atomic_write(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+    atomic_write_text(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
                   f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")
     return folder
