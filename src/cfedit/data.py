@@ -7,7 +7,7 @@ Built from a world (``from_world``) or from a user's folder of PNG images and a 
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,3 +125,18 @@ def encode_labels(domains: Domains, labels: Mapping[str, object]) -> dict[str, n
     """Value names or codes per factor -> int64 code arrays, validated against ``domains``."""
     return {k: np.asarray([domains.code(k, x) for x in np.atleast_1d(labels[domains.check(k)])], dtype=np.int64)
             for k in labels}
+
+
+def domains_from_csv(labels_csv: str | Path, factors: Sequence[str]) -> Domains:
+    """The domains of ``factors`` as the sorted distinct values of their columns in a labels CSV."""
+    labels_csv = Path(labels_csv)
+    if not labels_csv.is_file():
+        raise DataError(f"labels file {labels_csv} does not exist")
+    with open(labels_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DataError(f"labels file {labels_csv} has no rows")
+    missing = [k for k in factors if k not in rows[0]]
+    if missing:
+        raise DataError(f"labels file {labels_csv} lacks column(s) {', '.join(missing)} (columns: {', '.join(rows[0])})")
+    return Domains({k: _sorted_values(r[k] for r in rows) for k in factors})

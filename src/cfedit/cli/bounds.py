@@ -1,0 +1,72 @@
+"""``cfedit bounds``: optimal bounds of feature-level counterfactual queries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cfedit.cli import app
+from cfedit.cli.common import console, print_table
+from cfedit.errors import CfeditError
+
+
+@app.command("bounds")
+def bounds(
+    queries: Annotated[Optional[list[str]], typer.Argument(help='queries, e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')] = None,
+    world: Annotated[Optional[str], typer.Option("--world", help="use a world's exact P(V) and graph (and show its truth)")] = None,
+    graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form)")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of factor values: empirical P(V)")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="file of queries, one per line (# comments)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V)."""
+    from cfedit.bounds import empirical_table, optimal_bounds, read_labels_csv
+    from cfedit.graph import CausalGraph
+    from cfedit.query import parse_query
+
+    texts = list(queries or [])
+    if file is not None:
+        if not file.is_file():
+            raise CfeditError(f"query file {file} does not exist")
+        texts += [ln.split("#", 1)[0].strip() for ln in file.read_text().splitlines()]
+        texts = [t for t in texts if t]
+    truth = None
+    if world is not None:
+        if graph is not None or labels is not None:
+            raise CfeditError("give either --world NAME or --graph FILE --labels CSV, not both")
+        from cfedit.worlds import get_world
+
+        w = get_world(world)
+        g, dom, p_v, truth = w.graph, w.domains, w.scm.observational(), w.scm
+        texts = texts or list(w.queries)
+    elif graph is not None and labels is not None:
+        from cfedit.data import domains_from_csv
+
+        g = CausalGraph.load(graph)
+        dom = domains_from_csv(labels, g.nodes)
+        p_v = empirical_table(read_labels_csv(labels, dom), dom)
+    else:
+        raise CfeditError("give --world NAME, or --graph FILE and --labels CSV")
+    if not texts:
+        raise CfeditError("no query given: pass queries as arguments or --file FILE")
+    rows = []
+    for t in texts:
+        q = parse_query(t, dom)
+        b = optimal_bounds(q, g, dom, p_v)
+        row = {"query": q.format(dom), "lower": b.lower, "upper": b.upper, "identified": b.identified,
+               "certified": b.certified, "method": b.method}
+        if truth is not None:
+            row["truth"] = truth.probability(q)
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    cols = ["query", "lower", "upper", "identified", "certified"] + (["truth"] if truth is not None else [])
+    print_table("optimal bounds" + (f" ({world}, exact P(V))" if world else f" (empirical P(V) from {labels})"), cols,
+                [[r["query"], f"{r['lower']:.4f}", f"{r['upper']:.4f}", "yes" if r["identified"] else "no",
+                  "yes" if r["certified"] else "no (valid, maybe loose)", *([f"{r['truth']:.4f}"] if truth is not None else [])]
+                 for r in rows])
+    console.print(f"graph: {g}")
