@@ -1,0 +1,132 @@
+"""Time of the optimal-bounds programme: every documented world query, then random binary graphs.
+
+Run: .venv/bin/python benchmarks/bench_bounds.py [--graphs 20] [--neural]
+Target: under 0.5 s per world query (2 CPU cores). Random graphs: n = 3, 4, 5 binary factors, each
+possible edge with prob. 0.5 (at most 3 parents), each pair bidirected with prob. 0.3, queries
+P(W_{x} = w | e) with 0-2 evidence factors and a PNS P(W_{x=1} = 1, W_{x=0} = 0). ``--neural`` adds the
+neural bounds (cfedit.ncm_bounds) of each world query beside the exact ones (a few seconds each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import time
+
+import numpy as np
+
+from cfedit.bounds import optimal_bounds
+from cfedit.domains import Domains
+from cfedit.errors import QueryError
+from cfedit.graph import CausalGraph
+from cfedit.query import Atom, Query, parse_query
+from cfedit.scm import SCM, Exogenous
+
+
+def best_of(fn, repeat: int = 3) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+EXTRA = (  # not documented by the worlds: the digit is free, so B's slots are read in 10 separate groups
+    "P(B[C=green]=1, B[C=red]=0)",
+    "P(B[C=green]=1 | B=0)",
+    "P(B[D=2]=1, B[D=7]=0)",
+)
+
+
+def worlds(neural: bool) -> None:
+    from cfedit.worlds import get_world, world_names
+
+    print(f"{'world':10s} {'query':48s} {'lower':>8s} {'upper':>8s} {'ident':>5s} {'truth':>8s} "
+          f"{'method':>10s} {'ms':>7s}" + ("   neural [lower, upper]   fit TV     s" if neural else ""))
+    for name in world_names():
+        w = get_world(name)
+        p = w.scm.observational()
+        for text in w.queries + EXTRA:
+            q = parse_query(text, w.domains)
+            t, b = best_of(lambda: optimal_bounds(q, w.graph, w.domains, p))
+            flag = "" if t < 0.5 else "  SLOW"
+            line = (f"{name:10s} {text:48s} {b.lower:8.4f} {b.upper:8.4f} {str(b.identified):>5s} "
+                    f"{w.scm.probability(q):8.4f} {b.method:>10s} {t * 1000:7.1f}{flag}")
+            if neural:
+                from cfedit.ncm_bounds import neural_bounds
+
+                nb = neural_bounds(q, w.graph, w.domains, p)
+                line += f"   [{nb.lower:.4f}, {nb.upper:.4f}]   {max(nb.fit_tv):.4f} {nb.seconds:5.1f}"
+            print(line)
+
+
+def random_scm(rng: np.random.Generator, n: int) -> SCM:
+    names = [f"V{i}" for i in range(n)]
+    directed: list[tuple[str, str]] = []
+    for j in range(n):
+        pa = [i for i in range(j) if rng.random() < 0.5][:3]
+        directed += [(names[i], names[j]) for i in pa]
+    bidirected = [(names[i], names[j]) for i, j in itertools.combinations(range(n), 2) if rng.random() < 0.3]
+    graph = CausalGraph(tuple(names), tuple(directed), tuple(bidirected))
+    exo = [Exogenous(f"U{a}{b}", tuple(rng.dirichlet(np.ones(3))), (a, b)) for a, b in graph.bidirected]
+    exo += [Exogenous(f"N{v}", tuple(rng.dirichlet(np.ones(4))), (v,)) for v in names]
+    mech = {}
+    for v in names:
+        reads = [e for e in exo if v in e.readers]
+        pa = graph.parents(v)
+        table = rng.integers(0, 2, size=[2] * len(pa) + [e.size for e in reads])
+        mech[v] = lambda par, u, _pa=pa, _r=tuple(e.name for e in reads), _t=table: _t[
+            tuple(np.asarray(par[p]) for p in _pa) + tuple(np.asarray(u[r]) for r in _r)]
+    return SCM(graph, Domains({v: ("0", "1") for v in names}), exo, mech)
+
+
+def random_queries(scm: SCM, rng: np.random.Generator) -> list[Query]:
+    names = scm.graph.nodes
+    unit = scm.sample(1, seed=int(rng.integers(1 << 30)))
+    out = []
+    for _ in range(3):
+        x, w = (str(s) for s in rng.choice(names, 2, replace=False))
+        ev = [str(v) for v in rng.choice(names, int(rng.integers(0, 3)), replace=False)]
+        out.append(Query((Atom(w, int(rng.integers(2)), ((x, int(rng.integers(2))),)),),
+                         tuple(Atom(v, int(unit[v][0])) for v in ev)))
+    x, w = (str(s) for s in rng.choice(names, 2, replace=False))
+    out.append(Query((Atom(w, 1, ((x, 1),)), Atom(w, 0, ((x, 0),)))))
+    return out
+
+
+def random_graphs(n_graphs: int) -> None:
+    print(f"\n{'n':>2s} {'queries':>7s} {'median ms':>9s} {'p90 ms':>7s} {'max ms':>7s}  methods")
+    for n in (3, 4, 5):
+        rng = np.random.default_rng(n)
+        times, methods = [], collections.Counter()
+        for _ in range(n_graphs):
+            scm = random_scm(rng, n)
+            p = scm.observational()
+            for q in random_queries(scm, rng):
+                t = time.perf_counter()
+                try:
+                    b = optimal_bounds(q, scm.graph, scm.domains, p)
+                    methods[b.method + ("" if b.certified else "*")] += 1
+                except QueryError as e:
+                    methods["refused: " + str(e).split(";")[0][:40]] += 1
+                times.append(time.perf_counter() - t)
+        ms = np.asarray(times) * 1000
+        print(f"{n:2d} {len(ms):7d} {np.median(ms):9.1f} {np.percentile(ms, 90):7.1f} {ms.max():7.1f}  "
+              + ", ".join(f"{k}: {v}" for k, v in sorted(methods.items())))
+    print("(* = valid bounds, not certified optimal: a C-component that is not a bidirected clique, "
+          "or a loose relaxation)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--graphs", type=int, default=20, help="random graphs per size")
+    ap.add_argument("--neural", action="store_true", help="also train the neural bounds of each world query")
+    args = ap.parse_args()
+    worlds(args.neural)
+    random_graphs(args.graphs)
+
+
+if __name__ == "__main__":
+    main()
