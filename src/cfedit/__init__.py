@@ -1,10 +1,31 @@
-"""cfedit: causal counterfactual image editing."""
+"""cfedit: causal counterfactual image editing.
 
+The names a README example needs; torch-based parts (``ANCM``, ``neural_bounds``) load on first use.
+"""
+
+from cfedit.bounds import Bounds, Contrast, empirical_table, extremal_models, optimal_bounds, read_labels_csv
 from cfedit.domains import Domains
 from cfedit.errors import CfeditError
 from cfedit.graph import CausalGraph
 from cfedit.query import Atom, Query, parse_query
 from cfedit.scm import ASCM, SCM, Exogenous, Units
+from cfedit.worlds import get_world
 
-__all__ = ["ASCM", "SCM", "Atom", "CausalGraph", "CfeditError", "Domains", "Exogenous", "Query", "Units", "parse_query"]
+__all__ = [
+    "ANCM", "ASCM", "SCM", "Atom", "Bounds", "CausalGraph", "CfeditError", "Contrast", "Domains", "Exogenous",
+    "Query", "Units", "empirical_table", "extremal_models", "get_world", "neural_bounds", "optimal_bounds",
+    "parse_query", "read_labels_csv",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name == "ANCM":
+        from cfedit.ancm import ANCM
+
+        return ANCM
+    if name == "neural_bounds":
+        from cfedit.ncm_bounds import neural_bounds
+
+        return neural_bounds
+    raise AttributeError(f"module 'cfedit' has no attribute {name!r}")
