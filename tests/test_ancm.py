@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.ancm import ANCM, ANCMConfig
+from cfedit.ancm import ANCM, ANCMConfig, _ImageStage
 from cfedit.data import LabelledImages
 from cfedit.errors import CheckpointError, DataError, DomainError
-from cfedit.imaging import VAEConfig
+from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
@@ -35,6 +35,19 @@ def data(world) -> LabelledImages:
 def model(world, data, tmp_path_factory) -> tuple[ANCM, Path]:
     out = tmp_path_factory.mktemp("run")
     return ANCM.fit(world.graph, data, TINY, out_dir=out, log=None), out
+
+
+def test_counterfactual_term_trains_the_image_mechanism_only(world):
+    """The counterfactual-consistency term reaches encoder and decoder but never the labeller it reads with."""
+    torch.manual_seed(0)
+    image = ConditionalVAE(world.domains, (3, 28, 28), VAEConfig(width=8, latent_dim=4))
+    labeller = Labeller(world.domains, (3, 28, 28), LabellerConfig(width=8))
+    v = {"D": torch.arange(16) % 10, "C": torch.arange(16) % 2, "B": (torch.arange(16) // 2) % 2}
+    term = _ImageStage(image, labeller, 1.0)._counterfactual_loss(torch.rand(16, 3, 28, 28), v)
+    assert term.item() > 0
+    term.backward()
+    assert all(p.grad is None for p in labeller.parameters())
+    assert image.enc[0].weight.grad.abs().sum() > 0 and image.up2.weight.grad.abs().sum() > 0
 
 
 def test_null_edit_reproduces_the_factors(model, data):
@@ -146,9 +159,9 @@ def test_ddp_training_with_two_gloo_processes(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import torch
         torch.set_num_threads(1)
-        from cfedit.ancm import ANCM, ANCMConfig
+        from cfedit.ancm import ANCM, ANCMConfig, _ImageStage
         from cfedit.data import LabelledImages
-        from cfedit.imaging import VAEConfig
+        from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig
         from cfedit.ncm import NCMConfig
         from cfedit.worlds import get_world
         w = get_world("backdoor")

@@ -47,6 +47,7 @@ class ANCMConfig:
     steps: int = 3000  # optimisation steps of the image mechanism and labeller (trained together)
     batch_size: int = 128  # images per step, over all processes
     lr: float = 2e-3  # Adam learning rate of the image stage
+    ctf_weight: float = 0.1  # weight of the counterfactual-consistency term (0: plain VAE; 1.0 blurs the null edit)
     seed: int = 0  # initialisation, batching and sampling seed
     checkpoint_every: int = 500  # steps between resumable training checkpoints (needs an output folder)
     log_every: int = 250  # steps between progress lines
@@ -144,7 +145,7 @@ class ANCM:
             if out is not None and rank == 0:
                 _save_state(model, opt, out / _STATE, start, True)
         # -- stage 2: image mechanism + labeller
-        trainer: nn.Module = _ImageStage(model.image, model.labeller)
+        trainer: nn.Module = _ImageStage(model.image, model.labeller, config.ctf_weight)
         if world > 1:
             trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
         sched = _lr_at(config)
@@ -306,14 +307,34 @@ class ANCM:
 
 # ---------------------------------------------------------------------- training helpers
 class _ImageStage(nn.Module):
-    """One module for DDP: the image mechanism's and labeller's losses on a batch (per pixel / per image)."""
+    """One module for DDP: the image mechanism's and labeller's losses on a batch (per pixel / per image),
+    plus the counterfactual-consistency term: the abducted u_I decoded with resampled factors v' must read
+    as v' to the labeller, held fixed for this term (its weights detached) so that the decoder cannot
+    satisfy it by degrading the labeller. Only the factors that changed count, so that a faithful
+    reconstruction of an ambiguous image is not pushed towards a prototype of its label."""
 
-    def __init__(self, image: ConditionalVAE, labeller: Labeller):
+    def __init__(self, image: ConditionalVAE, labeller: Labeller, ctf_weight: float = 0.0):
         super().__init__()
-        self.image, self.labeller = image, labeller
+        self.image, self.labeller, self.ctf_weight = image, labeller, ctf_weight
 
     def forward(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.image.loss(images, v) / images[0].numel() + self.labeller.loss(images, v)
+        loss = self.image.loss(images, v) / images[0].numel() + self.labeller.loss(images, v)
+        if self.ctf_weight > 0:
+            loss = loss + self.ctf_weight * self._counterfactual_loss(images, v)
+        return loss
+
+    def _counterfactual_loss(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        domains = self.image.domains
+        v_new = {k: torch.randint(0, domains.size(k), (len(images),), device=images.device) for k in domains.names}
+        u = self.image.encode(images, v)[0]
+        edits = torch.sigmoid(self.image.decode_logits(v_new, u))
+        frozen = {n: p.detach() for n, p in self.labeller.named_parameters()}
+        read = torch.func.functional_call(self.labeller, frozen, (edits,))
+        total = images.new_zeros(())
+        for k in domains.names:
+            changed = (v_new[k] != torch.as_tensor(v[k], device=images.device)).float()
+            total = total - (read[k].log_prob(v_new[k]) * changed).sum() / len(images)
+        return total
 
 
 def _lr_at(config: ANCMConfig) -> Callable[[int], float]:
