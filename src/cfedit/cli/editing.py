@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -53,7 +54,8 @@ def train(
         data = LabelledImages.from_folder(images, labels)
     t0 = time.time()
     ANCM.fit(g, data, _config(steps, seed), out_dir=output, resume=resume)
-    console.print(f"wrote {output} in {time.time() - t0:.0f}s")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
+        console.print(f"wrote {output} in {time.time() - t0:.0f}s")
 
 
 @app.command("edit")
