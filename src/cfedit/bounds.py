@@ -99,7 +99,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from cfedit.domains import Domains
-from cfedit.errors import DataError, GraphError, QueryError
+from cfedit.errors import DataError, DomainError, GraphError, QueryError
 from cfedit.graph import CausalGraph
 from cfedit.query import Atom, Query, parse_query
 from cfedit.scm import SCM, Exogenous
@@ -263,18 +263,10 @@ def read_labels_csv(path: str | Path, domains: Domains) -> dict[str, np.ndarray]
 
 
 def _code(domains: Domains, name: str, value: object, where: str) -> int:
-    vals = domains.values(name)
-    if isinstance(value, (bool, np.bool_)):
-        value = int(value)
-    if isinstance(value, str):
-        s = value.strip()
-        if s in vals:
-            return vals.index(s)
-        if s.lstrip("-").isdigit() and 0 <= int(s) < len(vals):
-            return int(s)
-    elif isinstance(value, (int, np.integer)) and 0 <= int(value) < len(vals):
-        return int(value)
-    raise DataError(f"{where}: {value!r} is not a value of {name}; valid values are {', '.join(vals)}")
+    try:
+        return domains.code(name, value)
+    except DomainError as e:
+        raise DataError(f"{where}: {e}") from None
 
 
 def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray) -> np.ndarray:

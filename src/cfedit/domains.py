@@ -68,7 +68,7 @@ class Domains:
         return name
 
     def code(self, name: str, value: object) -> int:
-        """The integer code of ``value`` (a value name, or an integer code) in the domain of ``name``."""
+        """The integer code of ``value`` (a value name, or an integer code, also as text) in ``name``'s domain."""
         vals = self.values(name)
         if isinstance(value, (bool, np.bool_)):
             value = int(value)
@@ -76,6 +76,8 @@ class Domains:
             v = value.strip()
             if v in vals:
                 return vals.index(v)
+            if v.isdigit() and int(v) < len(vals):  # an integer code written as text (e.g. from a CSV)
+                return int(v)
         elif isinstance(value, (int, np.integer)) and 0 <= int(value) < len(vals):
             return int(value)
         raise DomainError(f"{value!r} is not a value of {name}; valid values are {', '.join(vals)}")
