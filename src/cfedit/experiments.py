@@ -23,7 +23,7 @@ import numpy as np
 from cfedit import metrics
 from cfedit.errors import CfeditError
 from cfedit.query import parse_query
-from cfedit.report import atomic_write_text, markdown_table, write_report
+from cfedit.report import atomic_write_text, markdown_table, save_grid, write_report
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +194,6 @@ def check_run_matches(ancm, world) -> None:
 def save_grids(world, editors: Mapping[str, object], folder: Path, do: Mapping[str, int], n: int = 8, seed: int = 7) -> dict:
     """A grid per intervention: factual row, one row per method, the true counterfactual row."""
     from cfedit.baselines import Oracle
-    from cfedit.cli.common import save_grid
 
     a = world.ascm("eval", oracle=False)
     units = a.units(n, seed)

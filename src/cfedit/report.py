@@ -15,6 +15,7 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,35 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     atomic_write_text(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
                   f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")
     return folder
+
+
+def save_grid(
+    path: str | Path,
+    images: np.ndarray,
+    captions: Sequence[str] | None = None,
+    ncol: int = 8,
+    scale: int = 3,
+) -> Path:
+    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    n, _, h, w = images.shape
+    ncol = max(1, min(ncol, n))
+    nrow = (n + ncol - 1) // ncol
+    cap_h = 12 if captions else 0
+    th, tw = h * scale, w * scale
+    pad = 2
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (ncol * (tw + pad) + pad, nrow * (th + cap_h + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        tile = Image.fromarray((images[i].transpose(1, 2, 0) * 255).round().astype(np.uint8))
+        x, y = pad + c * (tw + pad), pad + r * (th + cap_h + pad)
+        canvas.paste(tile.resize((tw, th), Image.NEAREST), (x, y))
+        if captions:
+            draw.text((x + 1, y + th), captions[i], fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path

@@ -1,14 +1,13 @@
-"""Small helpers shared by the CLI modules: tables, image grids with captions."""
+"""Small helpers shared by the CLI modules: tables (image grids live in :mod:`cfedit.report`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-import numpy as np
-from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
+
+from cfedit.report import save_grid  # noqa: F401  (re-exported for the CLI modules)
 
 console = Console()
 
@@ -20,33 +19,3 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     for r in rows:
         table.add_row(*[str(x) for x in r])
     console.print(table)
-
-
-def save_grid(
-    path: str | Path,
-    images: np.ndarray,
-    captions: Sequence[str] | None = None,
-    ncol: int = 8,
-    scale: int = 3,
-) -> Path:
-    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile."""
-    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
-    n, _, h, w = images.shape
-    ncol = max(1, min(ncol, n))
-    nrow = (n + ncol - 1) // ncol
-    cap_h = 12 if captions else 0
-    th, tw = h * scale, w * scale
-    pad = 2
-    canvas = Image.new("RGB", (ncol * (tw + pad) + pad, nrow * (th + cap_h + pad) + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        tile = Image.fromarray((images[i].transpose(1, 2, 0) * 255).round().astype(np.uint8))
-        x, y = pad + c * (tw + pad), pad + r * (th + cap_h + pad)
-        canvas.paste(tile.resize((tw, th), Image.NEAREST), (x, y))
-        if captions:
-            draw.text((x + 1, y + th), captions[i], fill=(0, 0, 0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
