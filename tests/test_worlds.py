@@ -95,8 +95,8 @@ def test_oracle_digit_accuracy_on_evaluation_pool():
 
     pools = load_pools()
     acc = (DigitClassifier.for_pools(pools).predict(pools.eval_images / 255.0) == pools.eval_labels).mean()
-    print(f"reference digit classifier accuracy on the evaluation pool: {acc:.4f} (n={len(pools.eval_labels)})")
-    assert acc >= 0.97
+    print(f"oracle digit reader accuracy on the evaluation pool: {acc:.4f} (n={len(pools.eval_labels)})")
+    assert acc >= 0.995  # the world's reader knows its own handwriting (both pools); see reference.py
 
 
 def test_unknown_world():
