@@ -53,10 +53,12 @@ def test_associational_resamples_from_the_conditional(setup):
     assert np.abs(freq - p_d).max() < 5 * np.sqrt(0.25 / n)
 
 
-def test_markovian_baseline_lets_do_digit_change_colour(setup):
+@pytest.mark.parametrize("from_labels", [True, False])
+def test_markovian_baseline_lets_do_digit_change_colour(setup, from_labels):
     w, data, ancm = setup
-    m = markovian(ancm, data.labels)
+    m = markovian(ancm, data.labels if from_labels else None)  # None: fitted to the ANCM's own P(V)
     assert m.graph.bidirected == () and ("D", "C") in m.graph.directed
+    assert 0.5 * np.abs(m.ncm.table() - ancm.ncm.table()).sum() < 0.02  # same observational law
     red7 = (data.labels["D"] == 7) & (data.labels["C"] == 1)
     x = data.images[red7]
     v = {k: a[red7] for k, a in data.labels.items()}

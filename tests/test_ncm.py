@@ -130,3 +130,26 @@ def test_mc_method_fits_and_abducts():
     v = {"Z": np.array([1]), "X": np.array([1]), "Y": np.array([1])}
     out = ncm.counterfactual(v, {}, 20)
     assert (out["Y"] == 1).all()
+
+
+def test_weighted_fit_to_a_table_reaches_the_table():
+    """Weighted ML on the 8 cells of the exact P(V), weighted by their probability, fits P(V) itself."""
+    scm = small_scm()
+    p = scm.observational()
+    cells = np.indices(p.shape).reshape(3, -1)
+    ncm = NCM(scm.graph, DOM, NCMConfig(steps=300, latent_size=8, seed=0))
+    rep = ncm.fit({k: cells[i] for i, k in enumerate(DOM.names)}, weights=p.reshape(-1))
+    assert rep.tv < 0.01 and 0.5 * np.abs(ncm.table() - p).sum() < 0.01
+
+
+def test_weights_count_like_repeated_rows():
+    from cfedit.ncm import _distinct
+
+    v = {"Z": np.array([0, 1, 0]), "X": np.array([1, 1, 1]), "Y": np.array([0, 0, 0])}
+    rows_w, counts_w = _distinct(DOM, v, np.array([2.0, 1.0, 0.5]))
+    rep = {k: np.array([0, 0, 0, 1]) if k == "Z" else np.array([1, 1, 1, 1]) if k == "X" else np.zeros(4, int) for k in DOM.names}
+    rows_r, counts_r = _distinct(DOM, rep)
+    assert np.array_equal(rows_w, rows_r) and np.allclose(counts_w, [2.5, 1.0]) and np.allclose(counts_r, [3.0, 1.0])
+    for bad in (np.array([1.0, -1.0, 1.0]), np.zeros(3), np.array([1.0, 2.0])):
+        with pytest.raises(DomainError):
+            _distinct(DOM, v, bad)

@@ -6,7 +6,8 @@ the causal assumptions about the factors differ. Each is named for what it assum
 * ``non-causal`` (CVAE-style): change the intervened factors only, keep every other factor;
 * ``associational``: resample the other factors from P(V | x'), as correlations suggest;
 * ``markovian`` (DEAR-style): every bidirected edge replaced by a directed edge (earlier -> later in the
-  topological order), an NCM refitted to the labels on that graph, then the ANCM's abduct / act / predict;
+  topological order), an NCM refitted on that graph to the ANCM's own P(V) (which matches the training
+  labels), then the ANCM's abduct / act / predict;
 * ``independent`` (CGN-style): factors edited independently, no downstream effect, and the image noise
   drawn afresh from the prior for each edit (independent mechanisms compose; nothing is abducted);
 * ``oracle``: the world's exact counterfactual images of the same units (the ceiling).
@@ -36,12 +37,27 @@ def markovian_graph(graph: CausalGraph) -> CausalGraph:
     return CausalGraph(graph.nodes, graph.directed + extra, ())
 
 
-def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray]) -> ANCM:
-    """The DEAR-style baseline: the ANCM with its NCM refitted on :func:`markovian_graph`."""
+MAX_TABLE_CELLS = 100_000  # beyond this many joint values of V, the Markovian NCM fits to a sample of the ANCM's NCM
+
+
+def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANCM:
+    """The DEAR-style baseline: the ANCM with its NCM refitted on :func:`markovian_graph`.
+
+    Fitted to ``labels`` when given, else to the ANCM's NCM's P(V) (every joint value weighted by its
+    probability; a 200,000-unit sample when V has more than ``MAX_TABLE_CELLS`` values), so that a saved
+    run needs no copy of its training labels.
+    """
     m = copy.copy(ancm)
     m.graph = markovian_graph(ancm.graph)
     m.ncm = NCM(m.graph, ancm.domains, ancm.config.ncm).to(ancm.device)
-    m.ncm.fit(labels)
+    if labels is not None:
+        m.ncm.fit(labels)
+    elif int(np.prod(ancm.domains.shape)) <= MAX_TABLE_CELLS:
+        table = ancm.ncm.table()
+        cells = np.indices(table.shape).reshape(table.ndim, -1)
+        m.ncm.fit({k: cells[i] for i, k in enumerate(ancm.domains.names)}, weights=table.reshape(-1))
+    else:
+        m.ncm.fit(ancm.ncm.sample(200_000, seed=ancm.config.seed))
     m.ncm.eval()
     m.name = "markovian"
     return m

@@ -191,17 +191,21 @@ class NCM(nn.Module):
         return torch.logsumexp(self._joint_loglik(vv, z, lw), dim=1)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, v: Codes, progress: bool = False) -> FitReport:
-        """Maximum likelihood on the labels (full batch over distinct rows weighted by counts)."""
+    def fit(self, v: Codes, progress: bool = False, weights: np.ndarray | None = None) -> FitReport:
+        """Maximum likelihood on the labels (full batch over distinct rows weighted by counts).
+
+        ``weights`` (one non-negative number per label row) make it weighted maximum likelihood: the
+        labels may then be the cells of a table, weighted by their probability.
+        """
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny full-batch ops: one thread is ~10x faster than two when cores are busy
         try:
-            return self._fit(v, progress)
+            return self._fit(v, progress, weights)
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, v: Codes, progress: bool) -> FitReport:
-        rows, counts = _distinct(self.domains, v)
+    def _fit(self, v: Codes, progress: bool, weights: np.ndarray | None) -> FitReport:
+        rows, counts = _distinct(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
@@ -216,17 +220,18 @@ class NCM(nn.Module):
             sched.step()
             if progress and (step + 1) % max(1, self.config.steps // 4) == 0:
                 print(f"  ncm step {step + 1}/{self.config.steps}  nll {loss.item():.4f}", flush=True)
-        self.report = FitReport(self.tv(v), float(loss.item()), self.config.steps, time.time() - t0)
+        self.report = FitReport(self.tv(v, weights), float(loss.item()), self.config.steps, time.time() - t0)
         return self.report
 
     @torch.no_grad()
-    def tv(self, v: Codes) -> float:
-        """Total variation distance between the model's P(V) and the empirical law of the labels ``v``.
+    def tv(self, v: Codes, weights: np.ndarray | None = None) -> float:
+        """Total variation distance between the model's P(V) and the empirical law of the labels ``v``
+        (weighted by ``weights`` when given).
 
         Exact without enumerating V: outside the observed rows the data has mass 0, so those cells add
         (1 - model mass on the observed rows) / 2.
         """
-        rows, counts = _distinct(self.domains, v)
+        rows, counts = _distinct(self.domains, v, weights)
         p_data = counts / counts.sum()
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         g = torch.Generator().manual_seed(self.config.seed + 1)
@@ -322,9 +327,20 @@ class NCM(nn.Module):
         return {k: t.reshape(-1, n_samples).cpu().numpy() for k, t in out.items()}
 
 
-def _distinct(domains: Domains, v: Codes) -> tuple[np.ndarray, np.ndarray]:
+def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct label rows and their total weight (their counts when ``weights`` is None); rows of weight 0 dropped."""
     cols = [np.asarray(v[k].cpu() if isinstance(v[k], torch.Tensor) else v[k], dtype=np.int64).reshape(-1) for k in domains.names]
     if not len(cols[0]):
         raise DomainError("no labels to fit")
-    rows, counts = np.unique(np.stack(cols, axis=1), axis=0, return_counts=True)
-    return rows, counts.astype(np.float64)
+    rows, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    if weights is None:
+        w = np.ones(len(cols[0]))
+    else:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(w) != len(cols[0]):
+            raise DomainError(f"{len(w)} weights for {len(cols[0])} label rows")
+        if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise DomainError("weights must be finite, non-negative and not all zero")
+    counts = np.bincount(inverse.reshape(-1), weights=w, minlength=len(rows))
+    keep = counts > 0
+    return rows[keep], counts[keep]
