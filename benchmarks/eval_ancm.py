@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from cfedit.ancm import ANCM
-from cfedit.data import LabelledImages
-from cfedit.metrics import evaluate_on_world
+from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+from cfedit.experiments import EvalConfig, evaluate
 from cfedit.worlds import get_world
 
 
@@ -44,19 +44,22 @@ def main() -> None:
     w = get_world("backdoor")
     model = ANCM.load(Path(args.checkpoint))
     t = time.time()
-    rep = evaluate_on_world(model, w, args.units, args.samples, seed=1)
+    res = evaluate(w, {"ancm": model}, EvalConfig(n_units=args.units, n_samples=args.samples, seed=1, realism=False,
+                                                  composition_steps=0, reversibility=""), log=lambda s: None)
     print(f"evaluation on {args.units} held-out units x {args.samples} samples: {time.time() - t:.0f}s")
-    for k in rep.effectiveness:
-        print(f"do({k}): effectiveness {rep.effectiveness[k].format()}  preservation {rep.preservation[k].format()}")
-    for q in rep.queries:
-        b = "bounds n/a" if q.lower is None else f"bounds [{q.lower:.3f}, {q.upper:.3f}]{' identified' if q.identified else ''}"
-        ok = "" if q.lower is None else ("inside" if q.estimate.overlaps(q.lower - 1e-9, q.upper + 1e-9) else "OUTSIDE")
-        err = f" |err|={abs(q.estimate.value - q.truth):.3f}" if q.identified else ""
-        print(f"{q.query}: estimate {q.estimate.format()} truth {q.truth:.3f} {b} {ok}{err}")
-    print(f"null-edit reconstruction MAE {rep.reconstruction.format(4)}")
-    data = LabelledImages.from_world(w, 20000, seed=0)
-    print(f"NCM TV to the data's P(V) {model.ncm.tv(data.labels):.4f}; to the true P(V) "
-          f"{0.5 * np.abs(model.ncm.table() - w.scm.observational()).sum():.4f}")
+    f = lambda m: f"{m['value']:.3f} [{m['lower']:.3f}, {m['upper']:.3f}] (n={m['n']})"  # noqa: E731
+    for k, r in res["interventions"]["ancm"].items():
+        print(f"do({k}): effectiveness {f(r['effectiveness'])}  preservation {f(r['preservation'])}")
+    for q in res["queries"]:
+        e = q["methods"]["ancm"]
+        err = f" |err|={abs(e['estimate'] - q['truth']):.3f}" if q["identified"] else ""
+        print(f"{q['query']}: estimate {e['estimate']:.3f} [{e['lower']:.3f}, {e['upper']:.3f}] (n={e['n']}) "
+              f"truth {q['truth']:.3f} bounds [{q['lower']:.3f}, {q['upper']:.3f}]{' identified' if q['identified'] else ''} "
+              f"{'inside' if e['inside'] else 'OUTSIDE'}{err}")
+    print(f"null-edit reconstruction MAE {f(res['metrics']['ancm']['null-edit error'])}")
+    data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=0)
+    print(f"NCM TV to the data's P(V) (the default {WORLD_TRAIN_UNITS:,} training units) {model.ncm.tv(data.labels):.4f}; "
+          f"to the true P(V) {0.5 * np.abs(model.ncm.table() - w.scm.observational()).sum():.4f}")
     a = w.ascm("eval", oracle=False)
     units = a.units(args.units, 7)
     x = a.factual(units)

@@ -30,14 +30,14 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    n: Annotated[int, typer.Option("-n", help="units to draw from the world")] = 20000,
+    n: Annotated[Optional[int], typer.Option("-n", help="units to draw from the world [default: 60000]")] = None,
     steps: Annotated[Optional[int], typer.Option(help="image-stage steps (default from ANCMConfig)")] = None,
     seed: int = 0,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
 ) -> None:
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
     from cfedit.ancm import ANCM
-    from cfedit.data import LabelledImages
+    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.graph import CausalGraph
 
     if (world is None) == (images is None):
@@ -46,7 +46,7 @@ def train(
         from cfedit.worlds import get_world
 
         w = get_world(world)
-        g, data = w.graph, LabelledImages.from_world(w, n, seed=seed, split="train")
+        g, data = w.graph, LabelledImages.from_world(w, n or WORLD_TRAIN_UNITS, seed=seed, split="train")
     else:
         if labels is None or graph is None:
             raise DataError("--images needs --labels CSV and --graph FILE")
@@ -102,28 +102,37 @@ def demo(
 ) -> None:
     """Train on the Backdoor world, edit held-out images, print the ctf-consistency table, save a figure."""
     from cfedit.ancm import ANCM
-    from cfedit.data import LabelledImages
-    from cfedit.metrics import evaluate_on_world
+    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.experiments import EvalConfig, evaluate
+    from cfedit.report import write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
     w = get_world("backdoor")
-    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor on the training writers ({steps} steps)")
-    model = ANCM.fit(w.graph, LabelledImages.from_world(w, 20000, seed=seed), _config(steps, seed), out_dir=output / "editor")
+    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor on {WORLD_TRAIN_UNITS:,} units of the "
+                  f"training writers ({steps} image steps)")
+    data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
+    model = ANCM.fit(w.graph, data, _config(steps, seed), out_dir=output / "editor")
+    del data
     t_train = time.time() - t0
-    rep = evaluate_on_world(model, w, n_units=n, n_samples=samples, seed=seed + 1)
+    console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
+    res = evaluate(w, {"ancm": model}, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False,
+                                                  composition_steps=0, reversibility=""), log=lambda s: None)
     rows = []
-    for q in rep.queries:
-        b = "n/a (no cfedit.bounds)" if q.lower is None else (
-            f"{q.lower:.3f} (identified)" if q.identified else f"[{q.lower:.3f}, {q.upper:.3f}]")
-        ok = "" if q.lower is None else ("yes" if q.estimate.overlaps(q.lower - 1e-9, q.upper + 1e-9) else "NO")
-        rows.append((q.query, b, q.estimate.format(), f"{q.truth:.3f}", ok))
+    for q in res["queries"]:
+        e = q["methods"]["ancm"]
+        b = f"{q['lower']:.3f} (identified)" if q["identified"] else f"[{q['lower']:.3f}, {q['upper']:.3f}]"
+        est = f"{e['estimate']:.3f} [{e['lower']:.3f}, {e['upper']:.3f}] (n={e['n']})"
+        rows.append((q["query"], b, est, f"{q['truth']:.3f}", "yes" if e["inside"] else "NO"))
     print_table(f"ctf-consistency on {n} held-out units, {samples} samples each (read by the world's oracle)",
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
+    fmt = lambda m: f"{m['value']:.3f} [{m['lower']:.3f}, {m['upper']:.3f}] (n={m['n']})"  # noqa: E731
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
-                [(k, rep.effectiveness[k].format(), rep.preservation[k].format()) for k in rep.effectiveness])
-    console.print(f"null-edit reconstruction MAE: {rep.reconstruction.format(4)}; "
+                [(k, fmt(r["effectiveness"]), fmt(r["preservation"])) for k, r in res["interventions"]["ancm"].items()])
+    null = res["metrics"]["ancm"]["null-edit error"]
+    console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
+    report = write_report(res, output / "report", title="cfedit demo: the ANCM editor on the Backdoor world")
     a = w.ascm("eval", oracle=False)
     units = a.units(8, seed + 2)
     x = a.factual(units)
@@ -132,5 +141,6 @@ def demo(
     grid = np.concatenate([x[:, None], r.images, r2.images], axis=1).reshape(-1, *x.shape[1:])
     caps = [c for i in range(8) for c in (["factual"] + ["C=green"] * 4 + ["D=2"] * 3)]
     path = save_grid(output / "edits.png", grid, caps, ncol=8)
+    console.print(f"wrote {report}/report.md (the tables and an interval plot)")
     console.print(f"wrote {path}: each row a factual image, 4 samples under do(C=green), 3 under do(D=2)")
     console.print(f"demo finished in {time.time() - t0:.0f}s (training {t_train:.0f}s)")

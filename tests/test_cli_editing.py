@@ -1,0 +1,39 @@
+"""`cfedit train`, `edit` and `demo` end to end, at toy sizes (the figures come from the full-size runs)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from cfedit.worlds import get_world
+
+
+def test_train_then_edit_a_png(cli, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = cli("train", "--world", "backdoor", "-n", "400", "--steps", "4", "-o", str(run))
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["format"] == "cfedit-ancm" and cfg["config"]["steps"] == 4
+    a = get_world("backdoor").ascm("eval", oracle=False)
+    x = a.factual(a.units(1, seed=0))[0]
+    Image.fromarray((x.transpose(1, 2, 0) * 255).round().astype(np.uint8), "RGB").save(tmp_path / "x.png")
+    code, out, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "C=green", "-n", "3",
+                         "--label", "D=7", "--label", "C=red", "--label", "B=0", "-o", str(tmp_path / "e.png"))
+    assert code == 0, err
+    with Image.open(tmp_path / "e.png") as grid:
+        assert grid.mode == "RGB" and grid.width > grid.height  # the image, then 3 samples in one row
+    code, _, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "C=blue", "-o", str(tmp_path / "f.png"))
+    assert code == 2 and "blue" in err and "Traceback" not in err
+    Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(tmp_path / "gray.png")
+    code, _, err = cli("edit", str(run), "--image", str(tmp_path / "gray.png"), "--do", "C=green", "-o", str(tmp_path / "g.png"))
+    assert code == 2 and "mode L" in err
+
+
+def test_demo_runs_end_to_end(cli, tmp_path):
+    code, out, err = cli("demo", "-o", str(tmp_path / "demo"), "--steps", "3", "-n", "100", "--samples", "1")
+    assert code == 0, err
+    assert "ctf-consistency on 100 held-out units" in out and "preservation" in out
+    assert (tmp_path / "demo" / "edits.png").is_file() and (tmp_path / "demo" / "editor" / "weights.safetensors").is_file()
+    res = json.loads((tmp_path / "demo" / "report" / "results.json").read_text())
+    assert res["methods"] == ["ancm"] and len(res["queries"]) == len(get_world("backdoor").queries)
+    assert set(res["interventions"]["ancm"]) == {"C=green", "D=2", "B=1"}
