@@ -37,7 +37,7 @@ def test_oracle_scores_ideal_values(results):
               "ground-truth error", "minimality excess"):
         assert m[k]["value"] == 0.0, k
     assert m["preservation"]["value"] == 1.0
-    assert m["effectiveness"]["value"] > 0.97  # the oracle's digit reader is 0.98 accurate
+    assert m["effectiveness"]["value"] > 0.995  # the oracle's reader knows the world's handwriting (0.999)
     assert all(q["methods"]["oracle"]["inside"] for q in results["queries"])
 
 

@@ -19,7 +19,7 @@ from cfedit.errors import DataError, DomainError
 
 # Labelled units drawn from a world for training (`cfedit train --world`, `demo`, `reproduce`). Labels are
 # cheap; the identified queries are read off the NCM's fit to them, e.g. P(B=1 | D=7, C=green) rests on the
-# ~2.6% of units with D=7, C=green: standard error 0.012 at 60,000 units (0.020 at 20,000).
+# ~2.6% of units with D=7, C=green: standard error 0.012 at 60,000 units (0.021 at 20,000).
 WORLD_TRAIN_UNITS = 60_000
 
 

@@ -46,9 +46,10 @@ class WriterPools:
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of the training pool (keys caches of models trained on it)."""
+        """A short hash of both pools (keys in-process caches of models trained on them)."""
         h = hashlib.sha256(self.train_images.tobytes())
-        h.update(self.train_labels.tobytes())
+        for a in (self.train_labels, self.eval_images, self.eval_labels):
+            h.update(a.tobytes())
         return h.hexdigest()[:16]
 
 

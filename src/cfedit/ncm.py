@@ -336,9 +336,9 @@ def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> 
     if weights is None:
         w = np.ones(len(cols[0]))
     else:
-        w = np.asarray(weights, dtype=np.float64).reshape(-1)
-        if len(w) != len(cols[0]):
-            raise DomainError(f"{len(w)} weights for {len(cols[0])} label rows")
+        w = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights, dtype=np.float64)
+        if w.shape != (len(cols[0]),):
+            raise DomainError(f"weights of shape {w.shape} for {len(cols[0])} label rows; give one number per row")
         if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
             raise DomainError("weights must be finite, non-negative and not all zero")
     counts = np.bincount(inverse.reshape(-1), weights=w, minlength=len(rows))

@@ -2,13 +2,13 @@
 
 * the worlds' oracle digit reader (gray 28x28 -> D), trained on *both* writer pools: it is part of the world,
   whose own handwriting it must read as the truth (it reads the 1,000 evaluation-pool digits at 0.999; the
-  same recipe trained on the training pool alone reads them at 0.978, its accuracy on handwriting it has not
+  same recipe trained on the training pool alone reads them at 0.980, its accuracy on handwriting it has not
   seen: ``python benchmarks/bench_world.py``). Editors never see the evaluation pool;
 * the realism feature network (3x28x28 world image -> its joint factor class), trained on images the world
   renders from the training pool; its 128-d penultimate layer is the feature space of the realism metric
   (a Frechet distance like FID, but *not* Inception features).
 
-Both are trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
+Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
 ``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. A corrupt cache entry is retrained, never trusted.
 """
 

@@ -127,7 +127,7 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     mh, mr = metric_rows(results)
     ih, ir = intervention_rows(results)
     note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
-            "world's oracle (factual and edited images alike); estimates with 95% Wilson intervals; 'inside' means the "
+            "world's oracle (factual and edited images alike); estimates with 95% intervals (Wilson over units, or normal over unit means when a unit's samples disagree); 'inside' means the "
             "interval meets the optimal bounds. The oracle's digit reader knows the world's own handwriting (0.999 on "
             "the factual images) but reads new handwriting at about 0.98, so an edit that redraws a hard digit "
             "can be misread: a 'kept' query can fall a little below 1 for that reason alone. Realism: Frechet distance in a reference CNN's "

@@ -30,7 +30,7 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    n: Annotated[Optional[int], typer.Option("-n", help="units to draw from the world [default: 60000]")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="units to draw from the world [default: 60,000]")] = None,
     steps: Annotated[Optional[int], typer.Option(help="image-stage steps (default from ANCMConfig)")] = None,
     seed: int = 0,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
@@ -46,7 +46,7 @@ def train(
         from cfedit.worlds import get_world
 
         w = get_world(world)
-        g, data = w.graph, LabelledImages.from_world(w, n or WORLD_TRAIN_UNITS, seed=seed, split="train")
+        g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=seed, split="train")
     else:
         if labels is None or graph is None:
             raise DataError("--images needs --labels CSV and --graph FILE")

@@ -13,12 +13,15 @@ from cfedit.cli.common import console, print_table
 
 
 def _print(results: dict) -> None:
-    from cfedit.report import ctf_rows, metric_rows
+    from cfedit.report import ctf_rows, intervention_rows, metric_rows
 
     head, rows = ctf_rows(results)
     print_table(f"ctf-consistency ({results['world']}, {results['n_units']} held-out units)", head, rows)
     head, rows = metric_rows(results)
     print_table("metrics", head, rows)
+    head, rows = intervention_rows(results)
+    if rows:
+        print_table("per intervention", head, rows)
 
 
 @app.command("evaluate")
@@ -27,7 +30,7 @@ def evaluate(
     world: Annotated[str, typer.Option("--world", help="ground-truth world the run was trained on")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", help="held-out factual units")] = 2000,
-    samples: Annotated[int, typer.Option(help="edit samples per unit")] = 1,
+    samples: Annotated[int, typer.Option(help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
     seed: int = 1,
 ) -> None:
@@ -49,6 +52,7 @@ def reproduce(
     world: Annotated[Optional[list[str]], typer.Option("--world", help="worlds (default: backdoor and frontdoor)")] = None,
     steps: Annotated[int, typer.Option(help="image-stage training steps per world")] = 1200,
     n: Annotated[int, typer.Option("-n", help="held-out factual units per world")] = 2000,
+    samples: Annotated[int, typer.Option(help="edit samples per unit")] = 8,
     seed: int = 0,
 ) -> None:
     """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
@@ -59,7 +63,7 @@ def reproduce(
     names = tuple(world or ("backdoor", "frontdoor"))
     for name in names:
         get_world(name)  # unknown names fail before any training
-    summary = run_reproduce(output, names, steps, EvalConfig(n_units=n, seed=seed + 1), seed, log=console.print)
+    summary = run_reproduce(output, names, steps, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1), seed, log=console.print)
     for name in names:
         _print(json.loads((output / name / "results.json").read_text()))
     console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")
