@@ -12,7 +12,7 @@ import torch
 
 from cfedit.ancm import ANCM, ANCMConfig, _ImageStage
 from cfedit.data import LabelledImages
-from cfedit.errors import CheckpointError, DataError, DomainError
+from cfedit.errors import CfeditError, CheckpointError, DataError, DomainError
 from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
@@ -48,6 +48,20 @@ def test_counterfactual_term_trains_the_image_mechanism_only(world):
     term.backward()
     assert all(p.grad is None for p in labeller.parameters())
     assert image.enc[0].weight.grad.abs().sum() > 0 and image.up2.weight.grad.abs().sum() > 0
+
+
+def test_counterfactual_term_on_a_share_of_the_batch(world, monkeypatch):
+    """ctf_fraction = 0.25: the term sees the first quarter of the (randomly drawn) batch, with its own labels."""
+    image = ConditionalVAE(world.domains, (3, 28, 28), VAEConfig(width=8, latent_dim=4))
+    labeller = Labeller(world.domains, (3, 28, 28), LabellerConfig(width=8))
+    seen = []
+    monkeypatch.setattr(_ImageStage, "_counterfactual_loss", lambda self, x, v: seen.append((len(x), v["D"].tolist())) or x.sum() * 0)
+    v = {"D": torch.arange(16) % 10, "C": torch.arange(16) % 2, "B": (torch.arange(16) // 2) % 2}
+    _ImageStage(image, labeller, 0.1, 0.25)(torch.rand(16, 3, 28, 28), v)
+    assert seen == [(4, [0, 1, 2, 3])]
+    for bad in (0.0, 1.5):
+        with pytest.raises(CfeditError, match="ctf_fraction"):
+            _ImageStage(image, labeller, 0.1, bad)
 
 
 def test_null_edit_reproduces_the_factors(model, data):
