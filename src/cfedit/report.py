@@ -131,8 +131,8 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
             "interval meets the optimal bounds. The oracle's digit reader knows the world's own handwriting (0.999 on "
             "the factual images) but reads new handwriting at about 0.98, so an edit that redraws a hard digit "
             "can be misread: a 'kept' query can fall a little below 1 for that reason alone. Realism: Frechet distance in a reference CNN's "
-            "features (not Inception FID) to the world's own images under the same action, a 95% percentile-bootstrap "
-            "interval (resampling duplicates bias it upward), and the world-vs-world floor.")
+            "features (not Inception FID) to the world's own images under the same action, a 95% interval (standard error "
+            "from the delete-half jackknife), and the world-vs-world floor at the same sample size.")
     grids = results.get("grids", {})
     md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", markdown_table(ch, cr), "",
           "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", markdown_table(mh, mr), ""]
