@@ -20,6 +20,7 @@ import torch
 from cfedit.ancm import ANCM
 from cfedit.data import WORLD_TRAIN_UNITS
 from cfedit.experiments import EvalConfig, evaluate
+from cfedit.report import format_interval
 from cfedit.worlds import get_world
 
 
@@ -66,16 +67,15 @@ def main() -> None:
     res = evaluate(w, {"ancm": model}, EvalConfig(n_units=args.units, n_samples=args.samples, seed=1, realism=False,
                                                   composition_steps=0, reversibility=""), log=lambda s: None)
     print(f"evaluation on {args.units} held-out units x {args.samples} samples: {time.time() - t:.0f}s")
-    f = lambda m: f"{m['value']:.3f} [{m['lower']:.3f}, {m['upper']:.3f}] (n={m['n']})"  # noqa: E731
     for k, r in res["interventions"]["ancm"].items():
-        print(f"do({k}): effectiveness {f(r['effectiveness'])}  preservation {f(r['preservation'])}")
+        print(f"do({k}): effectiveness {format_interval(r['effectiveness'])}  preservation {format_interval(r['preservation'])}")
     for q in res["queries"]:
         e = q["methods"]["ancm"]
         err = f" |err|={abs(e['estimate'] - q['truth']):.3f}" if q["identified"] else ""
-        print(f"{q['query']}: estimate {e['estimate']:.3f} [{e['lower']:.3f}, {e['upper']:.3f}] (n={e['n']}) "
+        print(f"{q['query']}: estimate {format_interval(e)} "
               f"truth {q['truth']:.3f} bounds [{q['lower']:.3f}, {q['upper']:.3f}]{' identified' if q['identified'] else ''} "
               f"{'inside' if e['inside'] else 'OUTSIDE'}{err}")
-    print(f"null-edit reconstruction MAE {f(res['metrics']['ancm']['null-edit error'])}")
+    print(f"null-edit reconstruction MAE {format_interval(res['metrics']['ancm']['null-edit error'])}")
     tv_fit = model.fit_report.get("ncm_tv")
     print(f"NCM TV to its training labels' P(V) (saved at fit) {tv_fit if tv_fit is None else f'{tv_fit:.4f}'}; "
           f"to the true P(V) {0.5 * np.abs(model.ncm.table() - w.scm.observational()).sum():.4f}")

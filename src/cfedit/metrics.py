@@ -21,7 +21,7 @@ import numpy as np
 from cfedit.errors import QueryError
 from cfedit.query import Query
 
-_Z = 1.959963984540054  # 97.5% normal quantile
+Z95 = 1.959963984540054  # 97.5% normal quantile: 95% intervals are estimate +- Z95 standard errors
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ def wilson(successes: float, n: int) -> Estimate:
     if n <= 0:
         return Estimate(float("nan"), 0.0, 1.0, 0)
     p = successes / n
-    den = 1 + _Z**2 / n
-    mid = (p + _Z**2 / (2 * n)) / den
-    half = _Z * math.sqrt(p * (1 - p) / n + _Z**2 / (4 * n * n)) / den
+    den = 1 + Z95**2 / n
+    mid = (p + Z95**2 / (2 * n)) / den
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / den
     lo = 0.0 if successes <= 0 else max(0.0, mid - half)
     hi = 1.0 if successes >= n else min(1.0, mid + half)
     return Estimate(float(p), lo, hi, int(n))
@@ -60,7 +60,7 @@ def mean_estimate(x: np.ndarray, bounded: tuple[float, float] | None = None) -> 
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
     m = float(x.mean())
-    half = _Z * float(x.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
+    half = Z95 * float(x.std(ddof=1)) / math.sqrt(n) if n > 1 else float("inf")
     lo, hi = m - half, m + half
     if bounded is not None:
         lo, hi = max(bounded[0], lo), min(bounded[1], hi)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from cfedit.metrics import Z95
 from cfedit.reference import ClassifierConfig, ReferenceNet
 
 FEATURE_CONFIG = ClassifierConfig(epochs=4)  # a feature extractor, not an oracle: a short training suffices
@@ -56,9 +57,6 @@ class Realism:
     n: int
 
 
-_Z = 1.959963984540054  # 97.5% normal quantile
-
-
 def fd_interval(a: np.ndarray, b: np.ndarray, n_sub: int = 20, seed: int = 0) -> tuple[float, float, float]:
     """FD(a, b) with a 95% normal interval whose standard error is the delete-half jackknife's: the spread
     of FD over ``n_sub`` random halves of ``a`` drawn without replacement (for d = n/2 deleted the
@@ -71,7 +69,7 @@ def fd_interval(a: np.ndarray, b: np.ndarray, n_sub: int = 20, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     subs = [frechet_distance(a[rng.choice(len(a), half, replace=False)], b) for _ in range(n_sub)]
     se = float(np.std(subs, ddof=1))
-    return value, max(0.0, value - _Z * se), value + _Z * se
+    return value, max(0.0, value - Z95 * se), value + Z95 * se
 
 
 def realism(

@@ -28,7 +28,8 @@ def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
-def _interval(m: dict) -> str:
+def format_interval(m: dict) -> str:
+    """``value [lower, upper] (n=N)`` of a results entry (``value`` or ``estimate``), plus its floor if any."""
     out = f"{_fmt(m.get('value', m.get('estimate')))} [{_fmt(m.get('lower'))}, {_fmt(m.get('upper'))}] (n={m.get('n', '-')})"
     return out + (f" floor {_fmt(m['floor'])}" if "floor" in m else "")
 
@@ -41,7 +42,7 @@ def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
         cells = [q["query"], _fmt(q["truth"]), f"[{_fmt(q['lower'])}, {_fmt(q['upper'])}]", "yes" if q["identified"] else "no"]
         for m in methods:
             e = q["methods"].get(m)
-            cells.append("-" if e is None else f"{_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}")
+            cells.append("-" if e is None else f"{format_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}")
         rows.append(cells)
     return head, rows
 
@@ -49,7 +50,7 @@ def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 def metric_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     names = sorted({k for m in results["metrics"].values() for k in m})
     head = ["method", *names]
-    rows = [[m, *(_interval(results["metrics"][m][k]) if k in results["metrics"][m] else "-" for k in names)]
+    rows = [[m, *(format_interval(results["metrics"][m][k]) if k in results["metrics"][m] else "-" for k in names)]
             for m in results["methods"] if m in results["metrics"]]
     return head, rows
 
@@ -57,7 +58,7 @@ def metric_rows(results: dict) -> tuple[list[str], list[list[str]]]:
 def intervention_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     """Effectiveness and preservation per method and intervention (empty when the results have none)."""
     head = ["method", "do", "effectiveness", "preservation (non-descendants)"]
-    rows = [[m, do, _interval(r["effectiveness"]), _interval(r["preservation"])]
+    rows = [[m, do, format_interval(r["effectiveness"]), format_interval(r["preservation"])]
             for m, per in results.get("interventions", {}).items() for do, r in per.items()]
     return head, rows
 

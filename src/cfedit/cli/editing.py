@@ -104,7 +104,7 @@ def demo(
     from cfedit.ancm import ANCM
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.experiments import EvalConfig, evaluate
-    from cfedit.report import write_report
+    from cfedit.report import format_interval, write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
@@ -122,13 +122,11 @@ def demo(
     for q in res["queries"]:
         e = q["methods"]["ancm"]
         b = f"{q['lower']:.3f} (identified)" if q["identified"] else f"[{q['lower']:.3f}, {q['upper']:.3f}]"
-        est = f"{e['estimate']:.3f} [{e['lower']:.3f}, {e['upper']:.3f}] (n={e['n']})"
-        rows.append((q["query"], b, est, f"{q['truth']:.3f}", "yes" if e["inside"] else "NO"))
+        rows.append((q["query"], b, format_interval(e), f"{q['truth']:.3f}", "yes" if e["inside"] else "NO"))
     print_table(f"ctf-consistency on {n} held-out units, {samples} samples each (read by the world's oracle)",
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
-    fmt = lambda m: f"{m['value']:.3f} [{m['lower']:.3f}, {m['upper']:.3f}] (n={m['n']})"  # noqa: E731
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
-                [(k, fmt(r["effectiveness"]), fmt(r["preservation"])) for k, r in res["interventions"]["ancm"].items()])
+                [(k, format_interval(r["effectiveness"]), format_interval(r["preservation"])) for k, r in res["interventions"]["ancm"].items()])
     null = res["metrics"]["ancm"]["null-edit error"]
     console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
