@@ -17,10 +17,10 @@ import time
 import numpy as np
 
 from cfedit.bounds import optimal_bounds
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Atom, Query, parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Atom, Query, parse_query
 from cfedit.scm import SCM, Exogenous
 
 

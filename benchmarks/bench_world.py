@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.worlds import get_world, world_names
 
 

@@ -6,7 +6,7 @@ import pytest
 from cfedit.ancm import ANCM, ANCMConfig
 from cfedit.baselines import Associational, Independent, NonCausal, Oracle, markovian, markovian_graph
 from cfedit.data import LabelledImages
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.imaging import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world

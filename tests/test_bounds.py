@@ -11,10 +11,10 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from cfedit.bounds import Bounds, Contrast, empirical_table, extremal_models, optimal_bounds, read_labels_csv
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError, DataError, QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Atom, Query, parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Atom, Query, parse_query
 from cfedit.scm import SCM, Exogenous
 
 BIN = ("0", "1")

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from cfedit.data import LabelledImages
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DataError
 from cfedit.worlds import get_world
 

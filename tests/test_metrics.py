@@ -5,7 +5,7 @@ import pytest
 
 from cfedit.errors import QueryError
 from cfedit.metrics import ctf_estimate, effectiveness, preservation, reconstruction_error, wilson
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.worlds import DOMAINS
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DomainError, QueryError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.ncm import NCM, NCMConfig
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.scm import SCM, Exogenous
 
 DOM = Domains({"Z": ["0", "1"], "X": ["0", "1"], "Y": ["0", "1"]})

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from cfedit.bounds import optimal_bounds
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import QueryError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.ncm_bounds import NeuralBoundsConfig, neural_bounds
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.scm import SCM, Exogenous
 
 BIN = ("0", "1")

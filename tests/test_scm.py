@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import GraphError, QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Query, parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Query, parse_query
 from cfedit.scm import SCM, Exogenous
 
 BIN = Domains({"X": ["0", "1"], "Y": ["0", "1"]})

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cfedit.errors import CfeditError
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.worlds import BAR_TABLE, get_world, world_names
 
 

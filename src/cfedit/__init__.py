@@ -4,10 +4,10 @@ The names a README example needs; torch-based parts (``ANCM``, ``neural_bounds``
 """
 
 from cfedit.bounds import Bounds, Contrast, empirical_table, extremal_models, optimal_bounds, read_labels_csv
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError
-from cfedit.graph import CausalGraph
-from cfedit.query import Atom, Query, parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Atom, Query, parse_query
 from cfedit.scm import ASCM, SCM, Exogenous, Units
 from cfedit.worlds import get_world
 

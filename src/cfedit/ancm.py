@@ -28,9 +28,9 @@ import torch
 import torch.nn as nn
 
 from cfedit.data import LabelledImages
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError, CheckpointError, DataError, GraphError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig, check_images
 from cfedit.ncm import NCM, Exogenous, FitReport, NCMConfig
 

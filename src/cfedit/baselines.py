@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cfedit.ancm import ANCM, EditResult
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.ncm import NCM
 from cfedit.scm import ASCM, Units
 

@@ -1,7 +1,7 @@
 """Optimal bounds of feature-level counterfactuals from P(V) and a causal diagram G.
 
 Given G (directed and bidirected edges), the observational table P(V) and a counterfactual query
-Q = P(W_{x'} = w | V = v) (any :class:`~cfedit.query.Query`, or a :class:`Contrast` such as an ACE),
+Q = P(W_{x'} = w | V = v) (any :class:`~cfedit.core.query.Query`, or a :class:`Contrast` such as an ACE),
 :func:`optimal_bounds` returns the interval [min_M Q(M), max_M Q(M)] over the models M compatible with G
 that reproduce P(V). This is the yardstick of ctf-consistency (DESIGN.md sec. 1).
 
@@ -74,9 +74,9 @@ fails) :class:`~cfedit.errors.DataError` is raised.
 
 Notation: ``q`` -> q_C (law of response types), ``slot`` -> r_j(pa), ``x`` -> the action do(X = x').
 
->>> from cfedit.graph import CausalGraph
->>> from cfedit.domains import Domains
->>> from cfedit.query import parse_query
+>>> from cfedit.core.graph import CausalGraph
+>>> from cfedit.core.domains import Domains
+>>> from cfedit.core.query import parse_query
 >>> g = CausalGraph.parse("X -> Y")
 >>> dom = Domains({"X": ["0", "1"], "Y": ["0", "1"]})
 >>> p = np.array([[0.3, 0.2], [0.1, 0.4]])  # P(X, Y)
@@ -98,10 +98,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DataError, DomainError, GraphError, QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Atom, Query, parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Atom, Query, parse_query
 from cfedit.scm import SCM, Exogenous
 
 __all__ = ["Bounds", "Contrast", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DataError, DomainError
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from cfedit import metrics
 from cfedit.errors import CfeditError
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.report import atomic_write_text, markdown_table, save_grid, write_report
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DataError
 
 Codes = Mapping[str, torch.Tensor]

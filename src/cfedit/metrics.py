@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfedit.errors import QueryError
-from cfedit.query import Query
+from cfedit.core.query import Query
 
 Z95 = 1.959963984540054  # 97.5% normal quantile: 95% intervals are estimate +- Z95 standard errors
 

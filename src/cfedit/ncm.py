@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DomainError, GraphError, QueryError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 
 Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor, one entry per unit."""

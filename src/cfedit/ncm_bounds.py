@@ -31,10 +31,10 @@ import torch
 import torch.nn as nn
 
 from cfedit.bounds import Contrast, _check_evidence, _Context, _events, _world_plans
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Atom, Query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Atom, Query
 
 _MAX_ASSIGNMENTS = 200_000  # joint values of a query's cells that are enumerated
 

@@ -22,10 +22,10 @@ from typing import Protocol
 
 import numpy as np
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DomainError, GraphError, QueryError
-from cfedit.graph import CausalGraph
-from cfedit.query import Query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Query
 
 Values = dict[str, np.ndarray]
 """Integer codes per factor (or per exogenous variable), one entry per unit."""

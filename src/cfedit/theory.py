@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfedit.graph import CausalGraph
-from cfedit.query import parse_query
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import parse_query
 from cfedit.scm import ASCM, SCM, Exogenous, Units
 from cfedit.worlds import MnistBars, World
 

@@ -23,9 +23,9 @@ from functools import cached_property
 
 import numpy as np
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 from cfedit.mnist import WriterPools, load_pools
 from cfedit.scm import ASCM, SCM, Exogenous, Values
 

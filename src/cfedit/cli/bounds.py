@@ -24,8 +24,8 @@ def bounds(
 ) -> None:
     """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V)."""
     from cfedit.bounds import empirical_table, optimal_bounds, read_labels_csv
-    from cfedit.graph import CausalGraph
-    from cfedit.query import parse_query
+    from cfedit.core.graph import CausalGraph
+    from cfedit.core.query import parse_query
 
     texts = list(queries or [])
     if file is not None:

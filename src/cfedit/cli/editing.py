@@ -38,7 +38,7 @@ def train(
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
     from cfedit.ancm import ANCM
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
-    from cfedit.graph import CausalGraph
+    from cfedit.core.graph import CausalGraph
 
     if (world is None) == (images is None):
         raise DataError("give either --world NAME or --images DIR --labels CSV --graph FILE")

@@ -10,7 +10,7 @@ import typer
 
 from cfedit.cli import app
 from cfedit.cli.common import console, print_table, save_grid
-from cfedit.query import parse_query
+from cfedit.core.query import parse_query
 from cfedit.worlds import get_world, world_names
 
 world_app = typer.Typer(no_args_is_help=True, help="Ground-truth worlds (exact ASCMs that render images).")

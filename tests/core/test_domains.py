@@ -1,6 +1,6 @@
 import pytest
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import DomainError
 
 DOM = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})

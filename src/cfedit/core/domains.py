@@ -112,3 +112,21 @@ class Domains:
     def format(self, assignment: Mapping[str, int]) -> str:
         """``{"C": 0}`` -> ``"C=green"``."""
         return ", ".join(f"{k}={self.decode(k, v)}" for k, v in assignment.items())
+
+    # ------------------------------------------------------------------ joint configurations
+    def n_configs(self, names: Iterable[str]) -> int:
+        """The number of joint values of ``names`` (1 for none): e.g. the parent configurations of a factor."""
+        return int(np.prod([self.size(k) for k in names], dtype=np.int64))
+
+    def config_index(self, names: Iterable[str], values: Mapping[str, object]):
+        """The mixed-radix index of the joint value of ``names`` read from ``values`` (first name most
+        significant, as ``np.ravel_multi_index``). Works on ints, numpy arrays and torch tensors alike.
+
+        >>> Domains({"D": list("0123456789"), "C": ["g", "r"]}).config_index(["D", "C"], {"D": 7, "C": 1})
+        15
+        """
+        idx = 0
+        for k in names:
+            v = values[k]
+            idx = idx * self.size(k) + (v.long() if hasattr(v, "long") else v)
+        return idx

@@ -8,7 +8,7 @@ P(outcome atoms | given atoms), e.g. the edit of a unit whose factors are v,
 
 or a joint such as ``P(B=0, B[C=green]=1)``. Text is parsed with errors that point at the token.
 
->>> from cfedit.domains import Domains
+>>> from cfedit.core.domains import Domains
 >>> dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 >>> q = parse_query("P(B[C=green]=1 | D=7, C=red, B=0)", dom)
 >>> q.outcome[0]
@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cfedit.domains import Domains
+from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError, QueryError
 
 _TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z0-9_.+-]+)|(?P<sym>[()\[\]|,=]))")

@@ -1,7 +1,7 @@
 import pytest
 
 from cfedit.errors import GraphError
-from cfedit.graph import CausalGraph
+from cfedit.core.graph import CausalGraph
 
 BACKDOOR = "D <-> C; D -> B; C -> B"
 CG_TEXT = """<NODES>

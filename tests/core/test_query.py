@@ -1,8 +1,10 @@
 import pytest
 
 from cfedit.errors import QueryError
-from cfedit.query import Atom, Query, parse_query
-from tests.test_domains import DOM
+from cfedit.core.query import Atom, Query, parse_query
+from cfedit.core.domains import Domains
+
+DOM = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 
 
 def test_parse_edit_query_and_round_trip():
