@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,15 +136,13 @@ class NCM(nn.Module):
         """Columns of U_name: one per parent configuration ("independent"), or one ("comonotone")."""
         if self.config.coupling == "comonotone":
             return 1
-        return int(np.prod([self.domains.size(p) for p in self.graph.parents(name)], dtype=np.int64))
+        return self.domains.n_configs(self.graph.parents(name))
 
     def _config_index(self, name: str, parents: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
         idx = torch.zeros(n, dtype=torch.long, device=self.device)
         if self.config.coupling == "comonotone":
             return idx
-        for p in self.graph.parents(name):
-            idx = idx * self.domains.size(p) + parents[p].long()
-        return idx
+        return idx + self.domains.config_index(self.graph.parents(name), parents)
 
     def _codes(self, v: Codes, n: int | None = None) -> dict[str, torch.Tensor]:
         out = {}
@@ -191,20 +189,13 @@ class NCM(nn.Module):
         return torch.logsumexp(self._joint_loglik(vv, z, lw), dim=1)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, v: Codes, progress: bool = False, weights: np.ndarray | None = None) -> FitReport:
+    def fit(self, v: Codes, weights: np.ndarray | None = None, log: Callable[[str], None] | None = None) -> FitReport:
         """Maximum likelihood on the labels (full batch over distinct rows weighted by counts).
 
         ``weights`` (one non-negative number per label row) make it weighted maximum likelihood: the
-        labels may then be the cells of a table, weighted by their probability.
+        labels may then be the cells of a table, weighted by their probability. ``log`` gets four
+        progress lines.
         """
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # tiny full-batch ops: one thread is ~10x faster than two when cores are busy
-        try:
-            return self._fit(v, progress, weights)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _fit(self, v: Codes, progress: bool, weights: np.ndarray | None) -> FitReport:
         rows, counts = _distinct(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
@@ -218,8 +209,8 @@ class NCM(nn.Module):
             loss.backward()
             opt.step()
             sched.step()
-            if progress and (step + 1) % max(1, self.config.steps // 4) == 0:
-                print(f"  ncm step {step + 1}/{self.config.steps}  nll {loss.item():.4f}", flush=True)
+            if log is not None and (step + 1) % max(1, self.config.steps // 4) == 0:
+                log(f"  ncm step {step + 1}/{self.config.steps}  nll {loss.item():.4f}")
         self.report = FitReport(self.tv(v, weights), float(loss.item()), self.config.steps, time.time() - t0)
         return self.report
 

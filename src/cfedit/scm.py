@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import combinations
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -198,13 +198,22 @@ class SCM:
 
 # ---------------------------------------------------------------------- augmented SCMs
 class ImageMechanism(Protocol):
-    """The true image mechanism of a world: I := f_I(V, U_I)."""
+    """The true image mechanism of a world, I := f_I(V, U_I), with the verbs of the learned ones
+    (:mod:`cfedit.imaging`) in numpy: ``prior`` draws U_I, ``generate`` renders images (N, C, H, W) in [0, 1].
+    A world that can also invert it exactly offers ``abduct(images, v) -> u_image`` (see :class:`Abducible`)."""
 
     image_shape: tuple[int, int, int]
 
-    def sample_u(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
 
-    def render(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray: ...
+    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Abducible(Protocol):
+    """A true image mechanism with exact abduction: generate(v, abduct(generate(v, u), v)) == generate(v, u)."""
+
+    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
 
 class Reader(Protocol):
@@ -250,14 +259,14 @@ class ASCM:
     def units(self, n: int, seed: int = 0) -> Units:
         rng = np.random.default_rng(seed)
         u = self.scm.sample_u(n, rng)
-        u_image = self.image.sample_u(n, rng)
+        u_image = self.image.prior(n, rng)
         return Units(u, u_image, self.scm.evaluate(u))
 
     def factual(self, units: Units) -> np.ndarray:
         """The factual images f_I(v, u_I)."""
-        return self.image.render(units.v, units.u_image)
+        return self.image.generate(units.v, units.u_image)
 
     def counterfactual(self, units: Units, do: Mapping[str, int]) -> tuple[Values, np.ndarray]:
         """The true counterfactual factors V_{x'}(u) and images f_I(V_{x'}(u), u_I) of the same units."""
         v_cf = self.scm.counterfactual(units.u, do)
-        return v_cf, self.image.render(v_cf, units.u_image)
+        return v_cf, self.image.generate(v_cf, units.u_image)

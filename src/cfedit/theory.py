@@ -1,13 +1,14 @@
-"""The two impossibility results of Pan & Bareinboim (2024), made executable.
+"""The two impossibility results of Pan & Bareinboim (2024), made executable on any world.
 
 1. **Without a diagram** (:func:`diagram_witness`). From one world's P(V) we build ASCMs with different
-   diagrams over (D, C) -- D -> C, C -> D and D <-> C, each with B <- {D, C} -- that reproduce P(V)
-   exactly and share the world's image mechanism, so P(V, I) is identical. They disagree on the image
-   counterfactual: under C -> D, do(C = x') changes the digit; under the other two it cannot.
+   diagrams over the intervened factor X and a factor Y adjacent to it -- Y -> X, X -> Y and Y <-> X, every
+   other factor R with parents {Y, X} and the R before it -- that reproduce P(V) exactly and share the
+   world's image mechanism, so P(V, I) is identical. They disagree on the image counterfactual: under
+   X -> Y, do(X = x') changes Y; under the other two it cannot.
 2. **With the diagram** (:func:`handwriting_witness`). M' has f'_I(v, u) = f_I(v, tau_v(u)) with tau_v a
-   v-dependent cyclic shift of the handwriting pool of each digit, which preserves the (uniform) law of the
-   slot. P(V, I) is identical -- exactly, since each P(I | v) is uniform over the same finite pool -- but
-   the counterfactual image gets other handwriting whenever tau_v and tau_{v'} differ.
+   v-dependent map that preserves the law of U_I given v (the world's image mechanism offers such maps:
+   :class:`ShiftableNoise`). P(V, I) is identical, but the counterfactual image gets other noise (other
+   handwriting, another identity) whenever tau_v and tau_{v'} differ.
 
 Every SCM built here is exact: conditionals are encoded with the inverse-CDF (comonotone) coupling on an
 exogenous variable whose values are the intervals between all the conditional CDFs' breakpoints.
@@ -15,15 +16,17 @@ exogenous variable whose values are the intervals between all the conditional CD
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
-from cfedit.scm import ASCM, SCM, Exogenous, Units
-from cfedit.worlds import MnistBars, World
+from cfedit.errors import CfeditError
+from cfedit.scm import ASCM, SCM, Exogenous, ImageMechanism, Units, Values
+from cfedit.worlds import World
 
 
 def inverse_cdf(name: str, cond: np.ndarray, readers: tuple[str, ...]) -> tuple[Exogenous, np.ndarray]:
@@ -48,54 +51,98 @@ def inverse_cdf(name: str, cond: np.ndarray, readers: tuple[str, ...]) -> tuple[
 class DiagramModel:
     graph: CausalGraph
     scm: SCM
-    kept: float  # P(D_{C=x'} = D | evidence): the probability that the edit keeps the digit
+    kept: float  # P(Y_{X=x'} = Y | evidence): the probability that the edit keeps the adjacent factor Y
+    factor: str  # Y
 
 
-def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=green") -> list[DiagramModel]:
-    """Three SCMs over (D, C, B) with diagrams D -> C, C -> D, D <-> C that fit ``world``'s P(V) exactly."""
-    dom = world.domains
-    p = world.scm.observational()  # axes D, C, B
-    p_dc = p.sum(axis=2)
-    p_b = p / p.sum(axis=2, keepdims=True)  # P(B | D, C)
-    nd, nc = p_dc.shape
-    u_b, b_of = inverse_cdf("U_B", p_b.reshape(nd * nc, -1), ("B",))
-    bar = lambda pa, u: b_of[pa["D"] * nc + pa["C"], u["U_B"]]  # noqa: E731
-    models: list[tuple[str, list[Exogenous], dict]] = []
+def _conditional(p: np.ndarray, names: tuple[str, ...], child: str, parents: tuple[str, ...]) -> np.ndarray:
+    """P(child | parents) from the table ``p`` (axes ``names``), rows in mixed-radix parent order; rows
+    of probability zero are uniform (never read by a unit of the model)."""
+    keep = (*parents, child)
+    m = p.sum(axis=tuple(i for i, n in enumerate(names) if n not in keep))
+    kept_order = [n for n in names if n in keep]
+    m = np.transpose(m, [kept_order.index(n) for n in keep]).reshape(-1, p.shape[names.index(child)])
+    tot = m.sum(axis=1, keepdims=True)
+    return np.where(tot > 0, m / np.where(tot > 0, tot, 1), 1.0 / m.shape[1])
 
-    u_d, d_of = inverse_cdf("U_D", p_dc.sum(axis=1), ("D",))
-    u_c, c_of = inverse_cdf("U_C", p_dc / p_dc.sum(axis=1, keepdims=True), ("C",))
-    models.append(("D -> C; D -> B; C -> B", [u_d, u_c, u_b],
-                   {"D": lambda pa, u: d_of[0, u["U_D"]], "C": lambda pa, u: c_of[pa["D"], u["U_C"]], "B": bar}))
 
-    u_c2, c2_of = inverse_cdf("U_C", p_dc.sum(axis=0), ("C",))
-    u_d2, d2_of = inverse_cdf("U_D", (p_dc / p_dc.sum(axis=0, keepdims=True)).T, ("D",))
-    models.append(("C -> D; D -> B; C -> B", [u_c2, u_d2, u_b],
-                   {"C": lambda pa, u: c2_of[0, u["U_C"]], "D": lambda pa, u: d2_of[pa["C"], u["U_D"]], "B": bar}))
+def _pair(world: World, x: str, y: str | None) -> str:
+    if y is not None:
+        world.domains.check(y)
+        if y == x:
+            raise CfeditError(f"the kept factor must differ from the intervened factor {x}")
+        return y
+    g = world.graph
+    near = [n for n in world.domains.names if n != x and (n in g.parents(x) or x in g.parents(n)
+                                                          or frozenset((n, x)) in {frozenset(e) for e in g.bidirected})]
+    if not near:
+        raise CfeditError(f"no factor is adjacent to {x} in {g}: the diagram witness needs one")
+    return near[0]
 
-    u_dc, dc_of = inverse_cdf("U_DC", p_dc.reshape(1, -1), ("D", "C"))
-    models.append(("D <-> C; D -> B; C -> B", [u_dc, u_b],
-                   {"D": lambda pa, u: dc_of[0, u["U_DC"]] // nc, "C": lambda pa, u: dc_of[0, u["U_DC"]] % nc, "B": bar}))
 
+def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=green", kept: str | None = None) -> list[DiagramModel]:
+    """Three SCMs with diagrams Y -> X, X -> Y, Y <-> X (X the action's factor, Y ``kept`` or the first
+    factor adjacent to X) that fit ``world``'s P(V) exactly; ``kept`` of each is P(Y_{x'} = Y | evidence)."""
+    dom, names = world.domains, world.domains.names
+    act = dom.parse_assignments(action)
+    if len(act) != 1:
+        raise CfeditError(f"the diagram witness takes an action on one factor, got {action!r}")
+    (x,) = act
+    y = _pair(world, x, kept)
     ev = dom.parse_assignments(evidence)
-    act = dom.format(dom.parse_assignments(action)).replace(" ", "")
+    p = world.scm.observational()
+    rest = [n for n in world.graph.topological_order() if n not in (x, y)]
+    ny, nx_ = dom.size(y), dom.size(x)
+
+    def rest_parts(before: tuple[str, ...]) -> tuple[list[Exogenous], dict, list[str]]:
+        exo, mech, edges = [], {}, []
+        for i, r in enumerate(rest):
+            pa = (*before, *rest[:i])
+            u, table = inverse_cdf(f"U_{r}", _conditional(p, names, r, pa), (r,))
+            exo.append(u)
+            mech[r] = _lookup(table, pa, u.name, dom)
+            edges += [f"{q} -> {r}" for q in pa]
+        return exo, mech, edges
+
+    models: list[tuple[str, list[Exogenous], dict]] = []
+    ex, mech, edges = rest_parts((y, x))
+    u_y, y_of = inverse_cdf(f"U_{y}", _conditional(p, names, y, ()), (y,))
+    u_x, x_of = inverse_cdf(f"U_{x}", _conditional(p, names, x, (y,)), (x,))
+    models.append((f"{y} -> {x}", [u_y, u_x, *ex], {y: _lookup(y_of, (), u_y.name, dom), x: _lookup(x_of, (y,), u_x.name, dom), **mech}))
+    u_x2, x2_of = inverse_cdf(f"U_{x}", _conditional(p, names, x, ()), (x,))
+    u_y2, y2_of = inverse_cdf(f"U_{y}", _conditional(p, names, y, (x,)), (y,))
+    models.append((f"{x} -> {y}", [u_x2, u_y2, *ex], {x: _lookup(x2_of, (), u_x2.name, dom), y: _lookup(y2_of, (x,), u_y2.name, dom), **mech}))
+    p_yx = p.sum(axis=tuple(i for i, n in enumerate(names) if n not in (x, y)))
+    if names.index(y) > names.index(x):
+        p_yx = p_yx.T
+    u_yx, yx_of = inverse_cdf(f"U_{y}{x}", p_yx.reshape(1, -1), (y, x))
+    models.append((f"{y} <-> {x}", [u_yx, *ex], {y: lambda pa, u, t=yx_of, n=u_yx.name: t[0, u[n]] // nx_,
+                                                  x: lambda pa, u, t=yx_of, n=u_yx.name: t[0, u[n]] % nx_, **mech}))
+    act_text = dom.format(act).replace(" ", "")
+    p_y = p_yx / p_yx.sum()  # axes (y, x)
+    col = p_y[:, ev[x]] if x in ev else p_y.sum(axis=1)
+    if y in ev:
+        col = np.where(np.arange(ny) == ev[y], col, 0.0)
+    col = col / col.sum()
     out = []
-    for text, exo, mech in models:
-        scm = SCM(CausalGraph.parse(text), dom, exo, mech)
-        kept = sum(
-            scm.probability(parse_query(f"P(D[{act}]={d} | D={d}, {dom.format(ev)})", dom)) * _p_d_given(p_dc, d, ev)
-            for d in range(nd)
-        )
-        out.append(DiagramModel(scm.graph, scm, kept))
+    for pair, exo, mechs in models:
+        scm = SCM(CausalGraph.parse("; ".join([pair, *edges])), dom, exo, mechs)
+        given = dom.format({k: v for k, v in ev.items() if k != y})
+        total = 0.0
+        for yv in np.flatnonzero(col > 0):
+            cond = f"{y}={dom.decode(y, yv)}" + (f", {given}" if given else "")
+            total += scm.probability(parse_query(f"P({y}[{act_text}]={dom.decode(y, yv)} | {cond})", dom)) * col[yv]
+        out.append(DiagramModel(scm.graph, scm, float(total), y))
     return out
 
 
-def _p_d_given(p_dc: np.ndarray, d: int, ev: Mapping[str, int]) -> float:
-    col = p_dc[:, ev["C"]] if "C" in ev else p_dc.sum(axis=1)
-    return float(col[d] / col.sum())
+def _lookup(table: np.ndarray, parents: tuple[str, ...], u_name: str, dom) -> Callable:
+    """The mechanism ``lookup[parent configuration, u]`` of an inverse-CDF encoding."""
+    return lambda pa, u: table[dom.config_index(parents, pa) if parents else 0, u[u_name]]
 
 
-def posterior_units(scm: SCM, image: MnistBars, v: Mapping[str, int], u_image: float, n: int, seed: int) -> Units:
-    """n exact posterior draws of u given V = v (by enumeration), with a fixed handwriting u_I."""
+def posterior_units(scm: SCM, v: Mapping[str, int], u_image: float, n: int, seed: int) -> Units:
+    """n exact posterior draws of u given V = v (by enumeration), with a fixed image noise u_I."""
     support, p = scm.enumerate_u()
     world = scm.evaluate(support)
     mask = np.ones(len(p), dtype=bool)
@@ -108,29 +155,44 @@ def posterior_units(scm: SCM, image: MnistBars, v: Mapping[str, int], u_image: f
 
 
 # ------------------------------------------------------------------------------------- impossibility 2
-class ShiftedHandwriting:
-    """f'_I(v, u) = f_I(v, tau_v(u)): tau_v shifts the slot of digit d cyclically by s(v) = 1 + 7 D + 3 C + 5 B."""
+@runtime_checkable
+class ShiftableNoise(Protocol):
+    """A true image mechanism whose noise admits law-preserving, v-dependent maps: ``shift_noise(v, u, s)``
+    (for each integer s, a bijection that keeps the law of U_I given v), its inverse ``unshift_noise``, and
+    ``law_preserved(tau)``, an exact check that a map tau(v, u) keeps P(I | v) for every v."""
 
-    image_shape = (3, 28, 28)
+    def shift_noise(self, v: Values, u_image: np.ndarray, s: np.ndarray) -> np.ndarray: ...
 
-    def __init__(self, base: MnistBars):
-        self.base = base
+    def unshift_noise(self, v: Values, u_image: np.ndarray, s: np.ndarray) -> np.ndarray: ...
 
-    def shift(self, v: Mapping[str, np.ndarray]) -> np.ndarray:
-        return 1 + 7 * np.asarray(v["D"]) + 3 * np.asarray(v["C"]) + 5 * np.asarray(v["B"])
+    def law_preserved(self, tau: Callable[[Values, np.ndarray], np.ndarray]) -> bool: ...
 
-    def sample_u(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.base.sample_u(n, rng)
 
-    def tau(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
-        """The shifted U_I: slot k of digit d becomes slot (k + s(v)) mod n_d; uniform stays uniform."""
-        n_d = self.base.counts[np.asarray(v["D"])]
-        k = np.minimum((np.asarray(u_image) * n_d).astype(np.int64), n_d - 1)
-        frac = np.asarray(u_image) * n_d - k
-        return ((k + self.shift(v)) % n_d + frac) / n_d
+_PRIMES = (7, 3, 5, 11, 13, 17, 19, 23)
 
-    def render(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
-        return self.base.render(v, self.tau(v, u_image))
+
+def shift_of(v: Values, names: tuple[str, ...]) -> np.ndarray:
+    """s(v) = 1 + 7 v_1 + 3 v_2 + 5 v_3 + ...: a shift that differs between most pairs of factor values."""
+    return 1 + sum(_PRIMES[i % len(_PRIMES)] * np.asarray(v[k], dtype=np.int64) for i, k in enumerate(names))
+
+
+class ShiftedNoise:
+    """f'_I(v, u) = f_I(v, tau_v(u)) with tau_v = ``base.shift_noise(v, ., s(v))``."""
+
+    def __init__(self, base: ShiftableNoise, names: tuple[str, ...]):
+        if not isinstance(base, ShiftableNoise):
+            raise CfeditError(f"{type(base).__name__} offers no law-preserving noise maps: the handwriting witness needs them")
+        self.base, self.names = base, names
+        self.image_shape = base.image_shape  # type: ignore[attr-defined]
+
+    def tau(self, v: Values, u_image: np.ndarray) -> np.ndarray:
+        return self.base.shift_noise(v, u_image, shift_of(v, self.names))
+
+    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.base.prior(n, rng)  # type: ignore[attr-defined]
+
+    def generate(self, v: Values, u_image: np.ndarray) -> np.ndarray:
+        return self.base.generate(v, self.tau(v, u_image))  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -140,7 +202,7 @@ class HandwritingWitness:
     counterfactual_m2: np.ndarray  # the counterfactual images under M'
     share_different: float  # share of units whose counterfactual images differ between M and M'
     share_different_changed: float  # the same share among units whose factors the action changes
-    law_identical: bool  # P(I | v) identical under M and M' for every v (checked exactly over the pool)
+    law_identical: bool  # P(I | v) identical under M and M' for every v (checked exactly)
 
 
 def handwriting_witness(
@@ -151,37 +213,17 @@ def handwriting_witness(
     A factual image i = f_I(v, u) under M is produced under M' by u' = tau_v^{-1}(u); the counterfactual
     images f_I(v', u) and f_I(v', tau_{v'}(tau_v^{-1}(u))) are compared pixel by pixel.
     """
-    base = ascm.image
-    if not isinstance(base, MnistBars):
-        raise TypeError("the handwriting witness needs a world whose image mechanism is MnistBars")
-    m2 = ShiftedHandwriting(base)
+    base: ImageMechanism = ascm.image
+    m2 = ShiftedNoise(base, ascm.domains.names)  # type: ignore[arg-type]
     units = ascm.units(n, seed) if units is None else units
     n = len(units)
     factual = ascm.factual(units)
     v_cf, cf_m = ascm.counterfactual(units, do)
-    # u' with tau_v(u') = u: shift back by s(v)
-    n_d = base.counts[units.v["D"]]
-    k = np.minimum((units.u_image * n_d).astype(np.int64), n_d - 1)
-    frac = units.u_image * n_d - k
-    u_prime = ((k - m2.shift(units.v)) % n_d + frac) / n_d
-    assert np.array_equal(m2.render(units.v, u_prime), factual)
-    cf_m2 = m2.render(v_cf, u_prime)
+    u_prime = m2.base.unshift_noise(units.v, units.u_image, shift_of(units.v, m2.names))
+    if not np.array_equal(m2.generate(units.v, u_prime), factual):
+        raise CfeditError("the world's noise maps are not inverse to each other")
+    cf_m2 = m2.generate(v_cf, u_prime)
     differ = np.abs(cf_m - cf_m2).reshape(n, -1).max(axis=1) > 0
     changed = np.any([v_cf[k] != units.v[k] for k in units.v], axis=0)
     share_changed = float(differ[changed].mean()) if changed.any() else 0.0
-    return HandwritingWitness(factual, cf_m, cf_m2, float(differ.mean()), share_changed, _same_law(base, m2))
-
-
-def _same_law(base: MnistBars, m2: ShiftedHandwriting) -> bool:
-    """P(I | v) under M and M': both are uniform over slot images; compare the slot multisets exactly."""
-    for d in range(10):
-        n_d = int(base.counts[d])
-        centres = (np.arange(n_d) + 0.5) / n_d  # one u per slot, each of probability 1 / n_d
-        for c in (0, 1):
-            for b in (0, 1):
-                v = {"D": np.full(n_d, d), "C": np.full(n_d, c), "B": np.full(n_d, b)}
-                s1 = np.sort(base.slot(v["D"], centres))
-                s2 = np.sort(base.slot(v["D"], m2.tau(v, centres)))
-                if not np.array_equal(s1, s2):
-                    return False
-    return True
+    return HandwritingWitness(factual, cf_m, cf_m2, float(differ.mean()), share_changed, m2.base.law_preserved(m2.tau))

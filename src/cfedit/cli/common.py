@@ -1,4 +1,4 @@
-"""Small helpers shared by the CLI modules: tables (image grids live in :mod:`cfedit.report`)."""
+"""Small helpers shared by the CLI modules: tables (image grids live in :mod:`cfedit.evaluation.report`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from cfedit.report import save_grid  # noqa: F401  (re-exported for the CLI modules)
+from cfedit.evaluation.report import save_grid  # noqa: F401  (re-exported for the CLI modules)
 
 console = Console()
 

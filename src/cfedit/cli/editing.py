@@ -14,13 +14,17 @@ from cfedit.cli import app
 from cfedit.cli.common import console, print_table, save_grid
 from cfedit.errors import DataError
 
-DEMO_STEPS = 1200  # image-stage steps of `cfedit demo` (a few minutes on 2 CPU cores)
+MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
 
-def _config(steps: int | None, seed: int):
-    from cfedit.ancm import ANCMConfig
+def config_from(config: Path | None, mechanism: str | None, steps: int | None, seed: int | None):
+    """The editor config: defaults, then the TOML file, then the flags."""
+    from cfedit.editors.ancm import ANCMConfig
 
-    return ANCMConfig(seed=seed) if steps is None else ANCMConfig(steps=steps, seed=seed)
+    base = ANCMConfig.from_toml(config) if config is not None else ANCMConfig()
+    return base.updated(mechanism=mechanism, steps=steps, seed=seed)
 
 
 @app.command("train")
@@ -31,29 +35,32 @@ def train(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
     n: Annotated[Optional[int], typer.Option("-n", min=1, help="units to draw from the world [default: 60,000]")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="image-stage steps (default from ANCMConfig)")] = None,
-    seed: int = 0,
+    steps: StepsOpt = None,
+    seed: Annotated[Optional[int], typer.Option(help="seed [default: from the config, 0]")] = None,
+    mechanism: MechanismOpt = None,
+    config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
 ) -> None:
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
-    from cfedit.ancm import ANCM
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.core.graph import CausalGraph
+    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.editors.ancm import ANCM
 
     if (world is None) == (images is None):
         raise DataError("give either --world NAME or --images DIR --labels CSV --graph FILE")
+    cfg = config_from(config, mechanism, steps, seed)
     if world is not None:
         from cfedit.worlds import get_world
 
         w = get_world(world)
-        g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=seed, split="train")
+        g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
     else:
         if labels is None or graph is None:
             raise DataError("--images needs --labels CSV and --graph FILE")
         g = CausalGraph.load(graph)
         data = LabelledImages.from_folder(images, labels)
     t0 = time.time()
-    ANCM.fit(g, data, _config(steps, seed), out_dir=output, resume=resume)
+    ANCM.fit(g, data, cfg, out_dir=output, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
         console.print(f"wrote {output} in {time.time() - t0:.0f}s")
 
@@ -69,17 +76,11 @@ def edit(
     seed: int = 0,
 ) -> None:
     """Counterfactual samples of one image under do(X = x'); the factual image comes first in the grid."""
-    from PIL import Image
+    from cfedit.core.files import read_rgb
+    from cfedit.evaluation.protocol import load_run
 
-    from cfedit.ancm import ANCM
-
-    model = ANCM.load(checkpoint)
-    if not image.is_file():
-        raise DataError(f"image {image} does not exist")
-    with Image.open(image) as img:
-        if img.mode != "RGB":
-            raise DataError(f"{image}: image mode {img.mode}, expected RGB")
-        x = np.asarray(img, dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
+    model = load_run(checkpoint)
+    x = read_rgb(image)[None]
     x_do = model.domains.parse_assignments(do)
     labels = None
     if label:
@@ -95,29 +96,32 @@ def edit(
 @app.command("demo")
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for the editor, figure and table")] = Path("runs/demo"),
-    steps: Annotated[int, typer.Option(help="image-stage training steps")] = DEMO_STEPS,
-    n: Annotated[int, typer.Option("-n", help="held-out units to evaluate")] = 2000,
-    samples: Annotated[int, typer.Option(help="counterfactual samples per unit")] = 8,
+    steps: StepsOpt = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="held-out units to evaluate")] = 2000,
+    samples: Annotated[int, typer.Option(min=1, help="counterfactual samples per unit")] = 8,
     seed: int = 0,
+    mechanism: MechanismOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train on the Backdoor world, edit held-out images, print the ctf-consistency table, save a figure."""
-    from cfedit.ancm import ANCM
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
-    from cfedit.experiments import EvalConfig, evaluate
-    from cfedit.report import format_interval, write_report
+    from cfedit.editors.ancm import ANCM
+    from cfedit.evaluation.protocol import EvalConfig, evaluate
+    from cfedit.evaluation.report import format_interval, write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
+    cfg = config_from(config, mechanism, steps, seed)
     w = get_world("backdoor")
-    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor on {WORLD_TRAIN_UNITS:,} units of the "
-                  f"training writers ({steps} image steps)")
+    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
+                  f"units of the training writers ({cfg.steps} image steps)")
     data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
-    model = ANCM.fit(w.graph, data, _config(steps, seed), out_dir=output / "editor")
+    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor")
     del data
     t_train = time.time() - t0
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
     res = evaluate(w, {"ancm": model}, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False,
-                                                  composition_steps=0, reversibility=""), log=lambda s: None)
+                                                  composition_steps=0, reversibility=""))
     rows = []
     for q in res["queries"]:
         e = q["methods"]["ancm"]

@@ -10,10 +10,11 @@ import typer
 
 from cfedit.cli import app
 from cfedit.cli.common import console, print_table
+from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
 
 
 def _print(results: dict) -> None:
-    from cfedit.report import ctf_rows, intervention_rows, metric_rows
+    from cfedit.evaluation.report import ctf_rows, intervention_rows, metric_rows
 
     head, rows = ctf_rows(results)
     print_table(f"ctf-consistency ({results['world']}, {results['n_units']} held-out units)", head, rows)
@@ -35,7 +36,7 @@ def evaluate(
     seed: int = 1,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world; write report.md / report.html / results.json."""
-    from cfedit.experiments import EvalConfig, evaluate_run, load_run
+    from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.worlds import get_world
 
     w = get_world(world)
@@ -50,20 +51,23 @@ def evaluate(
 def reproduce(
     output: Annotated[Path, typer.Option("-o", "--output", help="reports folder")] = Path("reports"),
     world: Annotated[Optional[list[str]], typer.Option("--world", help="worlds (default: backdoor and frontdoor)")] = None,
-    steps: Annotated[int, typer.Option(help="image-stage training steps per world")] = 1200,
-    n: Annotated[int, typer.Option("-n", help="held-out factual units per world")] = 2000,
-    samples: Annotated[int, typer.Option(help="edit samples per unit")] = 8,
+    steps: StepsOpt = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units per world")] = 2000,
+    samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     seed: int = 0,
+    mechanism: MechanismOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
-    from cfedit.experiments import EvalConfig
-    from cfedit.experiments import reproduce as run_reproduce
+    from cfedit.evaluation.protocol import EvalConfig
+    from cfedit.evaluation.protocol import reproduce as run_reproduce
     from cfedit.worlds import get_world
 
     names = tuple(world or ("backdoor", "frontdoor"))
     for name in names:
         get_world(name)  # unknown names fail before any training
-    summary = run_reproduce(output, names, steps, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1), seed, log=console.print)
+    cfg = config_from(config, mechanism, steps, seed)
+    summary = run_reproduce(output, names, cfg, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1), log=console.print)
     for name in names:
         _print(json.loads((output / name / "results.json").read_text()))
     console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")

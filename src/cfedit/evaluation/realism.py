@@ -1,7 +1,7 @@
 """Realism: a Frechet distance between image sets in the feature space of a reference network.
 
 This is *not* Inception FID: the features are the 128-d penultimate layer of a small CNN trained to
-recognise the world's factors (D, C, B jointly) on images the world renders from its training writer pool
+recognise the world's factors jointly on images the world renders from its training split
 (:func:`feature_net`). Edits under do(x') are compared with the world's own images under do(x') (true
 counterfactual images of other units, i.e. samples of P(I_{x'})); the distance between two such sets of
 the world's images is the floor an editor can be compared with (:func:`realism` reports both).
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-from cfedit.metrics import Z95
-from cfedit.reference import ClassifierConfig, ReferenceNet
+from cfedit.evaluation.metrics import Z95
+from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
 
 FEATURE_CONFIG = ClassifierConfig(epochs=4)  # a feature extractor, not an oracle: a short training suffices
 
 
 def feature_net(world, n: int = 6000, seed: int = 0, verbose: bool = False) -> ReferenceNet:
-    """The realism feature network of ``world``: trained on n training-pool images, cached on disk."""
+    """The realism feature network of ``world``: trained on n images of its training split, cached on disk."""
     a = world.ascm("train", oracle=False)
     units = a.units(n, seed)
     sizes = world.domains.shape

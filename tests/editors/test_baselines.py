@@ -3,16 +3,19 @@
 import numpy as np
 import pytest
 
-from cfedit.ancm import ANCM, ANCMConfig
-from cfedit.baselines import Associational, Independent, NonCausal, Oracle, markovian, markovian_graph
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian, markovian_graph
+from cfedit.editors.base import Editor
+from cfedit.editors.oracle import Oracle
 from cfedit.data import LabelledImages
 from cfedit.core.graph import CausalGraph
-from cfedit.imaging import VAEConfig
+from cfedit.imaging.vae import VAEConfig
+from cfedit.errors import CfeditError
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
 TINY = ANCMConfig(steps=20, batch_size=32, log_every=10, ncm=NCMConfig(steps=300, latent_size=16),
-                  vae=VAEConfig(width=8, latent_dim=4))
+                  image=VAEConfig(width=8, latent_dim=4))
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,16 @@ def test_oracle_returns_the_worlds_counterfactual():
     w = get_world("backdoor")
     a = w.ascm("eval", oracle=False)
     u = a.units(20, seed=0)
-    r = Oracle(a, u).edit(a.factual(u), {"C": "green"}, 2)
+    oracle = Oracle(a, u)
+    assert isinstance(oracle, Editor)
+    r = oracle.edit(a.factual(u), {"C": "green"}, 2)
     v_cf, img = a.counterfactual(u, {"C": 0})
     assert np.array_equal(r.images[:, 1], img) and (r.factors["D"][:, 0] == v_cf["D"]).all()
+    with pytest.raises(CfeditError, match="holds 20 units"):
+        oracle.edit(a.factual(u)[:5], {"C": "green"})
+
+
+def test_every_baseline_is_an_editor(setup):
+    _, _, ancm = setup
+    for editor in (ancm, NonCausal(ancm), Independent(ancm), Associational(ancm), markovian(ancm)):
+        assert isinstance(editor, Editor)

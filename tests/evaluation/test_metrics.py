@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from cfedit.errors import QueryError
-from cfedit.metrics import ctf_estimate, effectiveness, preservation, reconstruction_error, wilson
+from cfedit.evaluation.metrics import ctf_estimate, effectiveness, preservation, reconstruction_error, wilson
 from cfedit.core.query import parse_query
-from cfedit.worlds import DOMAINS
+from cfedit.worlds.colored_mnist import DOMAINS
 
 
 def test_wilson_interval_contains_the_proportion():

@@ -2,7 +2,7 @@ import json
 
 from PIL import Image
 
-from cfedit.report import write_report
+from cfedit.evaluation.report import write_report
 
 
 def _results():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cfedit.errors import DataError
-from cfedit.mnist import load_pools, read_idx
+from cfedit.data.mnist import load_pools, read_idx
 
 
 def test_default_pools_are_disjoint_balanced_and_real():

@@ -9,11 +9,10 @@ the causal assumptions about the factors differ. Each is named for what it assum
   topological order), an NCM refitted on that graph to the ANCM's own P(V) (which matches the training
   labels), then the ANCM's abduct / act / predict;
 * ``independent`` (CGN-style): factors edited independently, no downstream effect, and the image noise
-  drawn afresh from the prior for each edit (independent mechanisms compose; nothing is abducted);
-* ``oracle``: the world's exact counterfactual images of the same units (the ceiling).
+  drawn afresh from the prior for each edit (independent mechanisms compose; nothing is abducted).
 
-All offer ``edit(images, do, n_samples, labels, seed) -> EditResult`` like :class:`~cfedit.ancm.ANCM`; the
-non-ANCM baselines reuse its edit loop and swap its abduct / predict steps.
+All are :class:`~cfedit.editors.base.Editor` s: the same edit loop as the ANCM, with the abduct / predict
+steps swapped. The oracle lives in :mod:`cfedit.editors.oracle`.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from cfedit.ancm import ANCM, EditResult
 from cfedit.core.graph import CausalGraph
+from cfedit.editors.ancm import ANCM
+from cfedit.editors.base import Editor
 from cfedit.ncm import NCM
-from cfedit.scm import ASCM, Units
 
 
 def markovian_graph(graph: CausalGraph) -> CausalGraph:
@@ -63,19 +62,14 @@ def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANC
     return m
 
 
-class _SharedImageEditor:
-    """The ANCM's edit loop with the factor step (and optionally the image-noise step) swapped."""
+class _SharedImageEditor(Editor):
+    """The ANCM's image mechanism and labeller with the factor step (and optionally the image-noise step) swapped."""
 
     name = "baseline"
 
     def __init__(self, ancm: ANCM):
         self.ancm = ancm
         self.domains, self.image_shape, self.device = ancm.domains, ancm.image_shape, ancm.device
-
-    # the same loop as the ANCM: label, abduct, act, predict
-    edit = ANCM.edit
-    act = ANCM.act
-    _labels = ANCM._labels
 
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.ancm.label(images)
@@ -133,20 +127,3 @@ class Associational(_SharedImageEditor):
         flat = np.minimum(np.searchsorted(cdf, uniforms.cpu().numpy(), side="right"), len(cdf) - 1)
         cells = np.unravel_index(flat, t.shape)
         return {k: torch.as_tensor(cells[i], dtype=torch.long, device=v[k].device) for i, k in enumerate(names)}
-
-
-class Oracle:
-    """The world's exact counterfactual images of the given units (ignores the images it is handed)."""
-
-    name = "oracle"
-
-    def __init__(self, ascm: ASCM, units: Units):
-        self.ascm, self.units = ascm, units
-        self.domains = ascm.domains
-
-    def edit(self, images, do, n_samples: int = 1, labels=None, seed: int = 0) -> EditResult:
-        if len(images) != len(self.units):
-            raise ValueError(f"the oracle editor holds {len(self.units)} units, got {len(images)} images")
-        v_cf, img = self.ascm.counterfactual(self.units, self.domains.encode(do or {}))
-        rep = lambda a: np.repeat(a[:, None], n_samples, axis=1)  # noqa: E731
-        return EditResult(rep(img), {k: rep(a) for k, a in v_cf.items()}, dict(self.units.v))

@@ -1,11 +1,12 @@
-"""Reference networks, kept apart from anything an editor learns.
+"""Reference networks, kept apart from anything an editor learns (torch is imported inside the functions, so
+that the worlds stay importable without it).
 
-* the worlds' oracle digit reader (gray 28x28 -> D), trained on *both* writer pools: it is part of the world,
+* the Colored MNIST worlds' oracle digit reader (gray 28x28 -> D), trained on *both* writer pools: it is part of the world,
   whose own handwriting it must read as the truth (it reads the 1,000 evaluation-pool digits at 0.999; the
   same recipe trained on the training pool alone reads them at 0.980, its accuracy on handwriting it has not
   seen: ``python benchmarks/bench_world.py``). Editors never see the evaluation pool;
-* the realism feature network (3x28x28 world image -> its joint factor class), trained on images the world
-  renders from the training pool; its 128-d penultimate layer is the feature space of the realism metric
+* the realism feature network (a world image -> its joint factor class), trained on images the world
+  renders from its training split (:func:`cfedit.evaluation.realism.feature_net`); its 128-d penultimate layer is the feature space of the realism metric
   (a Frechet distance like FID, but *not* Inception features).
 
 Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
@@ -16,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cfedit.mnist import WriterPools
+from cfedit.core.files import atomic_write
+from cfedit.data.mnist import WriterPools
+
+_log = logging.getLogger("cfedit")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,13 +45,14 @@ def cache_dir() -> Path:
     return d
 
 
-def _net(in_channels: int, n_classes: int):
+def _net(shape: tuple[int, int, int], n_classes: int):
     import torch.nn as nn
 
+    c, h, w = shape
     return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, n_classes),
+        nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, n_classes),
     )
 
 
@@ -55,46 +60,45 @@ _FEATURE_LAYERS = 9  # layers up to the 128-d ReLU output
 
 
 class ReferenceNet:
-    """A small CNN classifier (N, C, 28, 28) in [0, 1] -> class; ``features`` gives its 128-d layer."""
+    """A small CNN classifier (N, C, H, W) in [0, 1] -> class; ``features`` gives its 128-d layer."""
 
-    def __init__(self, net, in_channels: int):
+    def __init__(self, net, shape: tuple[int, int, int]):
         self.net = net.eval()
-        self.in_channels = in_channels
+        self.shape = tuple(shape)
 
     @classmethod
     def fit_cached(
         cls, name: str, images: np.ndarray, labels: np.ndarray, n_classes: int,
         config: ClassifierConfig = ClassifierConfig(), verbose: bool = False,
     ) -> ReferenceNet:
-        """Load the cached network trained on (images, labels) with ``config``, training it first if needed."""
-        from safetensors.torch import load_file, save_file
+        """Load the cached network trained on (images, labels) with ``config``, training it first if needed.
+        ``images`` are (N, C, H, W), or (N, H, W) for one channel."""
+        from safetensors.torch import load_file, save
 
         images = np.asarray(images, dtype=np.float32)
-        x = images.reshape(len(images), -1, 28, 28)
+        x = images[:, None] if images.ndim == 3 else images
+        shape = tuple(x.shape[1:])
         h = hashlib.sha256(x.tobytes())
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
         h.update(json.dumps([asdict(config), n_classes]).encode())
         path = cache_dir() / f"{name}-{h.hexdigest()[:16]}.safetensors"
-        net = _net(x.shape[1], n_classes)
+        net = _net(shape, n_classes)
         if path.is_file():
             try:
                 net.load_state_dict(load_file(path))
-                return cls(net, x.shape[1])
+                return cls(net, shape)
             except Exception:
                 path.unlink(missing_ok=True)
         if verbose:
-            print(f"training the reference network {name!r} on {len(x)} images (cached after, in {path.parent})")
+            _log.warning(f"training the reference network {name!r} on {len(x)} images (cached after, in {path.parent})")
         _train(net, x, labels, config)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp, metadata={"config": json.dumps(asdict(config))})
-        os.replace(tmp, path)
-        return cls(net, x.shape[1])
+        atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}, metadata={"config": json.dumps(asdict(config))}))
+        return cls(net, shape)
 
     def _forward(self, images: np.ndarray, upto: int | None = None) -> np.ndarray:
         import torch
 
-        x = torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, self.in_channels, 28, 28)
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32)).reshape(-1, *self.shape)
         layers = list(self.net) if upto is None else list(self.net)[:upto]
         outs = []
         with torch.no_grad():
@@ -145,9 +149,18 @@ def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig
     import torch
     import torch.nn.functional as F
 
+    with torch.random.fork_rng(devices=[]):  # seeded dropout without touching the caller's RNG
+        torch.manual_seed(config.seed)
+        _train_steps(net, images, labels, config)
+
+
+def _train_steps(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig) -> None:
+    import torch
+    import torch.nn.functional as F
+
     g = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
     x = torch.as_tensor(images, dtype=torch.float32)
+    h, w = x.shape[2:]
     y = torch.as_tensor(labels, dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     steps = config.epochs * ((len(x) + config.batch_size - 1) // config.batch_size)
@@ -160,7 +173,7 @@ def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig
             idx = perm[i : i + config.batch_size]
             xb = F.pad(x[idx], (s, s, s, s))
             dx, dy = torch.randint(0, 2 * s + 1, (2,), generator=g).tolist()
-            xb = xb[:, :, dy : dy + 28, dx : dx + 28]
+            xb = xb[:, :, dy : dy + h, dx : dx + w]
             loss = F.cross_entropy(net(xb), y[idx])
             opt.zero_grad()
             loss.backward()

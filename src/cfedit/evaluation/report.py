@@ -1,6 +1,6 @@
 """Evaluation reports: a folder with results.json, report.md, report.html and PNG figures.
 
-The input is a JSON-able results dict (what :mod:`cfedit.experiments` produces):
+The input is a JSON-able results dict (what :mod:`cfedit.evaluation.protocol` produces):
 
     {"world": str, "n_units": int, "k_samples": int, "methods": [str, ...],
      "queries": [{"query": str, "truth": float, "lower": float, "upper": float, "identified": bool,
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from cfedit.core.files import atomic_write
 
 
 def _fmt(x) -> str:
@@ -110,28 +110,25 @@ def interval_plot(results: dict, path: Path) -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(results: dict, folder: str | Path, title: str | None = None) -> Path:
     """Write results.json, ctf_intervals.png, report.md and report.html into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "results.json", json.dumps(results, indent=2, default=float))
+    atomic_write(folder / "results.json", json.dumps(results, indent=2, default=float))
     interval_plot(results, folder / "ctf_intervals.png")
     title = title or f"cfedit evaluation: {results['world']}"
     ch, cr = ctf_rows(results)
     mh, mr = metric_rows(results)
     ih, ir = intervention_rows(results)
+    acc = results.get("oracle accuracy", {})
+    acc_text = (" The oracle read the factual images' factors as the truth for these shares of units: "
+                + ", ".join(f"{k} {format_interval(e)}" for k, e in acc.items())
+                + "; every figure is conditional on it: an edit the oracle misreads counts against the editor, so a "
+                "'kept' query can fall a little below 1 for that reason alone.") if acc else ""
     note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
-            "world's oracle (factual and edited images alike); estimates with 95% intervals (Wilson over units, or normal over unit means when a unit's samples disagree); 'inside' means the "
-            "interval meets the optimal bounds. The oracle's digit reader knows the world's own handwriting (0.999 on "
-            "the factual images) but reads new handwriting at about 0.98, so an edit that redraws a hard digit "
-            "can be misread: a 'kept' query can fall a little below 1 for that reason alone. Realism: Frechet distance in a reference CNN's "
+            "world's oracle (factual and edited images alike); estimates with 95% intervals (Wilson over units, or normal "
+            "over unit means when a unit's samples disagree); 'inside' means the interval meets the optimal bounds."
+            f"{acc_text} Realism: Frechet distance in a reference CNN's "
             "features (not Inception FID) to the world's own images under the same action, a 95% interval (standard error "
             "from the delete-half jackknife), and the world-vs-world floor at the same sample size.")
     grids = results.get("grids", {})
@@ -140,7 +137,7 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     if ir:
         md += ["## Per intervention", "", markdown_table(ih, ir), ""]
     md += [line for cap, f in grids.items() for line in (f"### {cap}", "", f"![{cap}]({f})", "")]
-    atomic_write_text(folder / "report.md", "\n".join(md))
+    atomic_write(folder / "report.md", "\n".join(md))
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(note)}</p>", "<h2>Counterfactual consistency</h2>",
             _html_table(ch, cr), "<img src='ctf_intervals.png' alt='ctf intervals'>", "<h2>Metrics</h2>", _html_table(mh, mr)]
     if ir:
@@ -148,7 +145,7 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     body += [f"<h3>{html.escape(cap)}</h3><img src='{html.escape(f)}' alt='{html.escape(cap)}'>" for cap, f in grids.items()]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto} table{border-collapse:collapse;font-size:12px}"
              "td,th{border:1px solid #ccc;padding:3px 6px} td.bad{background:#fdd} img{max-width:100%}")
-    atomic_write_text(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+    atomic_write(folder / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
                   f"</title><style>{style}</style></head><body>{''.join(body)}</body></html>")
     return folder
 

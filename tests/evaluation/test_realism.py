@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cfedit.realism import frechet_distance
+from cfedit.evaluation.realism import frechet_distance
 
 
 def test_zero_on_identical_sets(rng):
@@ -27,7 +27,7 @@ def test_grows_with_the_shift(rng):
 def test_jackknife_interval_matches_the_sampling_spread(rng):
     """Over 40 fresh samples of a shifted Gaussian, the FD's empirical spread agrees with the delete-half
     jackknife's standard error (the interval's half-width / 1.96), and each interval holds its estimate."""
-    from cfedit.realism import fd_interval
+    from cfedit.evaluation.realism import fd_interval
 
     b = rng.normal(size=(2000, 4))
     values, ses = [], []
@@ -42,7 +42,7 @@ def test_jackknife_interval_matches_the_sampling_spread(rng):
 
 
 def test_interval_of_a_tiny_set_is_undefined(rng):
-    from cfedit.realism import fd_interval
+    from cfedit.evaluation.realism import fd_interval
 
     v, lo, hi = fd_interval(rng.normal(size=(3, 2)), rng.normal(size=(50, 2)))
     assert np.isfinite(v) and np.isnan(lo) and np.isnan(hi)

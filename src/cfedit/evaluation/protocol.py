@@ -2,7 +2,7 @@
 
 :func:`evaluate` draws held-out units from a world, edits them with every method under each intervention
 that the world's documented queries use, reads the edits with the world's oracle (never a method's own
-labeller), and returns a JSON-able results dict for :func:`cfedit.report.write_report`. Feature
+labeller), and returns a JSON-able results dict for :func:`cfedit.evaluation.report.write_report`. Feature
 counterfactuals are estimated as ctf-consistency defines them, from the oracle's readings of both the
 factual and the edited images, P^(h_W(I), h_W(I_x') | h(I) = v). Editors are given the oracle's reading of
 each factual image as its factors, the same v the estimates condition on (it equals the unit's true factors
@@ -21,10 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit import metrics
-from cfedit.errors import CfeditError
+from cfedit.core.files import atomic_write
 from cfedit.core.query import parse_query
-from cfedit.report import atomic_write_text, markdown_table, save_grid, write_report
+from cfedit.editors.ancm import ANCMConfig
+from cfedit.editors.base import Editor
+from cfedit.editors.oracle import Oracle
+from cfedit.errors import CfeditError
+from cfedit.evaluation import metrics
+from cfedit.evaluation.report import markdown_table, save_grid, write_report
+from cfedit.scm import ASCM, Units
+from cfedit.worlds import World
+
+EditorFactory = Callable[[ASCM, Units], Editor]
+"""Builds an editor for the units under evaluation (the :class:`~cfedit.editors.oracle.Oracle` class is one)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +42,7 @@ class EvalConfig:
     n_samples: int = 8  # edit samples per unit and intervention (1 leaves the ctf estimates 2.8x noisier)
     seed: int = 1  # units and edit sampling
     realism: bool = True  # compute the Frechet distance (trains / loads a reference network)
-    reversibility: str = "C"  # factor flipped and edited back for the reversibility metric ("": skip it)
+    reversibility: str | None = None  # factor flipped and edited back for the reversibility metric (None: the world's; "": skip)
     composition_steps: int = 10  # null edits chained for the composition metric (below 2: skip it)
 
 
@@ -56,20 +65,26 @@ def check_queries(world) -> list:
     return qs
 
 
-def evaluate(world, editors: Mapping[str, object], config: EvalConfig = EvalConfig(),
-             log: Callable[[str], None] = print) -> dict:
-    """Run the protocol for each editor; returns the results dict (see :mod:`cfedit.report`)."""
-    from cfedit.baselines import Oracle
+def _quiet(message: str) -> None:
+    pass
+
+
+def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config: EvalConfig = EvalConfig(),
+             log: Callable[[str], None] = _quiet) -> dict:
+    """Run the protocol for each editor (an :class:`Editor`, or a factory such as ``Oracle`` that is given
+    the world's ASCM and the units); returns the results dict (see :mod:`cfedit.evaluation.report`)."""
     from cfedit.bounds import optimal_bounds
 
     queries = check_queries(world)
-    if config.reversibility and config.reversibility not in world.domains.names:
-        raise CfeditError(f"reversibility factor {config.reversibility!r} is not one of {', '.join(world.domains.names)}")
+    rev = world.reversibility if config.reversibility is None else config.reversibility
+    if rev and rev not in world.domains.names:
+        raise CfeditError(f"reversibility factor {rev!r} is not one of {', '.join(world.domains.names)}")
     a = world.ascm("eval")
     units = a.units(config.n_units, config.seed)
     x = a.factual(units)
     before = a.oracle(x)
     labels = {k: np.asarray(r) for k, r in before.items()}  # the evidence v = h(I) that the estimates condition on
+    hits = {k: int(np.sum(before[k] == units.v[k])) for k in world.domains.names}
     dos = list(dict.fromkeys(q.outcome[0].do for q in queries))
     truth_cf = {d: a.counterfactual(units, dict(d)) for d in dos}
     p_v = world.scm.observational()
@@ -77,11 +92,12 @@ def evaluate(world, editors: Mapping[str, object], config: EvalConfig = EvalConf
     results: dict = {
         "world": world.name, "n_units": config.n_units, "k_samples": config.n_samples,
         "methods": list(editors), "config": asdict(config), "queries": [], "metrics": {}, "interventions": {},
+        "oracle accuracy": {k: _d(metrics.wilson(h, config.n_units)) for k, h in hits.items()},
     }
     readings: dict[str, dict] = {}
     for name, editor in editors.items():
-        if isinstance(editor, str) and editor == "oracle":
-            editor = Oracle(a, units)
+        if not isinstance(editor, Editor):
+            editor = editor(a, units)
         log(f"[{world.name}] evaluating {name}")
         m: dict = {}
         read_by_do, first_images, t_edit, n_edit = {}, {}, 0.0, 0
@@ -105,7 +121,7 @@ def evaluate(world, editors: Mapping[str, object], config: EvalConfig = EvalConf
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])
         m["minimality excess"] = _d(metrics.mean_estimate(edit_dist - true_dist))
         m.update(_null_metrics(editor, x, labels, config))
-        m.update(_reversibility(editor, x, labels, config, world))
+        m.update(_reversibility(editor, x, labels, rev, config, world))
         if config.realism:
             m["realism FD"] = _realism(world, [first_images[d] for d in dos], dos, config)
         m["edits per second"] = {"value": n_edit / max(t_edit, 1e-9), "lower": None, "upper": None, "n": n_edit}
@@ -139,11 +155,10 @@ def _null_metrics(editor, x, labels, config) -> dict:
     return out
 
 
-def _reversibility(editor, x, labels, config, world) -> dict:
+def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, world: World) -> dict:
     """Edit X to each other value, then back to each unit's factual value (the edit's own factors as
     labels); the error of the round trip to the factual image. Whole batches each time, so that every
     editor (the oracle too, which holds its units) is treated alike."""
-    k = config.reversibility
     if not k:
         return {}
     fact = np.asarray(labels[k])
@@ -163,7 +178,7 @@ def _reversibility(editor, x, labels, config, world) -> dict:
 def _realism(world, edits: list[np.ndarray], dos: list, config) -> dict:
     """FD of the edits under each do(x') (pooled) to the world's images under the same do(x') for other
     units; the floor is the same distance for a third set of the world's images."""
-    from cfedit.realism import feature_net, realism
+    from cfedit.evaluation.realism import feature_net, realism
 
     a = world.ascm("eval", oracle=False)
     ref_units = a.units(len(edits[0]), config.seed + 100)
@@ -174,10 +189,10 @@ def _realism(world, edits: list[np.ndarray], dos: list, config) -> dict:
     return {"value": r.value, "lower": r.low, "upper": r.high, "n": r.n, "floor": r.floor}
 
 
-def editors_for(ancm) -> dict[str, object]:
+def editors_for(ancm) -> dict[str, Editor | EditorFactory]:
     """ANCM, the four baselines (sharing its image mechanism; the Markovian NCM fitted to the ANCM's P(V))
     and the oracle, by name."""
-    from cfedit.baselines import Associational, Independent, NonCausal, markovian
+    from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian
 
     return {
         "ancm": ancm,
@@ -185,7 +200,7 @@ def editors_for(ancm) -> dict[str, object]:
         "associational": Associational(ancm),
         "markovian": markovian(ancm),
         "independent": Independent(ancm),
-        "oracle": "oracle",
+        "oracle": Oracle,
     }
 
 
@@ -195,21 +210,21 @@ def check_run_matches(ancm, world) -> None:
         raise CfeditError(f"the run was trained on the graph {ancm.graph}, but world {world.name!r} has {world.graph}")
     if ancm.domains != world.domains:
         raise CfeditError(f"the run's factors {ancm.domains.as_dict()} differ from world {world.name!r}'s")
-    if tuple(ancm.image_shape) != tuple(world.ascm("eval", oracle=False).image.image_shape):
-        raise CfeditError(f"the run's images are {ancm.image_shape}, the world's are 3x28x28")
+    if tuple(ancm.image_shape) != tuple(world.image_shape):
+        raise CfeditError(f"the run's images are {'x'.join(map(str, ancm.image_shape))}, "
+                          f"world {world.name!r}'s are {'x'.join(map(str, world.image_shape))}")
 
 
-def save_grids(world, editors: Mapping[str, object], folder: Path, do: Mapping[str, int], n: int = 8, seed: int = 7) -> dict:
+def save_grids(world: World, editors: Mapping[str, Editor | EditorFactory], folder: Path, do: Mapping[str, int],
+               n: int = 8, seed: int = 7) -> dict:
     """A grid per intervention: factual row, one row per method, the true counterfactual row. (Figures only:
     editors get the units' true factors here, the oracle's reading in :func:`evaluate`.)"""
-    from cfedit.baselines import Oracle
-
     a = world.ascm("eval", oracle=False)
     units = a.units(n, seed)
     x = a.factual(units)
     rows, caps = [x], ["factual"] * n
     for name, ed in editors.items():
-        ed = Oracle(a, units) if ed == "oracle" else ed
+        ed = ed if isinstance(ed, Editor) else ed(a, units)
         rows.append(ed.edit(x, dict(do), 1, labels=dict(units.v), seed=seed).images[:, 0])
         caps += [name[:12]] * n
     label = world.domains.format(do).replace(" ", "").replace(",", "_").replace("=", "-")
@@ -219,7 +234,7 @@ def save_grids(world, editors: Mapping[str, object], folder: Path, do: Mapping[s
 
 def load_run(run: str | Path):
     """An ANCM saved by ``cfedit train`` (the folder itself) or ``cfedit demo`` / ``reproduce`` (``editor/``)."""
-    from cfedit.ancm import ANCM
+    from cfedit.editors.ancm import ANCM
 
     run = Path(run)
     if not run.exists():
@@ -229,8 +244,8 @@ def load_run(run: str | Path):
     return ANCM.load(run)
 
 
-def evaluate_run(ancm, world, output: str | Path, config: EvalConfig = EvalConfig(),
-                 log: Callable[[str], None] = print) -> dict:
+def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = EvalConfig(),
+                 log: Callable[[str], None] = _quiet) -> dict:
     """Evaluate a trained ANCM and the baselines built on it; write the report folder; return results."""
     check_run_matches(ancm, world)
     check_queries(world)
@@ -241,32 +256,37 @@ def evaluate_run(ancm, world, output: str | Path, config: EvalConfig = EvalConfi
     results = evaluate(world, eds, config, log)
     results["seconds"] = time.perf_counter() - t0
     results["grids"] = {}
-    for do in ({"C": 0}, {"D": 2}, {"B": 1}):
-        results["grids"].update(save_grids(world, eds, output, do))
+    for do in world.figure_actions:
+        results["grids"].update(save_grids(world, eds, output, world.domains.encode(do)))
     write_report(results, output)
     return results
 
 
-def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] = ("backdoor", "frontdoor"), steps: int = 1200,
-              config: EvalConfig = EvalConfig(), seed: int = 0, log: Callable[[str], None] = print) -> dict:
-    """The paper's comparison from scratch: train an ANCM per world, evaluate it and the baselines."""
-    from cfedit.ancm import ANCM, ANCMConfig
+def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] = ("backdoor", "frontdoor"),
+              ancm_config: ANCMConfig | None = None, config: EvalConfig = EvalConfig(),
+              log: Callable[[str], None] = _quiet) -> dict:
+    """The paper's comparison from scratch: train an ANCM per world (``ancm_config``, default
+    ``ANCMConfig()``), evaluate it and the baselines."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.editors.ancm import ANCM
     from cfedit.worlds import get_world
 
+    ancm_config = ancm_config or ANCMConfig()
+    steps, seed = ancm_config.steps, ancm_config.seed
+
     output = Path(output)
-    summary: dict = {"worlds": {}, "steps": steps}
+    summary: dict = {"worlds": {}, "steps": steps, "mechanism": ancm_config.image.kind}
     t_all = time.perf_counter()
     for name in worlds:
         w = get_world(name)
         t0 = time.perf_counter()
         log(f"[{name}] training the ANCM ({steps} image steps) on {WORLD_TRAIN_UNITS} training units")
         ancm = ANCM.fit(w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed),
-                        ANCMConfig(steps=steps, seed=seed), out_dir=output / name / "editor", log=log)
+                        ancm_config, out_dir=output / name / "editor", log=log)
         t_train = time.perf_counter() - t0
         res = evaluate_run(ancm, w, output / name, config, log)
         res["training seconds"] = t_train
-        atomic_write_text(output / name / "results.json", json.dumps(res, indent=2, default=float))
+        atomic_write(output / name / "results.json", json.dumps(res, indent=2, default=float))
         summary["worlds"][name] = {"training seconds": t_train, "evaluation seconds": res["seconds"],
                                    "inside": {m: sum(q["methods"][m]["inside"] for q in res["queries"])
                                               for m in res["methods"]},
@@ -285,5 +305,5 @@ def _write_summary(summary: dict, output: Path) -> None:
           markdown_table(["world", *methods, "training s", "evaluation s"], rows), "",
           f"Total time: {summary['seconds']:.0f} s ({summary['steps']} image-stage training steps per world).", ""]
     md += [f"- [{w}]({w}/report.md)" for w in summary["worlds"]]
-    atomic_write_text(output / "README.md", "\n".join(md) + "\n")
-    atomic_write_text(output / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write(output / "README.md", "\n".join(md) + "\n")
+    atomic_write(output / "summary.json", json.dumps(summary, indent=2, default=float))

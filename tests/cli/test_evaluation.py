@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from cfedit.ancm import ANCM, ANCMConfig
+from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.data import LabelledImages
-from cfedit.imaging import VAEConfig
+from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
 TINY = ANCMConfig(steps=10, batch_size=32, log_every=10, ncm=NCMConfig(steps=100, latent_size=8),
-                  vae=VAEConfig(width=8, latent_dim=4))
+                  image=VAEConfig(width=8, latent_dim=4))
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.ancm import ANCM, ANCMConfig, _ImageStage
 from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.editors.training import ImageStage
 from cfedit.errors import CfeditError, CheckpointError, DataError, DomainError
-from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig
+from cfedit.imaging import Labeller, LabellerConfig
+from cfedit.imaging.vae import ConditionalVAE, VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
 TINY = ANCMConfig(steps=30, batch_size=32, log_every=10, checkpoint_every=10,
-                  ncm=NCMConfig(steps=150, latent_size=16), vae=VAEConfig(width=8, latent_dim=4))
+                  ncm=NCMConfig(steps=150, latent_size=16), image=VAEConfig(width=8, latent_dim=4))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def test_counterfactual_term_trains_the_image_mechanism_only(world):
     image = ConditionalVAE(world.domains, (3, 28, 28), VAEConfig(width=8, latent_dim=4))
     labeller = Labeller(world.domains, (3, 28, 28), LabellerConfig(width=8))
     v = {"D": torch.arange(16) % 10, "C": torch.arange(16) % 2, "B": (torch.arange(16) // 2) % 2}
-    term = _ImageStage(image, labeller, 1.0)._counterfactual_loss(torch.rand(16, 3, 28, 28), v)
+    term = ImageStage(image, labeller, 1.0).counterfactual_loss(torch.rand(16, 3, 28, 28), v)
     assert term.item() > 0
     term.backward()
     assert all(p.grad is None for p in labeller.parameters())
@@ -55,22 +57,31 @@ def test_counterfactual_term_on_a_share_of_the_batch(world, monkeypatch):
     image = ConditionalVAE(world.domains, (3, 28, 28), VAEConfig(width=8, latent_dim=4))
     labeller = Labeller(world.domains, (3, 28, 28), LabellerConfig(width=8))
     seen = []
-    monkeypatch.setattr(_ImageStage, "_counterfactual_loss", lambda self, x, v: seen.append((len(x), v["D"].tolist())) or x.sum() * 0)
+    monkeypatch.setattr(ImageStage, "counterfactual_loss", lambda self, x, v: seen.append((len(x), v["D"].tolist())) or x.sum() * 0)
     v = {"D": torch.arange(16) % 10, "C": torch.arange(16) % 2, "B": (torch.arange(16) // 2) % 2}
-    _ImageStage(image, labeller, 0.1, 0.25)(torch.rand(16, 3, 28, 28), v)
+    ImageStage(image, labeller, 0.1, 0.25)(torch.rand(16, 3, 28, 28), v)
     assert seen == [(4, [0, 1, 2, 3])]
     for bad in (0.0, 1.5):
         with pytest.raises(CfeditError, match="ctf_fraction"):
-            _ImageStage(image, labeller, 0.1, bad)
+            ImageStage(image, labeller, 0.1, bad)
 
 
-def test_null_edit_reproduces_the_factors(model, data):
+def test_null_edit_is_the_mechanisms_reconstruction(model, data):
+    """The null edit keeps every factor and gives, for every sample, f^_I(v, abduct(i, v)) of its own image."""
     m, _ = model
     lab = {k: v[:50] for k, v in data.labels.items()}
     r = m.edit(data.images[:50], {}, 3, labels=lab)
     assert r.images.shape == (50, 3, 3, 28, 28)
     for k in lab:
         assert (r.factors[k] == lab[k][:, None]).all()
+    v = {k: torch.as_tensor(a) for k, a in lab.items()}
+    x = torch.as_tensor(data.images[:50])
+    recon = m.image.generate(v, m.image.abduct(x, v)).numpy()
+    for j in range(3):
+        np.testing.assert_allclose(r.images[:, j], recon, atol=1e-5)
+    own = np.abs(r.images[:, 0] - data.images[:50]).mean()
+    shuffled = np.abs(r.images[:, 0] - data.images[:50][::-1]).mean()
+    assert own < shuffled  # each reconstruction is nearer its own image than another's
 
 
 @pytest.mark.parametrize("do", [{"C": "green"}, {"D": "2"}, {"B": 1}, {"C": "red", "B": "0"}])
@@ -84,12 +95,24 @@ def test_intervened_factor_is_set_and_non_descendants_are_kept(model, data, worl
     for k in world.graph.non_descendants(codes):
         assert (r.factors[k] == lab[k][:, None]).all()
     assert r.images.min() >= 0 and r.images.max() <= 1
+    # each edited image is the mechanism's image of its own counterfactual factors and abducted noise
+    x = torch.as_tensor(data.images[:40])
+    u_i = m.image.abduct(x, {k: torch.as_tensor(a) for k, a in lab.items()})
+    v_cf = {k: torch.as_tensor(a[:, 1]) for k, a in r.factors.items()}
+    np.testing.assert_allclose(r.images[:, 1], m.image.generate(v_cf, u_i).numpy(), atol=1e-5)
 
 
 def test_edit_without_labels_uses_the_labeller(model, data):
     m, _ = model
-    r = m.edit(data.images[:8], {"C": 0}, 2)
-    assert set(r.factual) == {"D", "C", "B"} and (r.factors["C"] == 0).all()
+    x = data.images[:64]
+    r = m.edit(x, {"C": 0}, 2)
+    read = m.labeller.predict(torch.as_tensor(x))
+    for k in ("D", "C", "B"):
+        assert (r.factual[k] == read[k].numpy()).all()
+    assert (r.factors["D"] == r.factual["D"][:, None]).all()  # D is no descendant of C: kept as read
+    other_d = (read["D"].numpy() + 1) % 10
+    r2 = m.edit(x, {"C": 0}, 2, labels={"D": other_d, "C": read["C"].numpy(), "B": read["B"].numpy()})
+    assert (r2.factual["D"] == other_d).all() and (r2.factors["D"] == other_d[:, None]).all()  # labels replace the reading
 
 
 def test_save_load_round_trip(model, data):
@@ -146,6 +169,44 @@ def test_corrupt_or_foreign_checkpoints_are_refused(model, tmp_path):
         ANCM.load(bad)
 
 
+def test_version_1_checkpoints_load_and_unknown_versions_are_refused(model, data, tmp_path):
+    import json
+
+    m, _ = model
+    old = tmp_path / "v1"
+    m.save(old)
+    cfg = json.loads((old / "config.json").read_text())
+    image = cfg["config"].pop("image")
+    image.pop("kind")
+    cfg["config"]["vae"], cfg["version"] = image, 1  # the layout cfedit wrote before image backends
+    (old / "config.json").write_text(json.dumps(cfg))
+    m1 = ANCM.load(old)
+    assert m1.config == m.config
+    lab = {k: v[:8] for k, v in data.labels.items()}
+    np.testing.assert_allclose(m1.edit(data.images[:8], {"C": 1}, labels=lab).images,
+                               m.edit(data.images[:8], {"C": 1}, labels=lab).images, atol=1e-6)
+    cfg["version"] = 99
+    (old / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="retrain"):
+        ANCM.load(old)
+
+
+def test_config_from_toml_and_flags(tmp_path):
+    f = tmp_path / "run.toml"
+    f.write_text('steps = 77\nctf_weight = 0.0\n[image]\nkind = "vae"\nlatent_dim = 6\n[ncm]\nsteps = 10\n')
+    cfg = ANCMConfig.from_toml(f)
+    assert cfg.steps == 77 and cfg.image == VAEConfig(latent_dim=6) and cfg.ncm.steps == 10 and cfg.batch_size == 128
+    assert cfg.updated(steps=5, seed=None).steps == 5 and cfg.updated(mechanism="vae") == cfg
+    f.write_text("[image]\nkind = \"vae\"\nlatent = 6\n")
+    with pytest.raises(CfeditError, match="latent_dim"):
+        ANCMConfig.from_toml(f)
+    f.write_text("steps = \n")
+    with pytest.raises(CfeditError, match="not valid TOML"):
+        ANCMConfig.from_toml(f)
+    with pytest.raises(CfeditError, match="unknown image mechanism 'gan'"):
+        cfg.updated(mechanism="gan")
+
+
 @pytest.mark.slow
 def test_resume_after_interruption(world, data, tmp_path):
     class Stop(Exception):
@@ -162,7 +223,7 @@ def test_resume_after_interruption(world, data, tmp_path):
     ANCM.fit(world.graph, data, TINY, out_dir=tmp_path, log=lines.append)
     assert any("resuming" in s and "step 10/30" in s for s in lines)
     assert ANCM.load(tmp_path).config == TINY
-    other = ANCMConfig(steps=31, ncm=TINY.ncm, vae=TINY.vae)
+    other = ANCMConfig(steps=31, ncm=TINY.ncm, image=TINY.image)
     with pytest.raises(CheckpointError, match="another config"):
         ANCM.fit(world.graph, data, other, out_dir=tmp_path, log=None)
 
@@ -173,13 +234,13 @@ def test_ddp_training_with_two_gloo_processes(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import torch
         torch.set_num_threads(1)
-        from cfedit.ancm import ANCM, ANCMConfig, _ImageStage
+        from cfedit.editors.ancm import ANCM, ANCMConfig
         from cfedit.data import LabelledImages
-        from cfedit.imaging import ConditionalVAE, Labeller, LabellerConfig, VAEConfig
+        from cfedit.imaging.vae import VAEConfig
         from cfedit.ncm import NCMConfig
         from cfedit.worlds import get_world
         w = get_world("backdoor")
-        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8), vae=VAEConfig(width=8, latent_dim=4))
+        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8), image=VAEConfig(width=8, latent_dim=4))
         ANCM.fit(w.graph, LabelledImages.from_world(w, 200, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

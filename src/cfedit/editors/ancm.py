@@ -1,0 +1,250 @@
+"""The ANCM editor (Pan & Bareinboim, ICML 2024): NCM over V + image mechanism with abduction + labeller.
+
+The steps (:mod:`cfedit.editors.base`): label v = h^(i); abduct u_V ~ P(U_V | V = v) in the NCM and
+u_I = abduct(i, v) in the image mechanism; act X = x'; predict v' = F^_{x'}(u_V), i' = f^_I(v', u_I).
+Repeating the abduction of u_V gives a distribution of edits. The image mechanism is any registered
+backend (:mod:`cfedit.imaging`), chosen by ``ANCMConfig.image``. A fitted editor saves to a folder:
+``weights.safetensors``, ``config.json`` and ``graph.cg``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from cfedit.core.domains import Domains
+from cfedit.core.files import atomic_write
+from cfedit.core.graph import CausalGraph
+from cfedit.data import LabelledImages
+from cfedit.editors import training
+from cfedit.editors.base import Editor, default_device
+from cfedit.errors import CfeditError, CheckpointError, GraphError
+from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
+from cfedit.imaging.vae import VAEConfig
+from cfedit.ncm import NCM, Exogenous, FitReport, NCMConfig
+
+FORMAT = "cfedit-ancm"
+VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1 (VAE only) still loads
+
+
+@dataclass(frozen=True, kw_only=True)
+class ANCMConfig:
+    ncm: NCMConfig = field(default_factory=NCMConfig)  # the NCM over V and its fit
+    image: ImageConfig = field(default_factory=VAEConfig)  # the image mechanism: any backend, named by its kind
+    labeller: LabellerConfig = field(default_factory=LabellerConfig)  # the labeller h
+    steps: int = 1200  # optimisation steps of the image mechanism and labeller (trained together)
+    batch_size: int = 128  # images per step, over all processes
+    lr: float = 2e-3  # Adam learning rate of the image stage
+    ctf_weight: float = 0.1  # weight of the counterfactual-consistency term (0: off; 1.0 blurs the VAE's null edit)
+    ctf_fraction: float = 1.0  # share of each batch the ctf term sees (below 1: faster, less realistic edits)
+    seed: int = 0  # initialisation, batching and sampling seed
+    checkpoint_every: int = 500  # steps between resumable training checkpoints (needs an output folder)
+    log_every: int = 250  # steps between progress lines
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ANCMConfig:
+        """From the dict form (config.json, TOML). A version-1 ``vae`` section is read as ``image``."""
+        d = dict(d)
+        if "vae" in d:
+            if "image" in d:
+                raise CfeditError("the config has both 'vae' (old) and 'image' sections; keep 'image'")
+            d["image"] = {"kind": "vae", **d.pop("vae")}
+        try:
+            return cls(ncm=NCMConfig(**d.pop("ncm", {})), image=config_from_dict(d.pop("image", {"kind": "vae"})),
+                       labeller=LabellerConfig(**d.pop("labeller", {})), **d)
+        except TypeError as e:
+            raise CfeditError(f"unknown or malformed setting in the config: {e}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ANCMConfig:
+        """A config from a TOML file laid out like config.json's ``config``: top-level training settings,
+        tables ``[ncm]``, ``[image]`` (with ``kind``) and ``[labeller]``; what it omits keeps its default."""
+        import tomllib
+
+        from cfedit.core.files import read_text
+
+        try:
+            return cls.from_dict(tomllib.loads(read_text(path, "config file")))
+        except tomllib.TOMLDecodeError as e:
+            raise CfeditError(f"config file {path} is not valid TOML: {e}") from None
+
+    def updated(self, *, mechanism: str | None = None, **settings: object) -> ANCMConfig:
+        """This config with other top-level settings (None values ignored) and, if ``mechanism`` names
+        another backend than ``image.kind``, that backend's default config."""
+        from dataclasses import replace
+
+        from cfedit.imaging import image_config
+
+        given = {k: v for k, v in settings.items() if v is not None}
+        unknown = sorted(set(given) - {f for f in self.to_dict() if f not in ("ncm", "image", "labeller")})
+        if unknown:
+            raise CfeditError(f"unknown setting(s) {', '.join(unknown)}")
+        if mechanism is not None and mechanism != self.image.kind:
+            given["image"] = image_config(mechanism)
+        return replace(self, **given)
+
+
+class ANCM(Editor):
+    """An ANCM editor over a causal diagram: ``ncm`` (V), ``image`` (I given V, with abduction), ``labeller``."""
+
+    name = "ancm"
+    FORMAT = FORMAT
+
+    def __init__(self, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int],
+                 config: ANCMConfig = ANCMConfig(), device: torch.device | str | None = None):
+        if set(graph.nodes) != set(domains.names):
+            raise GraphError(f"the graph has factors {sorted(graph.nodes)} but the data has {sorted(domains.names)}")
+        self.graph, self.domains, self.config = graph, domains, config
+        self.image_shape = tuple(int(x) for x in image_shape)
+        self.device = torch.device(device) if device is not None else default_device()
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+            torch.manual_seed(config.seed)
+            self.ncm = NCM(graph, domains, config.ncm).to(self.device)
+            self.image = build_mechanism(config.image, domains, self.image_shape).to(self.device)
+            self.labeller = Labeller(domains, self.image_shape, config.labeller).to(self.device)
+        self.fit_report: dict = {}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"ncm": self.ncm, "image": self.image, "labeller": self.labeller}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in self.modules().items() for n, t in m.state_dict().items()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        for k, m in self.modules().items():
+            part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
+            m.load_state_dict(part)
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def fit(cls, graph: CausalGraph, dataset: LabelledImages, config: ANCMConfig = ANCMConfig(),
+            out_dir: str | Path | None = None, resume: bool = True, log: training.Log | None = training.default_log) -> ANCM:
+        """Fit the NCM to the labels, then the image mechanism and labeller to the images.
+
+        Under ``torchrun`` (WORLD_SIZE > 1) the image stage uses DistributedDataParallel, each process
+        taking its share of every batch; only rank 0 writes and logs. With ``out_dir``, a resumable state is
+        written every ``checkpoint_every`` steps and the final editor is saved there. ``log`` receives
+        progress lines (default: the ``cfedit`` logger; None: silent).
+        """
+        import torch.distributed as dist
+
+        rank, world = training.init_distributed()
+        say: training.Log = log if (log is not None and rank == 0) else (lambda s: None)
+        model = cls(graph, dataset.domains, dataset.image_shape, config)
+        images = torch.as_tensor(dataset.images)
+        labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
+        out = Path(out_dir) if out_dir is not None else None
+        opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
+        start, ncm_done = 0, False
+        if out is not None and resume and (out / training.STATE_FILE).is_file():
+            start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE)
+            say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
+        # -- stage 1: the NCM (tiny, full batch; every process fits the same model from the same seed)
+        if ncm_done:
+            model.ncm.report = FitReport(model.ncm.tv(dataset.labels), float("nan"), config.ncm.steps, 0.0)
+        else:
+            t0 = time.time()
+            rep = model.ncm.fit(dataset.labels)
+            say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
+            if out is not None and rank == 0:
+                training.save_state(model, opt, out / training.STATE_FILE, start, True)
+        # -- stage 2: image mechanism + labeller
+        training.train_image_stage(model, images, labels, opt, start, out, rank, world, say)
+        for m in model.modules().values():
+            m.eval()
+        model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
+                            "processes": world, "mechanism": config.image.kind}
+        if out is not None and rank == 0:
+            model.save(out)
+            training.save_state(model, opt, out / training.STATE_FILE, config.steps, True)
+        if world > 1:
+            dist.barrier()
+        return model
+
+    # ------------------------------------------------------------------ editing: label / abduct / predict
+    def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step 1: v = h^(i)."""
+        return self.labeller.predict(images)
+
+    def abduct(self, images: torch.Tensor, v: Mapping[str, torch.Tensor], n_samples: int,
+               generator: torch.Generator) -> tuple[Exogenous, torch.Tensor]:
+        """Step 2: u_V ~ P(U_V | V = v) (n_samples per image) and u_I = abduct(i, v) (repeated to match)."""
+        u_v = self.ncm.posterior(v, n_samples, generator)
+        u_i = self.image.abduct(images, v).repeat_interleave(n_samples, dim=0)
+        return u_v, u_i
+
+    def predict(self, u_v: Exogenous, u_i: torch.Tensor, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Step 4: v' = F^_{x'}(u_V) and i' = f^_I(v', u_I)."""
+        v_cf = self.ncm.evaluate(u_v, do)
+        return v_cf, self.image.generate(v_cf, u_i)
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
+        from safetensors.torch import save
+
+        folder = Path(folder)
+        meta = {"format": FORMAT, "version": str(VERSION)}
+        atomic_write(folder / "weights.safetensors", save(self.state_dict(), metadata=meta))
+        cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
+               "config": self.config.to_dict(), "fit": self.fit_report}
+        atomic_write(folder / "config.json", json.dumps(cfg, indent=2))
+        atomic_write(folder / "graph.cg", self.graph.to_cg())
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: torch.device | str | None = None) -> ANCM:
+        """Load an editor saved by :meth:`save` (any checkpoint version up to this one); anything corrupt
+        or foreign raises :class:`CheckpointError`."""
+        from safetensors import safe_open
+        from safetensors.torch import load as load_bytes
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise CheckpointError(f"no editor at {folder}: not a folder")
+        for name in ("weights.safetensors", "config.json", "graph.cg"):
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder} is not an ANCM checkpoint: {name} is missing")
+        try:
+            cfg = json.loads((folder / "config.json").read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{folder / 'config.json'} is corrupt: {e}") from None
+        if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+            raise CheckpointError(f"{folder / 'config.json'} was not written by the ANCM editor")
+        if cfg.get("version") not in (1, VERSION):
+            raise CheckpointError(f"{folder} has checkpoint version {cfg.get('version')}; this cfedit reads 1 and {VERSION}: "
+                                  "retrain with `cfedit train` (the run's settings are in its config.json)")
+        try:
+            graph = CausalGraph.parse((folder / "graph.cg").read_text())
+            domains = Domains(cfg["domains"])
+            config = ANCMConfig.from_dict(cfg["config"])
+            model = cls(graph, domains, tuple(cfg["image_shape"]), config, device)
+        except (CfeditError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{folder} holds an unreadable config or graph: {e}") from None
+        try:
+            state = load_bytes((folder / "weights.safetensors").read_bytes())
+            with safe_open(folder / "weights.safetensors", framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception as e:  # safetensors raises its own error types for bad headers
+            raise CheckpointError(f"{folder / 'weights.safetensors'} is corrupt: {e}") from None
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"{folder / 'weights.safetensors'} was not written by the ANCM editor")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise CheckpointError(f"{folder / 'weights.safetensors'} does not match its config: {str(e)[:300]}") from None
+        model.fit_report = cfg.get("fit", {})
+        for m in model.modules().values():
+            m.eval()
+        return model
+
+

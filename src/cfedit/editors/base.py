@@ -1,0 +1,113 @@
+"""The editor interface: label, abduct, act, predict, composed by one batched ``edit`` loop.
+
+Editing an image i under do(X = x') (DESIGN.md sec. 1):
+
+1. label:   v = h(i), or the labels the caller gives;
+2. abduct:  the exogenous state of the factors given v (``u_V``, n_samples draws per image) and of the image
+            given (i, v) (``u_I``);
+3. act:     set X = x' (several factors at once allowed);
+4. predict: v' = F_{x'}(u_V); i' = f_I(v', u_I).
+
+The ANCM, every baseline and the world's oracle implement the steps; :meth:`Editor.edit` owns the loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cfedit.core.domains import Domains
+from cfedit.errors import CfeditError, DataError
+from cfedit.imaging.base import check_images
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """Edits of N images with k samples each: ``images`` (N, k, C, H, W), ``factors`` (N, k) codes per
+    factor, and ``factual`` (N,) codes used as v (the given labels or the labeller's reading)."""
+
+    images: np.ndarray
+    factors: dict[str, np.ndarray]
+    factual: dict[str, np.ndarray]
+
+
+def default_device() -> torch.device:
+    """CUDA when present (this process's local GPU under torchrun), else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+class Editor(abc.ABC):
+    """A counterfactual image editor over ``domains`` for images of ``image_shape``."""
+
+    name: str = "editor"
+    domains: Domains
+    image_shape: tuple[int, int, int]
+    device: torch.device = torch.device("cpu")
+    batch_size: int | None = 1024  # images per step of the edit loop (None: all at once)
+
+    @abc.abstractmethod
+    def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step 1: v = h(i)."""
+
+    @abc.abstractmethod
+    def abduct(self, images: torch.Tensor, v: Mapping[str, torch.Tensor], n_samples: int,
+               generator: torch.Generator) -> tuple[object, object]:
+        """Step 2: (u_V, u_I), with n_samples draws per image (row-major: image i's draws are adjacent)."""
+
+    def act(self, do: Mapping[str, object]) -> dict[str, int]:
+        """Step 3: the intervention do(X = x') as integer codes (names or codes accepted, checked)."""
+        return self.domains.encode(do) if do else {}
+
+    @abc.abstractmethod
+    def predict(self, u_v: object, u_i: object, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Step 4: v' = F_{x'}(u_V) and i' = f_I(v', u_I), one row per draw."""
+
+    @torch.no_grad()
+    def edit(self, images: np.ndarray | torch.Tensor, do: Mapping[str, object], n_samples: int = 1,
+             labels: Mapping[str, object] | None = None, seed: int = 0) -> EditResult:
+        """Counterfactual edits of ``images`` (N, C, H, W) in [0, 1] under ``do`` (e.g. ``{"C": "green"}``).
+
+        ``do`` may be empty (the null edit). ``labels`` (codes or value names per factor) replace the
+        labeller's reading. Returns ``n_samples`` edits per image; the same ``seed`` gives the same edits.
+        """
+        if n_samples < 1:
+            raise CfeditError(f"n_samples must be at least 1, got {n_samples}")
+        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        check_images(x, self.image_shape)
+        x_do = self.act(do)
+        v_all = self.encode_labels(labels, len(x)) if labels is not None else None
+        g = torch.Generator().manual_seed(seed)
+        step = len(x) if not self.batch_size else self.batch_size
+        out_i, out_v, fact = [], [], []
+        for s in range(0, len(x), max(1, step)):
+            xb = x[s:s + step].to(self.device, torch.float32)
+            vb = self.label(xb) if v_all is None else {k: t[s:s + step].to(self.device) for k, t in v_all.items()}
+            u_v, u_i = self.abduct(xb, vb, n_samples, g)
+            v_cf, i_cf = self.predict(u_v, u_i, x_do)
+            out_i.append(i_cf.cpu().numpy().reshape(len(xb), n_samples, *self.image_shape))
+            out_v.append({k: t.cpu().numpy().reshape(len(xb), n_samples) for k, t in v_cf.items()})
+            fact.append({k: t.cpu().numpy() for k, t in vb.items()})
+        cat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in self.domains.names}  # noqa: E731
+        return EditResult(np.concatenate(out_i), cat(out_v), cat(fact))
+
+    def encode_labels(self, labels: Mapping[str, object], n: int) -> dict[str, torch.Tensor]:
+        """Labels of n images (codes or value names per factor, every factor) as code tensors, checked."""
+        out = {}
+        for k in labels:
+            self.domains.check(k)
+        for k in self.domains.names:
+            if k not in labels:
+                raise DataError(f"labels lack factor {k!r}; give all of {', '.join(self.domains.names)} or none")
+            vals = np.atleast_1d(np.asarray(labels[k], dtype=object))
+            codes = np.asarray([self.domains.code(k, x.item() if hasattr(x, "item") else x) for x in vals], dtype=np.int64)
+            if len(codes) != n:
+                raise DataError(f"{len(codes)} labels of {k} for {n} images")
+            out[k] = torch.as_tensor(codes)
+        return out

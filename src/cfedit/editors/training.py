@@ -1,0 +1,172 @@
+"""Training of an editor's learned parts: the loop, its counterfactual-consistency term, resumable state.
+
+One loop for every image backend: each step draws a batch, adds the mechanism's loss (per pixel), the
+labeller's loss and, when the mechanism can edit differentiably, the counterfactual-consistency term.
+Runs in one process or under ``torchrun`` with DistributedDataParallel (gloo on CPU, NCCL on GPUs; only
+rank 0 writes); writes a resumable state every ``checkpoint_every`` steps and resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from cfedit.core.files import atomic_write
+from cfedit.errors import CfeditError, CheckpointError
+from cfedit.imaging import DifferentiableEdit, ImageMechanism, Labeller
+
+STATE_FILE = "train_state.safetensors"
+_log = logging.getLogger("cfedit")
+
+Log = Callable[[str], None]
+
+
+def default_log(message: str) -> None:
+    _log.info(message)
+
+
+class ImageStage(nn.Module):
+    """One module for DDP: the image mechanism's and labeller's losses on a batch, plus the
+    counterfactual-consistency term: the abducted u_I generated with resampled factors v' must read as v'
+    to the labeller, held fixed for this term (its weights detached) so that the generator cannot satisfy
+    it by degrading the labeller. Only the factors that changed count, so that a faithful reconstruction of
+    an ambiguous image is not pushed towards a prototype of its label."""
+
+    def __init__(self, image: ImageMechanism, labeller: Labeller, ctf_weight: float = 0.0, ctf_fraction: float = 1.0):
+        super().__init__()
+        if not 0.0 < ctf_fraction <= 1.0:
+            raise CfeditError(f"ctf_fraction must be in (0, 1], got {ctf_fraction}")
+        if ctf_weight > 0 and not isinstance(image, DifferentiableEdit):
+            raise CfeditError(f"the {image.kind!r} mechanism cannot edit differentiably: set ctf_weight = 0")
+        self.image, self.labeller, self.ctf_weight, self.ctf_fraction = image, labeller, ctf_weight, ctf_fraction
+
+    def forward(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        loss = self.image.loss(images, v) + self.labeller.loss(images, v)
+        if self.ctf_weight > 0:
+            n = max(1, round(self.ctf_fraction * len(images)))  # batches are drawn at random: the first n are a random share
+            loss = loss + self.ctf_weight * self.counterfactual_loss(images[:n], {k: t[:n] for k, t in v.items()})
+        return loss
+
+    def counterfactual_loss(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        domains = self.image.domains
+        v_new = {k: torch.randint(0, domains.size(k), (len(images),), device=images.device) for k in domains.names}
+        edits = self.image.edit_images(images, v, v_new)  # type: ignore[attr-defined]
+        frozen = {n: p.detach() for n, p in self.labeller.named_parameters()}
+        read = torch.func.functional_call(self.labeller, frozen, (edits,))
+        total = images.new_zeros(())
+        for k in domains.names:
+            changed = (v_new[k] != torch.as_tensor(v[k], device=images.device)).float()
+            total = total - (read[k].log_prob(v_new[k]) * changed).sum() / len(images)
+        return total
+
+
+def lr_at(lr: float, steps: int) -> Callable[[int], float]:
+    """Cosine decay with a short warm-up; a function of the step only, so resuming changes nothing."""
+    warm = max(1, steps // 50)
+
+    def at(step: int) -> float:
+        if step < warm:
+            return lr * (step + 1) / warm
+        return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+    return at
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) in one process; under torchrun, the process group is set up once."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
+                      start: int, out: Path | None, rank: int, world: int, log: Log) -> None:
+    """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
+    ``labeller``, ``config``, ``device``), checkpointing into ``out`` on rank 0."""
+    config = model.config
+    trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction)
+    if world > 1:
+        trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
+    sched = lr_at(config.lr, config.steps)
+    t0, first, loss_avg = time.time(), start, None
+    per_rank = max(1, config.batch_size // world)
+    for step in range(start, config.steps):
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(images), (per_rank * world,), generator=g)[rank::world]
+        xb = images[idx].to(model.device)
+        vb = {k: t[idx].to(model.device) for k, t in labels.items()}
+        for grp in opt.param_groups:
+            grp["lr"] = sched(step)
+        loss = trainer(xb, vb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            rate = (time.time() - t0) / (done - first)
+            log(f"image step {done}/{config.steps}  loss {loss_avg:.4f}  "
+                f"{time.time() - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
+        if out is not None and rank == 0 and (done % config.checkpoint_every == 0) and done < config.steps:
+            save_state(model, opt, out / STATE_FILE, done, True)
+
+
+def _fingerprint(model: Any) -> dict[str, str]:
+    return {"config": json.dumps(model.config.to_dict(), sort_keys=True), "domains": json.dumps(model.domains.as_dict()),
+            "graph": model.graph.to_line()}
+
+
+def save_state(model: Any, opt: torch.optim.Optimizer, path: Path, step: int, ncm_done: bool) -> None:
+    """The resumable training state: weights, Adam moments, step; config, domains and graph in the metadata."""
+    from safetensors.torch import save
+
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    sd = opt.state_dict()
+    for i, st in sd["state"].items():
+        for name, t in st.items():
+            tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
+    meta = {"format": model.FORMAT + "-train", "step": str(step), "ncm_done": str(int(ncm_done)), **_fingerprint(model)}
+    atomic_write(path, save(tensors, metadata=meta))
+
+
+def load_state(model: Any, opt: torch.optim.Optimizer, path: Path) -> tuple[int, bool]:
+    """Restore a state written by :func:`save_state` for the same config, data and graph; (step, ncm done)."""
+    from safetensors import safe_open
+    from safetensors.torch import load as load_bytes
+
+    try:
+        state = load_bytes(path.read_bytes())
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise CheckpointError(f"{path} is corrupt ({e}); delete it or train into a new folder") from None
+    if meta.get("format") != model.FORMAT + "-train":
+        raise CheckpointError(f"{path} is not an ANCM training state")
+    if any(meta.get(k) != v for k, v in _fingerprint(model).items()):
+        raise CheckpointError(f"{path} was written by a run with another config, graph or data; "
+                              "train into a new folder or pass resume=False (--no-resume)")
+    try:
+        model.load_state_dict({k[6:]: v.to(model.device) for k, v in state.items() if k.startswith("model.")})
+        sd = opt.state_dict()
+        for key, t in state.items():
+            if key.startswith("opt."):
+                _, i, name = key.split(".", 2)
+                sd["state"].setdefault(int(i), {})[name] = t if name == "step" else t.to(model.device)
+        opt.load_state_dict(sd)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path} does not match this model: {str(e)[:300]}") from None
+    return int(meta.get("step", 0)), meta.get("ncm_done") == "1"

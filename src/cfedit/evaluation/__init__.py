@@ -1,0 +1,1 @@
+"""Evaluation: the protocol (:mod:`.protocol`), metrics with intervals, realism, and reports."""

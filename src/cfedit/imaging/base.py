@@ -1,0 +1,93 @@
+"""What an image mechanism is: f^_I(V, U_I) that can abduct U_I from an image, plus its training loss.
+
+Every backend (``vae``, ``diffusion``, ...) subclasses :class:`ImageMechanism` and is registered by name in
+:mod:`cfedit.imaging`. The editors and the training loop use only these verbs:
+
+* ``prior(n, generator)``: n draws of U_I from its prior;
+* ``generate(v, u)``: images f^_I(v, u) in [0, 1], (N, C, H, W);
+* ``abduct(images, v)``: the U_I that reproduces each image given its factual factors v. It must depend on
+  the image and v only, never on the action, so that abduct / act / predict stays a counterfactual;
+* ``loss(images, v)``: the training loss of a batch, per pixel (so that one learning rate fits every size).
+
+A backend that can edit differentiably (abduct then generate with other factors, with gradients) also
+implements :class:`DifferentiableEdit`; the training loop's counterfactual-consistency term asks for it.
+
+Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I, ``images`` -> I in [0, 1], (N, C, H, W).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cfedit.core.domains import Domains
+from cfedit.errors import DataError
+
+Codes = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageConfig:
+    """Base of every backend's config: ``kind`` names the backend in the registry (and in config.json)."""
+
+    kind: str = ""
+
+
+class ImageMechanism(nn.Module, abc.ABC):
+    """f^_I with abduction. Subclasses set ``kind`` and take ``(domains, image_shape, config)``."""
+
+    kind: str = ""
+
+    def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: ImageConfig):
+        super().__init__()
+        self.domains, self.image_shape, self.config = domains, tuple(int(s) for s in image_shape), config
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def cond(self, v: Codes) -> torch.Tensor:
+        """One-hot factor codes (N, sum of domain sizes) on this module's device."""
+        return one_hot_factors(self.domains, {k: torch.as_tensor(v[k], device=self._device()) for k in self.domains.names})
+
+    @abc.abstractmethod
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of U_I."""
+
+    @abc.abstractmethod
+    def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
+        """Images f^_I(v, u) in [0, 1]."""
+
+    @abc.abstractmethod
+    def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        """U_I of each image given its factual factors (never the action)."""
+
+    @abc.abstractmethod
+    def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        """Training loss of a batch, per pixel."""
+
+
+@runtime_checkable
+class DifferentiableEdit(Protocol):
+    """A mechanism that can edit with gradients: ``edit_images(images, v, v_new)`` = f^_I(v_new, abduct(images, v))."""
+
+    def edit_images(self, images: torch.Tensor, v: Codes, v_new: Codes) -> torch.Tensor: ...
+
+
+def one_hot_factors(domains: Domains, v: Codes) -> torch.Tensor:
+    """Concatenated one-hot codes of every factor, in ``domains.names`` order."""
+    return torch.cat([F.one_hot(torch.as_tensor(v[k]).long(), domains.size(k)).float() for k in domains.names], dim=1)
+
+
+def check_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Refuse images that are not (N, *shape) floats; clear message for the usual mistakes."""
+    if images.dim() != 4 or tuple(images.shape[1:]) != tuple(shape):
+        raise DataError(f"expected images of shape (N, {', '.join(map(str, shape))}), got {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise DataError(f"expected float images in [0, 1], got dtype {images.dtype}")
+    return images

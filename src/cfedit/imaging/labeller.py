@@ -1,0 +1,47 @@
+"""The labeller h^: images -> factor codes, a small CNN with one categorical head per factor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from cfedit.core.domains import Domains
+from cfedit.imaging.base import Codes, check_images
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabellerConfig:
+    width: int = 32  # channels of the first conv layer
+
+
+class Labeller(nn.Module):
+    """h: images -> factor codes; a small CNN with one categorical head per factor."""
+
+    def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: LabellerConfig = LabellerConfig()):
+        super().__init__()
+        c, h, w = image_shape
+        self.domains, self.image_shape, self.config = domains, (c, h, w), config
+        wd = config.width
+        self.body = nn.Sequential(
+            nn.Conv2d(c, wd, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(wd, 2 * wd, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(2 * wd * (h // 4) * (w // 4), 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, sum(domains.shape))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.distributions.Categorical]:
+        """P(V_k | image) for every factor k."""
+        logits = self.head(self.body(images)).split(list(self.domains.shape), dim=1)
+        return {k: torch.distributions.Categorical(logits=l) for k, l in zip(self.domains.names, logits)}
+
+    def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        out = self(images)
+        return -sum(out[k].log_prob(torch.as_tensor(v[k], device=images.device).long()).mean() for k in self.domains.names)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The most probable code of each factor."""
+        images = check_images(torch.as_tensor(images), self.image_shape).to(next(self.parameters()).device)
+        return {k: d.probs.argmax(dim=1) for k, d in self(images).items()}

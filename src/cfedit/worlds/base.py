@@ -1,0 +1,61 @@
+"""What a ground-truth world is: an exact ASCM that describes itself (DESIGN.md sec. 4).
+
+A world module builds :class:`World` objects and lists them in its ``WORLDS`` mapping (name -> builder);
+the registry in :mod:`cfedit.worlds` lists the modules. Generic code (CLI, evaluation, reports, realism,
+theory) reads what it needs from the world object: its graph and exact SCM, its documented queries, its
+image shape, true image mechanism and oracle reader, the actions its figures show and the factor its
+reversibility metric flips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cfedit.core.domains import Domains
+from cfedit.core.graph import CausalGraph
+from cfedit.errors import CfeditError
+from cfedit.scm import ASCM, SCM, ImageMechanism, Reader
+
+ImagesFor = Callable[[str, "str | None"], ImageMechanism]
+"""(split, data_dir) -> the true image mechanism on that split ("train" or "eval") of the world's image noise."""
+ReaderFor = Callable[["str | None"], Reader]
+"""data_dir -> the world's oracle reader of every factor."""
+
+
+@dataclass(frozen=True)
+class World:
+    """A ground-truth setting: graph, exact SCM, documented queries, and images on demand."""
+
+    name: str
+    description: str
+    reference: str  # the paper / figure the setting comes from
+    scm: SCM = field(repr=False)
+    queries: tuple[str, ...]  # documented queries, each of the edit form P(W[X=x']=w | V=v)
+    mechanisms: str = field(repr=False)  # the documented mechanisms: formulas and parameters
+    image_shape: tuple[int, int, int]
+    images: ImagesFor = field(repr=False)
+    reader: ReaderFor = field(repr=False)
+    figure_actions: tuple[Mapping[str, str], ...] = ()  # actions that report grids show, as value names
+    reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
+    data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
+
+    @property
+    def graph(self) -> CausalGraph:
+        return self.scm.graph
+
+    @property
+    def domains(self) -> Domains:
+        return self.scm.domains
+
+    def ascm(self, split: str = "eval", data_dir: str | None = None, oracle: bool = True) -> ASCM:
+        """The ASCM whose image noise comes from ``split`` ("eval": what no model has seen; "train")."""
+        if split not in ("train", "eval"):
+            raise CfeditError(f"unknown split {split!r}; splits are train, eval")
+        return ASCM(self.scm, self.images(split, data_dir), self.reader(data_dir) if oracle else None)
+
+    def oracle_accuracy(self, units_v: Mapping[str, np.ndarray], read: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Share of units whose factor the oracle read as the truth, per factor."""
+        return {k: float(np.mean(np.asarray(read[k]) == np.asarray(units_v[k]))) for k in self.domains.names}
