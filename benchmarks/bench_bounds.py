@@ -4,7 +4,7 @@ Run: .venv/bin/python benchmarks/bench_bounds.py [--graphs 20] [--neural]
 Target: under 0.5 s per world query (2 CPU cores). Random graphs: n = 3, 4, 5 binary factors, each
 possible edge with prob. 0.5 (at most 3 parents), each pair bidirected with prob. 0.3, queries
 P(W_{x} = w | e) with 0-2 evidence factors and a PNS P(W_{x=1} = 1, W_{x=0} = 0). ``--neural`` adds the
-neural bounds (cfedit.ncm_bounds) of each world query beside the exact ones (a few seconds each).
+neural bounds (cfedit.bounds.neural) of each world query beside the exact ones (a few seconds each).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 
 from cfedit.bounds import optimal_bounds
 from cfedit.core.domains import Domains
-from cfedit.errors import QueryError
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query, parse_query
+from cfedit.errors import QueryError
 from cfedit.scm import SCM, Exogenous
 
 
@@ -55,7 +55,7 @@ def worlds(neural: bool) -> None:
             line = (f"{name:10s} {text:48s} {b.lower:8.4f} {b.upper:8.4f} {str(b.identified):>5s} "
                     f"{w.scm.probability(q):8.4f} {b.method:>10s} {t * 1000:7.1f}{flag}")
             if neural:
-                from cfedit.ncm_bounds import neural_bounds
+                from cfedit.bounds.neural import neural_bounds
 
                 nb = neural_bounds(q, w.graph, w.domains, p)
                 line += f"   [{nb.lower:.4f}, {nb.upper:.4f}]   {max(nb.fit_tv):.4f} {nb.seconds:5.1f}"

@@ -6,26 +6,14 @@ import numpy as np
 import pytest
 
 from cfedit.bounds import optimal_bounds
+from cfedit.bounds.neural import NeuralBoundsConfig, neural_bounds
 from cfedit.core.domains import Domains
-from cfedit.errors import QueryError
 from cfedit.core.graph import CausalGraph
-from cfedit.ncm_bounds import NeuralBoundsConfig, neural_bounds
 from cfedit.core.query import parse_query
-from cfedit.scm import SCM, Exogenous
+from cfedit.errors import QueryError
+from cfedit.scm import SCM
 
 BIN = ("0", "1")
-
-
-def _frontdoor() -> SCM:
-    g = CausalGraph.parse("D -> C; C -> B; D <-> B")
-    exo = [Exogenous("U", (0.3, 0.2, 0.5), ("D", "B")), Exogenous("NC", (0.6, 0.4), ("C",)),
-           Exogenous("NB", (0.7, 0.3), ("B",))]
-    mech = {
-        "D": lambda pa, u: (u["U"] > 0).astype(int),
-        "C": lambda pa, u: pa["D"] ^ u["NC"],
-        "B": lambda pa, u: (pa["C"] + (u["U"] == 2) + u["NB"]) % 2,
-    }
-    return SCM(g, Domains({"D": BIN, "C": BIN, "B": BIN}), exo, mech)
 
 
 @pytest.mark.slow
@@ -36,9 +24,9 @@ def _frontdoor() -> SCM:
         ("frontdoor", "P(C[D=1]=1 | D=0, C=0)"),  # needs U_C's states to anti-couple for the maximum
     ],
 )
-def test_neural_bounds_within_0_05_of_the_exact_bounds(graph: str, text: str):
+def test_neural_bounds_within_0_05_of_the_exact_bounds(graph: str, text: str, frontdoor: SCM):
     if graph == "frontdoor":
-        scm = _frontdoor()
+        scm = frontdoor
         g, dom, p = scm.graph, scm.domains, scm.observational()
     else:
         g, dom = CausalGraph.parse(graph), Domains({"X": BIN, "Y": BIN})

@@ -16,6 +16,11 @@ Carlo noise. Unlike :func:`cfedit.bounds.optimal_bounds` the size grows with the
 ``latent``, not with response functions, so it reaches graphs where enumeration of responses does not;
 the values are not certified (a local optimum, and a slightly relaxed fit).
 
+It starts from the package's internal API (:class:`~cfedit.bounds.context.Context`,
+:func:`~cfedit.bounds.events.events`, :func:`~cfedit.bounds.events.world_plans`,
+:func:`~cfedit.bounds.events.check_evidence`), like the exact programme. This is the one module of
+:mod:`cfedit.bounds` that imports torch.
+
 Notation: ``u`` -> U_C (shared, per C-component), ``e`` -> E_j (own noise), ``lam`` -> lambda.
 """
 
@@ -28,13 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
-from cfedit.bounds import Contrast, _check_evidence, _Context, _events, _world_plans
+from cfedit.bounds.context import Context
+from cfedit.bounds.events import Contrast, Terms, check_evidence, events, world_plans
 from cfedit.core.domains import Domains
-from cfedit.errors import QueryError
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query
+from cfedit.errors import QueryError
+
+__all__ = ["NeuralBounds", "NeuralBoundsConfig", "neural_bounds"]
 
 _MAX_ASSIGNMENTS = 200_000  # joint values of a query's cells that are enumerated
 
@@ -76,9 +84,9 @@ def neural_bounds(
 ) -> NeuralBounds:
     """Bounds of ``query`` from two NCMs fitted to P(V) while minimising / maximising it."""
     t0 = time.perf_counter()
-    ctx = _Context(graph, domains, p_v)
-    terms, given = _events(query, ctx)
-    _check_evidence(ctx, given)
+    ctx = Context(graph, domains, p_v)
+    terms, given = events(query, ctx)
+    check_evidence(ctx, given)
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: threads only add overhead
     try:
@@ -103,7 +111,7 @@ def neural_bounds(
 class _NCM(nn.Module):
     """f_j(pa_j, u_C) -> logits of V_j, for every parent configuration and state of U_C at once."""
 
-    def __init__(self, ctx: _Context, config: NeuralBoundsConfig):
+    def __init__(self, ctx: Context, config: NeuralBoundsConfig):
         super().__init__()
         self.comps = ctx.graph.c_components()
         self.comp_of = {j: i for i, c in enumerate(self.comps) for j in c}
@@ -152,8 +160,8 @@ class _NCM(nn.Module):
 class _EventPlan:
     """The enumerated values of one event's cells (world, factor) and the index arrays to score them."""
 
-    def __init__(self, ctx: _Context, atoms: Sequence[Atom]):
-        plans = _world_plans(ctx, atoms)
+    def __init__(self, ctx: Context, atoms: Sequence[Atom]):
+        plans = world_plans(ctx, atoms)
         cells: list[tuple[int, str]] = []
         choices: list[tuple[int, ...]] = []
         for w, (x, pins, need) in enumerate(plans):
@@ -170,9 +178,8 @@ class _EventPlan:
         self.by_factor: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         for (w, j), i in col.items():
             x = plans[w][0]
-            flat = np.zeros(n, dtype=np.int64)
-            for p in ctx.parents[j]:
-                flat = flat * ctx.size[p] + (x[p] if p in x else grid[:, col[(w, p)]])
+            pa = {p: (x[p] if p in x else grid[:, col[(w, p)]]) for p in ctx.parents[j]}
+            flat = np.zeros(n, dtype=np.int64) + ctx.flat(j, pa)
             self.by_factor.setdefault(j, []).append((torch.as_tensor(flat), torch.as_tensor(grid[:, i])))
         self.n = n
 
@@ -200,16 +207,15 @@ class _EventPlan:
 class _Plan:
     """Everything the loss needs: P(V) cells, the numerator terms and the evidence."""
 
-    def __init__(self, ctx: _Context, terms, given: Sequence[Atom]):
+    def __init__(self, ctx: Context, terms: Terms, given: Sequence[Atom]):
         self.p = torch.as_tensor(ctx.p.reshape(-1), dtype=torch.float64)
         names = ctx.domains.names
         grid = np.indices(ctx.domains.shape).reshape(len(names), -1).T
         self.obs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for i, j in enumerate(names):
-            flat = np.zeros(len(grid), dtype=np.int64)
-            for p in ctx.parents[j]:
-                flat = flat * ctx.size[p] + grid[:, names.index(p)]
-            self.obs[j] = (torch.as_tensor(flat), torch.as_tensor(grid[:, i]))
+        columns = {n: grid[:, i] for i, n in enumerate(names)}
+        for j in names:
+            flat = np.zeros(len(grid), dtype=np.int64) + ctx.flat(j, columns)
+            self.obs[j] = (torch.as_tensor(flat), torch.as_tensor(columns[j]))
         self.terms = [(a, _EventPlan(ctx, atoms)) for a, atoms in terms]
         self.given = _EventPlan(ctx, given) if given else None
 
@@ -230,7 +236,7 @@ class _Plan:
         return num / torch.clamp(torch.as_tensor(den, dtype=torch.float64), min=1e-12)
 
 
-def _train(model: _NCM, plan: _Plan, ctx: _Context, sense: float, config: NeuralBoundsConfig) -> tuple[float, float]:
+def _train(model: _NCM, plan: _Plan, ctx: Context, sense: float, config: NeuralBoundsConfig) -> tuple[float, float]:
     """Minimise KL(P || P^M) + sense * lambda_t * Q(M); returns Q and the TV of the fit at the end."""
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     support = plan.p > 0
