@@ -1,10 +1,13 @@
-"""Time of the optimal-bounds programme: every documented world query, then random binary graphs.
+"""Time of the optimal-bounds programme: one large component, every documented world query, random graphs.
 
-Run: .venv/bin/python benchmarks/bench_bounds.py [--graphs 20] [--neural]
-Target: under 0.5 s per world query (2 CPU cores). Random graphs: n = 3, 4, 5 binary factors, each
-possible edge with prob. 0.5 (at most 3 parents), each pair bidirected with prob. 0.3, queries
-P(W_{x} = w | e) with 0-2 evidence factors and a PNS P(W_{x=1} = 1, W_{x=0} = 0). ``--neural`` adds the
-neural bounds (cfedit.bounds.neural) of each world query beside the exact ones (a few seconds each).
+Run: .venv/bin/python benchmarks/bench_bounds.py [--large 15] [--graphs 20] [--neural]
+Target: under 0.5 s per world query (2 CPU cores). The large case is a multilinear contrast whose
+alternation reaches a C-component of 2^k response types (k = ``--large``; 0 skips it); it prints the
+time and the process's peak resident memory (ru_maxrss), run first so that the peak is this case's.
+Random graphs: n = 3, 4, 5 binary factors, each possible edge with prob. 0.5 (at most 3 parents), each
+pair bidirected with prob. 0.3, queries P(W_{x} = w | e) with 0-2 evidence factors and a PNS
+P(W_{x=1} = 1, W_{x=0} = 0). ``--neural`` adds the neural bounds (cfedit.bounds.neural) of each world
+query beside the exact ones (a few seconds each).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
+import resource
 import time
 
 import numpy as np
 
-from cfedit.bounds import optimal_bounds
+from cfedit.bounds import Contrast, optimal_bounds
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query, parse_query
@@ -60,6 +64,31 @@ def worlds(neural: bool) -> None:
                 nb = neural_bounds(q, w.graph, w.domains, p)
                 line += f"   [{nb.lower:.4f}, {nb.upper:.4f}]   {max(nb.fit_tv):.4f} {nb.seconds:5.1f}"
             print(line)
+
+
+def large_component(k: int) -> None:
+    """D -> C -> B, D <-> B beside X -> Y (X k-valued): the contrast
+    P(D=0, C=0, B=0, C_{D=1}=1, B_{D=1}=1) + P(Y_{X=0}=1, ..., Y_{X=k-1}=1) is multilinear (the first term
+    couples C's and (D, B)'s laws) and its alternation solves Y's one-factor component of 2^k response
+    types by the Charnes-Cooper LP (the case of tests/bounds/test_programmes.py)."""
+    rng = np.random.default_rng(k)
+    b2 = ("0", "1")
+    g = CausalGraph.parse("D -> C; C -> B; D <-> B; X -> Y")
+    dom = Domains({"D": b2, "C": b2, "B": b2, "X": [str(i) for i in range(k)], "Y": b2})
+    p_dcb = rng.dirichlet(np.ones(8)).reshape(2, 2, 2)
+    p_x = rng.dirichlet(np.ones(k))
+    p_y1 = 1 - rng.uniform(0.2, 0.9, k) / k
+    p = p_dcb[:, :, :, None, None] * np.stack([p_x * (1 - p_y1), p_x * p_y1], axis=1)[None, None, None]
+    every = ", ".join(f"Y[X={i}]=1" for i in range(k))
+    q = Contrast(((1.0, parse_query("P(B[D=1]=1, C[D=1]=1, D=0, C=0, B=0)", dom)),
+                  (1.0, parse_query(f"P({every})", dom))))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    t = time.perf_counter()
+    b = optimal_bounds(q, g, dom, p)
+    t = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"large component: 2^{k} = {2 ** k} response types, [{b.lower:.4f}, {b.upper:.4f}] {b.method}, "
+          f"{t:.2f} s, peak RSS {rss:.0f} MiB (before the query {rss0:.0f} MiB)\n")
 
 
 def random_scm(rng: np.random.Generator, n: int) -> SCM:
@@ -123,7 +152,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graphs", type=int, default=20, help="random graphs per size")
     ap.add_argument("--neural", action="store_true", help="also train the neural bounds of each world query")
+    ap.add_argument("--large", type=int, default=15, help="2^k response types in the large case (0: skip)")
     args = ap.parse_args()
+    if args.large:
+        large_component(args.large)
     worlds(args.neural)
     random_graphs(args.graphs)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from cfedit.bounds import extremal_models, optimal_bounds
+from cfedit.bounds import Contrast, extremal_models, optimal_bounds
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query, parse_query
@@ -237,3 +238,62 @@ def test_certified_only_when_the_canonical_class_is_the_scm_class():
     assert not chain.identified and not chain.certified and chain.attained == (chain.lower, chain.upper)
     assert clique.certified and (clique.lower, clique.upper) == pytest.approx((chain.lower, chain.upper))
 
+
+def _two_clusters(k: int) -> tuple[Contrast, CausalGraph, Domains, np.ndarray, tuple[float, float]]:
+    """A multilinear query with one component of 2^k response types, and its bounds in closed form.
+
+    D -> C -> B, D <-> B beside X -> Y (X k-valued), and the contrast
+    P(D=0, C=0, B=0, C_{D=1}=1, B_{D=1}=1) + P(Y_{X=0}=1, ..., Y_{X=k-1}=1). The first term is
+    q_C(r_C(0) = 0, r_C(1) = 1) P(D=0) q_DB(r_B(0) = 0, r_B(1) = 1 | r_D = 0): a product of two free couplings
+    (a multilinear cluster) whose factors range over the Frechet intervals of (a, b) and (alpha, beta),
+    so its range is the product of the intervals. The second term reads the k slots of Y's one-factor
+    component together (2^k types, one cluster): the Frechet interval [max(0, sum p - (k - 1)), min p].
+    The terms share no component, so the ranges add."""
+    rng = np.random.default_rng(k)
+    g = CausalGraph.parse("D -> C; C -> B; D <-> B; X -> Y")
+    dom = Domains({"D": BIN, "C": BIN, "B": BIN, "X": [str(i) for i in range(k)], "Y": BIN})
+    p_dcb = rng.dirichlet(np.ones(8)).reshape(2, 2, 2)
+    p_x = rng.dirichlet(np.ones(k))
+    p_y1 = 1 - rng.uniform(0.2, 0.9, k) / k  # P(Y = 1 | x): sum of the complements below 1
+    p_xy = np.stack([p_x * (1 - p_y1), p_x * p_y1], axis=1)
+    p = p_dcb[:, :, :, None, None] * p_xy[None, None, None]
+    every = ", ".join(f"Y[X={i}]=1" for i in range(k))
+    q = Contrast(((1.0, parse_query("P(B[D=1]=1, C[D=1]=1, D=0, C=0, B=0)", dom)),
+                  (1.0, parse_query(f"P({every})", dom))))
+    p_d = p_dcb.sum(axis=(1, 2))
+    p_c_d = p_dcb.sum(axis=2) / p_d[:, None]
+    a, b = p_c_d[0, 0], p_c_d[1, 1]  # P(C=0 | D=0), P(C=1 | D=1)
+    alpha, beta = p_dcb[0, 0, 0] / p_dcb[0, 0].sum(), p_dcb[0, 1, 1] / p_dcb[0, 1].sum()  # P(B=0 | 0, 0), P(B=1 | 0, 1)
+    lo = p_d[0] * max(0.0, a + b - 1) * max(0.0, alpha + beta - 1) + max(0.0, p_y1.sum() - (k - 1))
+    hi = p_d[0] * min(a, b) * min(alpha, beta) + p_y1.min()
+    return q, g, dom, p, (lo, hi)
+
+
+def test_multilinear_query_with_a_component_of_32768_response_types(monkeypatch):
+    """The alternation solves its blocks by a sparse Charnes-Cooper LP: a component of 2^15 response types
+    needs no dense n x n matrix (8 GiB at this size). The bounds meet the closed form and are attained."""
+    from cfedit.bounds import programmes
+
+    sizes: list[int] = []
+    lfp = programmes._lfp
+
+    def spy(c, f, g, sense):
+        sizes.append(c.n)
+        return lfp(c, f, g, sense)
+
+    monkeypatch.setattr(programmes, "_lfp", spy)
+    q, g, dom, p, (lo, hi) = _two_clusters(15)
+    rss_before = _peak_rss_mib()
+    b = optimal_bounds(q, g, dom, p)
+    assert max(sizes) == 2**15  # the large component went through the alternation's exact blocks
+    assert b.method == "multilinear" and b.certified
+    assert (b.lower, b.upper) == pytest.approx((lo, hi), abs=1e-6)
+    assert b.attained == pytest.approx((lo, hi), abs=1e-6)
+    if sys.platform == "linux":  # the process's peak grew by far less than one dense n x n matrix
+        assert _peak_rss_mib() - rss_before < 2048, f"peak RSS grew {_peak_rss_mib() - rss_before:.0f} MiB"
+
+
+def _peak_rss_mib() -> float:
+    import resource  # POSIX only; ru_maxrss is in KiB on Linux
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,8 +8,9 @@ query's events (:mod:`~cfedit.bounds.events`), the reduced C-components
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -232,9 +233,17 @@ def _solve(
                        is_probability, tol)
     # -- multilinear: RLT outer bounds (lo, hi), alternating inner values
     base = {v: rc[v].q0 for v in free}
-    rnd = [{v: _vertex(rc[v], np.random.default_rng(100 + s)) for v in free} for s in range(3)]
-    in_lo, qs_lo = _alternate(rc, free, num, den, 1.0, [start_lo, base, *rnd], lo, tol / 10)
-    in_hi, qs_hi = _alternate(rc, free, num, den, -1.0, [start_hi, base, *rnd], hi, tol / 10)
+
+    @cache
+    def vertices(s: int) -> dict[int, np.ndarray]:  # a random start, drawn only when needed
+        return {v: _vertex(rc[v], np.random.default_rng(100 + s)) for v in free}
+
+    def starts(first: dict[int, np.ndarray]) -> Iterator[dict[int, np.ndarray]]:
+        yield from (first, base)
+        yield from (vertices(s) for s in range(3))
+
+    in_lo, qs_lo = _alternate(rc, free, num, den, 1.0, starts(start_lo), lo, tol / 10)
+    in_hi, qs_hi = _alternate(rc, free, num, den, -1.0, starts(start_hi), hi, tol / 10)
     exact = (in_lo - lo < tol) and (hi - in_hi < tol)
     return _finish(ctx, touched, lo, hi, (in_lo, in_hi), "multilinear", exact, laws(qs_lo), laws(qs_hi), rc,
                    is_probability, tol)

@@ -10,7 +10,7 @@ for clusters of one component and the level-1 RLT relaxation otherwise. Block-co
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,18 +43,31 @@ def _is_fixed(c: _Component, P: _Poly, v: int, rng: np.random.Generator) -> bool
     return hi - lo <= _FIXED_TOL * scale
 
 
-def _lfp(
-    comps: Sequence[_Component], f: np.ndarray, g: np.ndarray | float, sense: float
-) -> tuple[float, np.ndarray | None]:
-    """Optimise (f . q) / (g . q) over the feasible laws q of one component (``comps`` has one entry),
-    exactly, by the Charnes-Cooper LP. ``sense`` is +1 for the minimum and -1 for the maximum.
-    Returns the value and q (None when the optimum is a limit that no law attains)."""
-    (c,) = comps
-    num = _Poly(np.ones(c.n), np.arange(c.n)[:, None], [np.eye(c.n) * np.broadcast_to(f, (c.n,))[:, None]])
-    den = (_Poly.constant(float(g), 1) if np.ndim(g) == 0 else
-           _Poly(np.ones(c.n), np.arange(c.n)[:, None], [np.eye(c.n) * np.asarray(g)[:, None]]))
-    val, Qs = _block_lfp([c], [[0]], num, den, sense)
-    return val, (None if Qs is None else Qs[0])
+def _lfp(c: _Component, f: np.ndarray | float, g: np.ndarray | float, sense: float) -> tuple[float, np.ndarray | None]:
+    """Optimise (f . q) / (g . q) over the feasible laws q of one component, exactly, by the
+    Charnes-Cooper LP in (y, t) = (t q, 1 / (g . q)):
+
+        min sense f . y   s.t.   H y = 0,  1 . y = t,  g . y = 1,  y, t >= 0
+
+    (a scalar g is the constant denominator: g t = 1). ``sense`` is +1 for the minimum and -1 for the
+    maximum. Sparse throughout: memory O(nnz(H) + n) for n response types. Returns the value and q
+    (None when the optimum is a limit that no law attains)."""
+    n = c.n
+    f = np.broadcast_to(np.asarray(f, dtype=float), (n,))
+    t_col = sp.csr_matrix((c.H.shape[0], 1))
+    norm = sp.csr_matrix(np.append(np.ones(n), -1.0)[None, :])
+    den = (sp.csr_matrix(([float(g)], ([0], [n])), shape=(1, n + 1)) if np.ndim(g) == 0
+           else sp.csr_matrix(np.append(np.asarray(g, dtype=float), 0.0)[None, :]))
+    A = sp.vstack([sp.hstack([c.H, t_col]), norm, den], format="csr")
+    b = np.zeros(A.shape[0])
+    b[-1] = 1.0
+    res = linprog(sense * np.append(f, 0.0), A_eq=A, b_eq=b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+    if res.status != 0:
+        raise RuntimeError(f"the linear-fractional programme failed: {res.message}")
+    t = res.x[-1]
+    if t <= 1e-12:
+        return sense * res.fun, None
+    return sense * res.fun, np.clip(res.x[:n], 0, None) / t
 
 
 def _rlt_rows(comps: Sequence[_Component]) -> sp.csr_matrix:
@@ -126,22 +139,29 @@ def _block_lfp(
 
 def _alternate(
     comps: Sequence[_Component], free: Sequence[int], num: _Poly, den: _Poly, sense: float,
-    starts: Sequence[dict[int, np.ndarray]], target: float, tol: float,
+    starts: Iterable[dict[int, np.ndarray]], target: float, tol: float,
 ) -> tuple[float, dict[int, np.ndarray]]:
-    """Block-coordinate optimisation of the multilinear ratio from several starts; each block is an
-    exact linear-fractional programme, so every value returned is attained by an explicit model."""
-    best_val, best_q = np.inf, dict(starts[0])
-    for start in starts:
+    """Block-coordinate optimisation of the multilinear ratio from several starts (taken lazily: the
+    rest are not drawn once one reaches ``target``); each block is an exact linear-fractional
+    programme, so every value returned is attained by an explicit model. A block whose fibres are
+    unchanged since it was last solved is already at its optimum and is not solved again."""
+    starts = iter(starts)
+    first = next(starts)
+    best_val, best_q = np.inf, dict(first)
+    for start in itertools.chain([first], starts):
         qs = {v: q.copy() for v, q in start.items()}
         val = np.inf
+        solved: dict[int, tuple[np.ndarray | float, np.ndarray | float]] = {}
         for _ in range(30):
             old = val
             for v in free:
                 f, g = num.fibre(qs, v), den.fibre(qs, v)
                 if np.ndim(g) and np.max(g) <= 1e-12:
                     continue
-                c = comps[v]
-                value, q = _lfp([c], np.broadcast_to(f, (c.n,)), g, sense)
+                if v in solved and all(np.array_equal(a, b) for a, b in zip(solved[v], (f, g))):
+                    continue
+                solved[v] = (f, g)
+                value, q = _lfp(comps[v], f, g, sense)
                 if q is not None:
                     qs[v] = q.reshape(-1) / q.sum()
                     val = sense * value
