@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.ancm import ANCM, ANCMConfig
 from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.worlds import get_world
 
 

@@ -25,8 +25,8 @@ def best_of(fn, repeat: int = 3) -> float:
 
 
 def reader_accuracy() -> None:
-    from cfedit.mnist import load_pools
-    from cfedit.reference import DigitClassifier
+    from cfedit.data.mnist import load_pools
+    from cfedit.worlds.reference import DigitClassifier
 
     pools = load_pools()
     x, y = pools.eval_images / 255.0, pools.eval_labels
@@ -45,7 +45,9 @@ def main() -> None:
         print(f"{name:10s} render: {len(units) / t:,.0f} images/s (20,000 units, 3x28x28)")
         t = best_of(lambda: w.scm.counterfactual(units.u, {"C": 0}))
         print(f"{name:10s} true counterfactual factors: {len(units) / t:,.0f} units/s")
-        fresh = lambda: type(w.scm)(w.scm.graph, w.scm.domains, w.scm.exogenous, w.scm.mechanisms)  # no caches
+        def fresh():  # no caches
+            return type(w.scm)(w.scm.graph, w.scm.domains, w.scm.exogenous, w.scm.mechanisms)
+
         t = best_of(lambda: fresh().observational())
         n_u = len(w.scm.enumerate_u()[1])
         print(f"{name:10s} exact P(V): {t * 1000:.1f} ms ({n_u:,} exogenous points, cold)")

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cfedit.ancm import ANCM
 from cfedit.data import WORLD_TRAIN_UNITS
-from cfedit.experiments import EvalConfig, evaluate
-from cfedit.report import format_interval
+from cfedit.editors.ancm import ANCM
+from cfedit.evaluation.protocol import EvalConfig, evaluate
+from cfedit.evaluation.report import format_interval
 from cfedit.worlds import get_world
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     model = ANCM.load(Path(args.checkpoint))
     t = time.time()
     res = evaluate(w, {"ancm": model}, EvalConfig(n_units=args.units, n_samples=args.samples, seed=1, realism=False,
-                                                  composition_steps=0, reversibility=""), log=lambda s: None)
+                                                  composition_steps=0, reversibility=""))
     print(f"evaluation on {args.units} held-out units x {args.samples} samples: {time.time() - t:.0f}s")
     for k, r in res["interventions"]["ancm"].items():
         print(f"do({k}): effectiveness {format_interval(r['effectiveness'])}  preservation {format_interval(r['preservation'])}")

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from cfedit.core.domains import Domains
-from cfedit.errors import DomainError, QueryError
 from cfedit.core.graph import CausalGraph
-from cfedit.ncm import NCM, NCMConfig
 from cfedit.core.query import parse_query
+from cfedit.errors import DomainError, QueryError
+from cfedit.ncm import NCM, NCMConfig
 from cfedit.scm import SCM, Exogenous
 
 DOM = Domains({"Z": ["0", "1"], "X": ["0", "1"], "Y": ["0", "1"]})

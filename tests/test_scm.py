@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from cfedit.core.domains import Domains
-from cfedit.errors import GraphError, QueryError
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Query, parse_query
+from cfedit.errors import GraphError, QueryError
 from cfedit.scm import SCM, Exogenous
 
 BIN = Domains({"X": ["0", "1"], "Y": ["0", "1"]})

@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 
 from cfedit.core.domains import Domains
-from cfedit.errors import DomainError, GraphError, QueryError
 from cfedit.core.graph import CausalGraph
+from cfedit.errors import DomainError, GraphError, QueryError
 
 Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor, one entry per unit."""

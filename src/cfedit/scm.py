@@ -23,9 +23,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from cfedit.core.domains import Domains
-from cfedit.errors import DomainError, GraphError, QueryError
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Query
+from cfedit.errors import DomainError, GraphError, QueryError
 
 Values = dict[str, np.ndarray]
 """Integer codes per factor (or per exogenous variable), one entry per unit."""

@@ -108,10 +108,12 @@ def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=gree
     ex, mech, edges = rest_parts((y, x))
     u_y, y_of = inverse_cdf(f"U_{y}", _conditional(p, names, y, ()), (y,))
     u_x, x_of = inverse_cdf(f"U_{x}", _conditional(p, names, x, (y,)), (x,))
-    models.append((f"{y} -> {x}", [u_y, u_x, *ex], {y: _lookup(y_of, (), u_y.name, dom), x: _lookup(x_of, (y,), u_x.name, dom), **mech}))
+    models.append((f"{y} -> {x}", [u_y, u_x, *ex],
+                   {y: _lookup(y_of, (), u_y.name, dom), x: _lookup(x_of, (y,), u_x.name, dom), **mech}))
     u_x2, x2_of = inverse_cdf(f"U_{x}", _conditional(p, names, x, ()), (x,))
     u_y2, y2_of = inverse_cdf(f"U_{y}", _conditional(p, names, y, (x,)), (y,))
-    models.append((f"{x} -> {y}", [u_x2, u_y2, *ex], {x: _lookup(x2_of, (), u_x2.name, dom), y: _lookup(y2_of, (x,), u_y2.name, dom), **mech}))
+    models.append((f"{x} -> {y}", [u_x2, u_y2, *ex],
+                   {x: _lookup(x2_of, (), u_x2.name, dom), y: _lookup(y2_of, (x,), u_y2.name, dom), **mech}))
     p_yx = p.sum(axis=tuple(i for i, n in enumerate(names) if n not in (x, y)))
     if names.index(y) > names.index(x):
         p_yx = p_yx.T

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world

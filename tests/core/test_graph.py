@@ -1,7 +1,7 @@
 import pytest
 
-from cfedit.errors import GraphError
 from cfedit.core.graph import CausalGraph
+from cfedit.errors import GraphError
 
 BACKDOOR = "D <-> C; D -> B; C -> B"
 CG_TEXT = """<NODES>

@@ -1,8 +1,8 @@
 import pytest
 
-from cfedit.errors import QueryError
-from cfedit.core.query import Atom, Query, parse_query
 from cfedit.core.domains import Domains
+from cfedit.core.query import Atom, Query, parse_query
+from cfedit.errors import QueryError
 
 DOM = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cfedit.data import LabelledImages
 from cfedit.core.domains import Domains
+from cfedit.data import LabelledImages
 from cfedit.errors import DataError
 from cfedit.worlds import get_world
 

@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from cfedit.errors import DataError
 from cfedit.data.mnist import load_pools, read_idx
+from cfedit.errors import DataError
 
 
 def test_default_pools_are_disjoint_balanced_and_real():

@@ -207,6 +207,19 @@ def test_config_from_toml_and_flags(tmp_path):
         cfg.updated(mechanism="gan")
 
 
+def test_library_leaves_global_state_alone(world, data):
+    """Construction and training seed themselves (same config, same editor) without touching the caller's
+    RNG or thread count: a server may call them concurrently."""
+    torch.manual_seed(123)
+    rng, threads = torch.get_rng_state(), torch.get_num_threads()
+    cfg = ANCMConfig(steps=3, batch_size=16, ncm=NCMConfig(steps=5, latent_size=4), image=VAEConfig(width=4, latent_dim=2))
+    sub = data.subset(np.arange(64))
+    a, b = ANCM.fit(world.graph, sub, cfg, log=None), ANCM.fit(world.graph, sub, cfg, log=None)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
+    for k, t in a.state_dict().items():
+        assert torch.equal(t, b.state_dict()[k]), k
+
+
 @pytest.mark.slow
 def test_resume_after_interruption(world, data, tmp_path):
     class Stop(Exception):
@@ -240,7 +253,8 @@ def test_ddp_training_with_two_gloo_processes(tmp_path):
         from cfedit.ncm import NCMConfig
         from cfedit.worlds import get_world
         w = get_world("backdoor")
-        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8), image=VAEConfig(width=8, latent_dim=4))
+        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8),
+                         image=VAEConfig(width=8, latent_dim=4))
         ANCM.fit(w.graph, LabelledImages.from_world(w, 200, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -250,3 +264,19 @@ def test_ddp_training_with_two_gloo_processes(tmp_path):
     m = ANCM.load(tmp_path / "ddp")
     assert m.fit_report["processes"] == 2
     assert set(m.state_dict()) == set(ANCM(m.graph, m.domains, m.image_shape, m.config).state_dict())
+
+
+@pytest.mark.slow
+def test_edited_images_read_by_the_worlds_oracle(world):
+    """Effectiveness and preservation at image level: the world's oracle (never the editor's labeller) reads
+    the edited images; the intervened factor must read as x' and the non-descendants as before."""
+    m = ANCM.fit(world.graph, LabelledImages.from_world(world, 3000, seed=0), ANCMConfig(steps=150), log=None)
+    a = world.ascm("eval")
+    units = a.units(300, seed=11)
+    x = a.factual(units)
+    for do, least in (({"C": 0}, 0.95), ({"B": 1}, 0.95), ({"D": 2}, 0.8)):
+        read = a.oracle(m.edit(x, do, 1, labels=units.v).images[:, 0])
+        for k, value in do.items():
+            assert (read[k] == value).mean() >= least, (do, k)
+        for k in world.graph.non_descendants(do):
+            assert (read[k] == units.v[k]).mean() >= 0.9, (do, k)

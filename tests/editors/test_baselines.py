@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from cfedit.editors.ancm import ANCM, ANCMConfig
-from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian, markovian_graph
-from cfedit.editors.base import Editor
-from cfedit.editors.oracle import Oracle
-from cfedit.data import LabelledImages
 from cfedit.core.graph import CausalGraph
-from cfedit.imaging.vae import VAEConfig
+from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.editors.base import Editor
+from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian, markovian_graph
+from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
+from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 

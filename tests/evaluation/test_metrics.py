@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from cfedit.core.query import parse_query
 from cfedit.errors import QueryError
 from cfedit.evaluation.metrics import ctf_estimate, effectiveness, preservation, reconstruction_error, wilson
-from cfedit.core.query import parse_query
 from cfedit.worlds.colored_mnist import DOMAINS
 
 

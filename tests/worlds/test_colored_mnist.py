@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from cfedit.errors import CfeditError
 from cfedit.core.query import parse_query
+from cfedit.errors import CfeditError
 from cfedit.worlds import get_world, world_names
 from cfedit.worlds.colored_mnist import BAR_TABLE
 

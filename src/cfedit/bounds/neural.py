@@ -87,23 +87,19 @@ def neural_bounds(
     ctx = Context(graph, domains, p_v)
     terms, given = events(query, ctx)
     check_evidence(ctx, given)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    try:
-        plan = _Plan(ctx, terms, given)
-        results = []
-        for sense in (1.0, -1.0):
-            best = None
-            for r in range(config.restarts):
+    plan = _Plan(ctx, terms, given)
+    results = []
+    for sense in (1.0, -1.0):
+        best = None
+        for r in range(config.restarts):
+            with torch.random.fork_rng(devices=[]):  # seeded restarts without touching the caller's RNG
                 torch.manual_seed(config.seed + 1000 * r + (0 if sense > 0 else 1))
                 model = _NCM(ctx, config)
                 value, tv = _train(model, plan, ctx, sense, config)
-                # a model that fits P(V) beats one that does not; among those, the more extreme
-                if best is None or (tv > config.fit_tol, sense * value) < (best[1] > config.fit_tol, sense * best[0]):
-                    best = (value, tv)
-            results.append(best)
-    finally:
-        torch.set_num_threads(torch_threads)
+            # a model that fits P(V) beats one that does not; among those, the more extreme
+            if best is None or (tv > config.fit_tol, sense * value) < (best[1] > config.fit_tol, sense * best[0]):
+                best = (value, tv)
+        results.append(best)
     (lo, tv_lo), (hi, tv_hi) = results
     return NeuralBounds(lo, max(lo, hi), (tv_lo, tv_hi), time.perf_counter() - t0)
 

@@ -130,7 +130,8 @@ def demo(
     print_table(f"ctf-consistency on {n} held-out units, {samples} samples each (read by the world's oracle)",
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
-                [(k, format_interval(r["effectiveness"]), format_interval(r["preservation"])) for k, r in res["interventions"]["ancm"].items()])
+                [(k, format_interval(r["effectiveness"]), format_interval(r["preservation"]))
+                 for k, r in res["interventions"]["ancm"].items()])
     null = res["metrics"]["ancm"]["null-edit error"]
     console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")

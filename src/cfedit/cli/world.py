@@ -16,7 +16,8 @@ from cfedit.worlds import get_world, world_names
 world_app = typer.Typer(no_args_is_help=True, help="Ground-truth worlds (exact ASCMs that render images).")
 app.add_typer(world_app, name="world")
 
-DataOpt = Annotated[Optional[Path], typer.Option("--mnist", "--data", help="the world's image data folder, e.g. the four MNIST IDX files (default: what the world ships with)")]
+DataOpt = Annotated[Optional[Path], typer.Option(
+    "--mnist", "--data", help="the world's image data folder, e.g. the four MNIST IDX files (default: what the world ships with)")]
 
 
 @world_app.command("list")

@@ -17,7 +17,6 @@ from cfedit.core.domains import Domains
 from cfedit.core.files import read_csv_rows, read_rgb
 from cfedit.errors import DataError, DomainError
 
-
 # Labelled units drawn from a world for training (`cfedit train --world`, `demo`, `reproduce`). Labels are
 # cheap; the identified queries are read off the NCM's fit to them, e.g. P(B=1 | D=7, C=green) rests on the
 # ~2.6% of units with D=7, C=green: standard error 0.012 at 60,000 units (0.021 at 20,000).

@@ -4,6 +4,6 @@ Torch is imported by these modules; ``import cfedit.editors`` needs the ``edit``
 """
 
 from cfedit.editors.ancm import ANCM, ANCMConfig
-from cfedit.editors.base import EditResult, Editor, default_device
+from cfedit.editors.base import Editor, EditResult, default_device
 
 __all__ = ["ANCM", "ANCMConfig", "EditResult", "Editor", "default_device"]

@@ -139,33 +139,36 @@ class ANCM(Editor):
 
         rank, world = training.init_distributed()
         say: training.Log = log if (log is not None and rank == 0) else (lambda s: None)
-        model = cls(graph, dataset.domains, dataset.image_shape, config)
-        images = torch.as_tensor(dataset.images)
-        labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
-        out = Path(out_dir) if out_dir is not None else None
-        opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
-        start, ncm_done = 0, False
-        if out is not None and resume and (out / training.STATE_FILE).is_file():
-            start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE)
-            say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
-        # -- stage 1: the NCM (tiny, full batch; every process fits the same model from the same seed)
-        if ncm_done:
-            model.ncm.report = FitReport(model.ncm.tv(dataset.labels), float("nan"), config.ncm.steps, 0.0)
-        else:
-            t0 = time.time()
-            rep = model.ncm.fit(dataset.labels)
-            say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
+        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):  # training noise seeded by config.seed; the caller's RNG untouched
+            torch.manual_seed(config.seed)
+            model = cls(graph, dataset.domains, dataset.image_shape, config)
+            images = torch.as_tensor(dataset.images)
+            labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
+            out = Path(out_dir) if out_dir is not None else None
+            opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
+            start, ncm_done = 0, False
+            if out is not None and resume and (out / training.STATE_FILE).is_file():
+                start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE)
+                say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
+            # -- stage 1: the NCM (tiny, full batch; every process fits the same model from the same seed)
+            if ncm_done:
+                model.ncm.report = FitReport(model.ncm.tv(dataset.labels), float("nan"), config.ncm.steps, 0.0)
+            else:
+                t0 = time.time()
+                rep = model.ncm.fit(dataset.labels)
+                say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
+                if out is not None and rank == 0:
+                    training.save_state(model, opt, out / training.STATE_FILE, start, True)
+            # -- stage 2: image mechanism + labeller
+            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say)
+            for m in model.modules().values():
+                m.eval()
+            model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
+                                "processes": world, "mechanism": config.image.kind}
             if out is not None and rank == 0:
-                training.save_state(model, opt, out / training.STATE_FILE, start, True)
-        # -- stage 2: image mechanism + labeller
-        training.train_image_stage(model, images, labels, opt, start, out, rank, world, say)
-        for m in model.modules().values():
-            m.eval()
-        model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
-                            "processes": world, "mechanism": config.image.kind}
-        if out is not None and rank == 0:
-            model.save(out)
-            training.save_state(model, opt, out / training.STATE_FILE, config.steps, True)
+                model.save(out)
+                training.save_state(model, opt, out / training.STATE_FILE, config.steps, True)
         if world > 1:
             dist.barrier()
         return model

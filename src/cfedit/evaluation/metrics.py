@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfedit.errors import QueryError
 from cfedit.core.query import Query
+from cfedit.errors import QueryError
 
 Z95 = 1.959963984540054  # 97.5% normal quantile: 95% intervals are estimate +- Z95 standard errors
 

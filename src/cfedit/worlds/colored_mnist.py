@@ -24,7 +24,7 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
-from cfedit.data.mnist import WriterPools, load_pools
+from cfedit.data.mnist import load_pools
 from cfedit.errors import CfeditError, DataError
 from cfedit.scm import SCM, Exogenous, Values
 from cfedit.worlds.base import World

@@ -6,8 +6,8 @@ that the worlds stay importable without it).
   same recipe trained on the training pool alone reads them at 0.980, its accuracy on handwriting it has not
   seen: ``python benchmarks/bench_world.py``). Editors never see the evaluation pool;
 * the realism feature network (a world image -> its joint factor class), trained on images the world
-  renders from its training split (:func:`cfedit.evaluation.realism.feature_net`); its 128-d penultimate layer is the feature space of the realism metric
-  (a Frechet distance like FID, but *not* Inception features).
+  renders from its training split (:func:`cfedit.evaluation.realism.feature_net`); its 128-d penultimate
+  layer is the feature space of the realism metric (a Frechet distance like FID, but *not* Inception features).
 
 Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
 ``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. A corrupt cache entry is retrained, never trusted.
@@ -147,7 +147,6 @@ class DigitClassifier(ReferenceNet):
 
 def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig) -> None:
     import torch
-    import torch.nn.functional as F
 
     with torch.random.fork_rng(devices=[]):  # seeded dropout without touching the caller's RNG
         torch.manual_seed(config.seed)
