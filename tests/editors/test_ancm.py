@@ -237,7 +237,7 @@ def test_resume_after_interruption(world, data, tmp_path):
     assert any("resuming" in s and "step 10/30" in s for s in lines)
     assert ANCM.load(tmp_path).config == TINY
     other = ANCMConfig(steps=31, ncm=TINY.ncm, image=TINY.image)
-    with pytest.raises(CheckpointError, match="another config"):
+    with pytest.raises(CheckpointError, match="other config"):
         ANCM.fit(world.graph, data, other, out_dir=tmp_path, log=None)
 
 

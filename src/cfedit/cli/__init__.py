@@ -33,27 +33,52 @@ def _logging() -> None:
         log.setLevel(logging.INFO)
 
 
+MAX_MESSAGE = 500  # characters of an error message (some echo their input)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    message = " ".join(str(message).split())
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + f"... ({len(message):,} characters)"
+    typer.secho(f"error: {message}", fg="red", err=True)
+    sys.exit(code)
+
+
+def _interrupted() -> None:
+    typer.secho("error: interrupted; a training run resumes from its last checkpoint with the same command",
+                fg="red", err=True)
+    sys.exit(130)
+
+
 def main() -> None:
+    """Run the command line; every failure ends in one ``error:`` line (2: bad input or usage, 130:
+    interrupted, 1: a bug, whose traceback ``CFEDIT_DEBUG=1`` shows)."""
+    import os
+
     _register()
     _logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except CfeditError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(2)
+        _fail(str(e))
     except (typer.Abort, KeyboardInterrupt):
-        typer.secho("interrupted", err=True)
-        sys.exit(130)
+        _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in EDIT_MODULES:
             raise
-        typer.secho(f"error: this command needs {e.name}, which the light install lacks: pip install 'cfedit[edit]'",
-                    fg="red", err=True)
-        sys.exit(2)
+        _fail(f"this command needs {e.name}, which the light install lacks: pip install 'cfedit[edit]'")
     except Exception as e:
-        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors (click's, or the copy typer bundles)
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # usage errors (click's, or typer's copy)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see: {ctx.command_path} --help)" if ctx is not None else " (see: cfedit --help)"
+            _fail(e.format_message() + where, e.exit_code if e.exit_code else 2)
+        if os.environ.get("CFEDIT_DEBUG"):
+            raise
+        _fail(f"internal error {type(e).__name__}: {e}. Please report it; CFEDIT_DEBUG=1 shows the traceback", 1)
+    else:
+        if code == 130:  # typer turns Ctrl-C into an exit code when not standalone
+            _interrupted()
+        if isinstance(code, int) and code:
+            sys.exit(code)

@@ -16,6 +16,7 @@ from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
 
@@ -36,7 +37,7 @@ def train(
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
     n: Annotated[Optional[int], typer.Option("-n", min=1, help="units to draw from the world [default: 60,000]")] = None,
     steps: StepsOpt = None,
-    seed: Annotated[Optional[int], typer.Option(help="seed [default: from the config, 0]")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
@@ -70,15 +71,19 @@ def edit(
     checkpoint: Annotated[Path, typer.Argument(help="folder written by `cfedit train`")],
     image: Annotated[Path, typer.Option("--image", help="PNG image to edit")],
     do: Annotated[list[str], typer.Option("--do", help="intervention, e.g. C=green (repeatable)")],
-    n: Annotated[int, typer.Option("-n", help="counterfactual samples")] = 8,
+    n: Annotated[int, typer.Option("-n", min=1, max=MAX_SAMPLES, help="counterfactual samples")] = 8,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write")] = Path("edits.png"),
     label: Annotated[Optional[list[str]], typer.Option("--label", help="the image's factors, e.g. D=7 (else read by the labeller)")] = None,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
 ) -> None:
     """Counterfactual samples of one image under do(X = x'); the factual image comes first in the grid."""
     from cfedit.core.files import read_rgb
     from cfedit.evaluation.protocol import load_run
+    from cfedit.evaluation.report import check_png_path
 
+    check_png_path(output)
+    if output.exists() and image.exists() and output.resolve() == image.resolve():
+        raise DataError(f"the output {output} is the input image: give another -o")
     model = load_run(checkpoint)
     x = read_rgb(image)[None]
     x_do = model.domains.parse_assignments(do)
@@ -99,7 +104,7 @@ def demo(
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out units to evaluate")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="counterfactual samples per unit")] = 8,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
 ) -> None:

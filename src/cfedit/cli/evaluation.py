@@ -30,10 +30,10 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce)")],
     world: Annotated[str, typer.Option("--world", help="ground-truth world the run was trained on")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
-    n: Annotated[int, typer.Option("-n", help="held-out factual units")] = 2000,
-    samples: Annotated[int, typer.Option(help="edit samples per unit")] = 8,
+    n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
+    samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
-    seed: int = 1,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world; write report.md / report.html / results.json."""
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
@@ -54,7 +54,7 @@ def reproduce(
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units per world")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
 ) -> None:

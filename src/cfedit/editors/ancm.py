@@ -9,7 +9,6 @@ backend (:mod:`cfedit.imaging`), chosen by ``ANCMConfig.image``. A fitted editor
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -19,10 +18,9 @@ import torch
 import torch.nn as nn
 
 from cfedit.core.domains import Domains
-from cfedit.core.files import atomic_write
 from cfedit.core.graph import CausalGraph
 from cfedit.data import LabelledImages
-from cfedit.editors import training
+from cfedit.editors import checkpoint, training
 from cfedit.editors.base import Editor, default_device
 from cfedit.errors import CfeditError, CheckpointError, GraphError
 from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
@@ -46,6 +44,18 @@ class ANCMConfig:
     seed: int = 0  # initialisation, batching and sampling seed
     checkpoint_every: int = 500  # steps between resumable training checkpoints (needs an output folder)
     log_every: int = 250  # steps between progress lines
+
+    def __post_init__(self) -> None:
+        for name, least in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("log_every", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise CfeditError(f"{name} must be an integer of at least {least}, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
+            raise CfeditError(f"lr must be a positive learning rate, got {self.lr!r}")
+        if not (isinstance(self.ctf_weight, (int, float)) and 0 <= self.ctf_weight < 1e6):
+            raise CfeditError(f"ctf_weight must be a non-negative number, got {self.ctf_weight!r}")
+        if not (isinstance(self.ctf_fraction, (int, float)) and 0 < self.ctf_fraction <= 1):
+            raise CfeditError(f"ctf_fraction must be in (0, 1], got {self.ctf_fraction!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,11 +156,18 @@ class ANCM(Editor):
             images = torch.as_tensor(dataset.images)
             labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
             out = Path(out_dir) if out_dir is not None else None
+            data = training.data_digest(images, labels)
             opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
             start, ncm_done = 0, False
             if out is not None and resume and (out / training.STATE_FILE).is_file():
-                start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE)
+                start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE, data)
                 say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
+            elif out is not None and rank == 0:
+                # a fresh training: the folder's old editor goes first, so that an interrupted run never
+                # leaves an old editor beside a new training state
+                (out / training.STATE_FILE).unlink(missing_ok=True)
+                if checkpoint.remove_editor(out):
+                    say(f"training afresh into {out}: its previous editor was removed")
             # -- stage 1: the NCM (tiny, full batch; every process fits the same model from the same seed)
             if ncm_done:
                 model.ncm.report = FitReport(model.ncm.tv(dataset.labels), float("nan"), config.ncm.steps, 0.0)
@@ -159,16 +176,16 @@ class ANCM(Editor):
                 rep = model.ncm.fit(dataset.labels)
                 say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
                 if out is not None and rank == 0:
-                    training.save_state(model, opt, out / training.STATE_FILE, start, True)
+                    training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
-            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say)
+            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say, data)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
                                 "processes": world, "mechanism": config.image.kind}
             if out is not None and rank == 0:
                 model.save(out)
-                training.save_state(model, opt, out / training.STATE_FILE, config.steps, True)
+                training.save_state(model, opt, out / training.STATE_FILE, config.steps, True, data)
         if world > 1:
             dist.barrier()
         return model
@@ -193,54 +210,23 @@ class ANCM(Editor):
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:
         """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
-        from safetensors.torch import save
-
-        folder = Path(folder)
-        meta = {"format": FORMAT, "version": str(VERSION)}
-        atomic_write(folder / "weights.safetensors", save(self.state_dict(), metadata=meta))
         cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
                "config": self.config.to_dict(), "fit": self.fit_report}
-        atomic_write(folder / "config.json", json.dumps(cfg, indent=2))
-        atomic_write(folder / "graph.cg", self.graph.to_cg())
-        return folder
+        return checkpoint.write_editor(Path(folder), self.state_dict(), FORMAT, VERSION, cfg, self.graph.to_cg())
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> ANCM:
-        """Load an editor saved by :meth:`save` (any checkpoint version up to this one); anything corrupt
-        or foreign raises :class:`CheckpointError`."""
-        from safetensors import safe_open
-        from safetensors.torch import load as load_bytes
-
+        """Load an editor saved by :meth:`save` (any checkpoint version up to this one); anything corrupt,
+        altered or foreign raises :class:`CheckpointError` (see :mod:`cfedit.editors.checkpoint`)."""
         folder = Path(folder)
-        if not folder.is_dir():
-            raise CheckpointError(f"no editor at {folder}: not a folder")
-        for name in ("weights.safetensors", "config.json", "graph.cg"):
-            if not (folder / name).is_file():
-                raise CheckpointError(f"{folder} is not an ANCM checkpoint: {name} is missing")
+        cfg, graph_text, state = checkpoint.read_editor(folder, FORMAT, (1, VERSION))
         try:
-            cfg = json.loads((folder / "config.json").read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{folder / 'config.json'} is corrupt: {e}") from None
-        if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-            raise CheckpointError(f"{folder / 'config.json'} was not written by the ANCM editor")
-        if cfg.get("version") not in (1, VERSION):
-            raise CheckpointError(f"{folder} has checkpoint version {cfg.get('version')}; this cfedit reads 1 and {VERSION}: "
-                                  "retrain with `cfedit train` (the run's settings are in its config.json)")
-        try:
-            graph = CausalGraph.parse((folder / "graph.cg").read_text())
+            graph = CausalGraph.parse(graph_text)
             domains = Domains(cfg["domains"])
             config = ANCMConfig.from_dict(cfg["config"])
             model = cls(graph, domains, tuple(cfg["image_shape"]), config, device)
-        except (CfeditError, KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{folder} holds an unreadable config or graph: {e}") from None
-        try:
-            state = load_bytes((folder / "weights.safetensors").read_bytes())
-            with safe_open(folder / "weights.safetensors", framework="pt") as f:
-                meta = f.metadata() or {}
-        except Exception as e:  # safetensors raises its own error types for bad headers
-            raise CheckpointError(f"{folder / 'weights.safetensors'} is corrupt: {e}") from None
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{folder / 'weights.safetensors'} was not written by the ANCM editor")
+        except (CfeditError, KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{folder} holds an unreadable config or graph: {str(e)[:300]}") from None
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
@@ -249,5 +235,3 @@ class ANCM(Editor):
         for m in model.modules().values():
             m.eval()
         return model
-
-

@@ -8,6 +8,7 @@ rank 0 writes); writes a resumable state every ``checkpoint_every`` steps and re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -21,10 +22,11 @@ import torch
 import torch.nn as nn
 
 from cfedit.core.files import atomic_write
+from cfedit.editors import checkpoint
 from cfedit.errors import CfeditError, CheckpointError
 from cfedit.imaging import DifferentiableEdit, ImageMechanism, Labeller
 
-STATE_FILE = "train_state.safetensors"
+STATE_FILE = checkpoint.STATE_FILE
 _log = logging.getLogger("cfedit")
 
 Log = Callable[[str], None]
@@ -94,7 +96,7 @@ def init_distributed() -> tuple[int, int]:
 
 
 def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
-                      start: int, out: Path | None, rank: int, world: int, log: Log) -> None:
+                      start: int, out: Path | None, rank: int, world: int, log: Log, data: str) -> None:
     """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
     ``labeller``, ``config``, ``device``), checkpointing into ``out`` on rank 0."""
     config = model.config
@@ -122,43 +124,47 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
             log(f"image step {done}/{config.steps}  loss {loss_avg:.4f}  "
                 f"{time.time() - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
         if out is not None and rank == 0 and (done % config.checkpoint_every == 0) and done < config.steps:
-            save_state(model, opt, out / STATE_FILE, done, True)
+            save_state(model, opt, out / STATE_FILE, done, True, data)
 
 
-def _fingerprint(model: Any) -> dict[str, str]:
+def data_digest(images: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> str:
+    """A digest of the training data (images and labels), so that a run resumes only on the same data."""
+    h = hashlib.sha256(str(tuple(images.shape)).encode())
+    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    for k in sorted(labels):
+        h.update(k.encode())
+        h.update(labels[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fingerprint(model: Any, data: str) -> dict[str, str]:
     return {"config": json.dumps(model.config.to_dict(), sort_keys=True), "domains": json.dumps(model.domains.as_dict()),
-            "graph": model.graph.to_line()}
+            "graph": model.graph.to_line(), "data": data}
 
 
-def save_state(model: Any, opt: torch.optim.Optimizer, path: Path, step: int, ncm_done: bool) -> None:
-    """The resumable training state: weights, Adam moments, step; config, domains and graph in the metadata."""
-    from safetensors.torch import save
-
+def save_state(model: Any, opt: torch.optim.Optimizer, path: Path, step: int, ncm_done: bool, data: str) -> None:
+    """The resumable training state: weights, Adam moments, step; config, domains, graph and a digest of
+    the data in the metadata."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     sd = opt.state_dict()
     for i, st in sd["state"].items():
         for name, t in st.items():
             tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
-    meta = {"format": model.FORMAT + "-train", "step": str(step), "ncm_done": str(int(ncm_done)), **_fingerprint(model)}
-    atomic_write(path, save(tensors, metadata=meta))
+    meta = {"format": model.FORMAT + "-train", "step": step, "ncm_done": bool(ncm_done), **_fingerprint(model, data)}
+    atomic_write(path, checkpoint.safetensors_bytes(tensors, meta))
 
 
-def load_state(model: Any, opt: torch.optim.Optimizer, path: Path) -> tuple[int, bool]:
-    """Restore a state written by :func:`save_state` for the same config, data and graph; (step, ncm done)."""
-    from safetensors import safe_open
-    from safetensors.torch import load as load_bytes
-
+def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) -> tuple[int, bool]:
+    """Restore a state written by :func:`save_state` for the same config, graph and data; (step, ncm done)."""
     try:
-        state = load_bytes(path.read_bytes())
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as e:
-        raise CheckpointError(f"{path} is corrupt ({e}); delete it or train into a new folder") from None
-    if meta.get("format") != model.FORMAT + "-train":
-        raise CheckpointError(f"{path} is not an ANCM training state")
-    if any(meta.get(k) != v for k, v in _fingerprint(model).items()):
-        raise CheckpointError(f"{path} was written by a run with another config, graph or data; "
-                              "train into a new folder or pass resume=False (--no-resume)")
+        state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train")
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; delete {path} or train into a new folder (--no-resume)") from None
+    theirs, ours = {k: meta.get(k) for k in ("config", "graph", "domains", "data")}, _fingerprint(model, data)
+    differ = [k for k in ours if theirs[k] != ours[k]]
+    if differ:
+        raise CheckpointError(f"{path} was written by a run with other {' and '.join(differ)}; "
+                              "train into a new folder or start afresh here with --no-resume")
     try:
         model.load_state_dict({k[6:]: v.to(model.device) for k, v in state.items() if k.startswith("model.")})
         sd = opt.state_dict()
@@ -169,4 +175,4 @@ def load_state(model: Any, opt: torch.optim.Optimizer, path: Path) -> tuple[int,
         opt.load_state_dict(sd)
     except (RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} does not match this model: {str(e)[:300]}") from None
-    return int(meta.get("step", 0)), meta.get("ncm_done") == "1"
+    return int(meta.get("step", 0)), bool(meta.get("ncm_done"))

@@ -13,6 +13,7 @@ The input is a JSON-able results dict (what :mod:`cfedit.evaluation.protocol` pr
 from __future__ import annotations
 
 import html
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cfedit.core.files import atomic_write
+from cfedit.errors import CfeditError
 
 
 def _fmt(x) -> str:
@@ -157,7 +159,8 @@ def save_grid(
     ncol: int = 8,
     scale: int = 3,
 ) -> Path:
-    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile."""
+    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile (atomically)."""
+    path = check_png_path(path)
     images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
     n, _, h, w = images.shape
     ncol = max(1, min(ncol, n))
@@ -176,7 +179,18 @@ def save_grid(
         canvas.paste(tile.resize((tw, th), Image.NEAREST), (x, y))
         if captions:
             draw.text((x + 1, y + th), captions[i], fill=(0, 0, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return atomic_write(path, buf.getvalue())
+
+
+def check_png_path(path: str | Path) -> Path:
+    """An output path for a PNG file: refused, before any work, if it is a folder or lacks the .png suffix."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    if path.is_dir():
+        raise CfeditError(f"output {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
     return path

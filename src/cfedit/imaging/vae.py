@@ -24,7 +24,7 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 @dataclass(frozen=True, kw_only=True)
 class VAEConfig(ImageConfig):
     kind: str = "vae"  # the backend's name in the registry
-    latent_dim: int = 8  # dimension of U_I (16 reconstructs better but leaks the digit: do(D) effectiveness 0.66)
+    latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: see README)
     width: int = 32  # channels of the first conv layer (doubled in the second)
     beta: float = 1.0  # weight of the KL term (higher: u holds less, reconstructions blur)
 

@@ -1,0 +1,67 @@
+"""The command line's promise: every failure is one line starting with `error:` (status 2 for bad input or
+usage, 130 when interrupted, 1 for a bug), never a traceback (issue 14, classes 1, 2 and 5)."""
+
+import subprocess
+import sys
+
+import pytest
+
+RUN = """
+import sys
+sys.modules["click"] = None  # the declared dependencies only: typer ships its own copy of click
+sys.argv = ["cfedit", *sys.argv[1:]]
+from cfedit.cli import main
+main()
+"""
+
+
+def _cfedit(*args, cwd=None):
+    return subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("args", [
+    ("frobnicate",),
+    ("bounds", "--bogus"),
+    ("train", "--world", "backdoor"),  # no -o
+    ("edit", "run", "--image", "x.png", "--do", "C=green", "-n", "abc"),
+    ("edit", "run", "--image", "x.png", "--do", "C=green", "-n", "100000"),
+    ("world", "show"),
+    ("demo", "-n", "0"),
+    ("evaluate", "run", "--world", "backdoor", "-n", "0"),
+    ("train", "--world", "backdoor", "-o", "x", "--seed", "-1"),
+    ("train", "--world", "backdoor", "-o", "x", "--steps", "0"),
+])
+def test_usage_errors_are_one_line_without_click(args):
+    out = _cfedit(*args)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--help" in lines[0], out.stderr[-2000:]
+
+
+def test_interrupt_exits_130_with_a_message(cli, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cfedit.core.graph.CausalGraph.load", interrupted)
+    code, _, err = cli("bounds", "--graph", "g.cg", "--labels", "l.csv", "P(Y=1)")
+    assert code == 130 and err.startswith("error: interrupted")
+
+
+def test_a_bug_is_one_line_with_status_1(cli, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("cfedit.core.graph.CausalGraph.load", bug)
+    code, _, err = cli("bounds", "--graph", "g.cg", "--labels", "l.csv", "P(Y=1)")
+    assert code == 1 and err.strip().splitlines() == [
+        "error: internal error ZeroDivisionError: division by zero. Please report it; CFEDIT_DEBUG=1 shows the traceback"]
+
+
+def test_output_paths_are_checked_before_work(cli, tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    for out, what in ((tmp_path, "is a folder"), (tmp_path / "e.jpg", "must end in .png"), (tmp_path / "e", "must end in .png"),
+                      (tmp_path / "x.png", "is the input image")):
+        code, _, err = cli("edit", str(tmp_path / "run"), "--image", str(tmp_path / "x.png"), "--do", "C=green", "-o", str(out))
+        assert code == 2 and what in err, err
+    code, _, err = cli("world", "sample", "backdoor", "-n", "2", "-o", str(tmp_path))
+    assert code == 2 and "is a folder" in err

@@ -1,0 +1,138 @@
+"""Checkpoints and training state that cannot lie: integrity on load, resumption only on the same data,
+no old editor left beside a new training, deterministic bytes, clear refusals (issue 14, classes 7-8)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cfedit.data import LabelledImages
+from cfedit.editors import checkpoint
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.errors import CfeditError, CheckpointError
+from cfedit.imaging.vae import VAEConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+
+TINY = ANCMConfig(steps=12, batch_size=16, log_every=4, checkpoint_every=4, ncm=NCMConfig(steps=20, latent_size=4),
+                  image=VAEConfig(width=4, latent_dim=2))
+
+
+@pytest.fixture(scope="module")
+def world():
+    return get_world("backdoor")
+
+
+@pytest.fixture(scope="module")
+def data(world):
+    return LabelledImages.from_world(world, 256, seed=0)
+
+
+@pytest.fixture(scope="module")
+def run(world, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return ANCM.fit(world.graph, data, TINY, out_dir=out, log=None), out
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_at(step):
+    def log(line):
+        if f"image step {step}/" in line:
+            raise Stop
+
+    return log
+
+
+def _copy(run, tmp_path, name="copy"):
+    m, _ = run
+    return m.save(tmp_path / name)
+
+
+def test_identical_trainings_write_identical_bytes(world, data, run, tmp_path):
+    m, out = run
+    again = ANCM.fit(world.graph, data, TINY, out_dir=tmp_path / "again", log=None)
+    assert again is not None
+    for name in checkpoint.FILES:
+        assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_flipped_byte_is_refused(run, tmp_path):
+    f = _copy(run, tmp_path) / "weights.safetensors"
+    raw = bytearray(f.read_bytes())
+    raw[-5] ^= 0x01  # inside the tensor data: the header still parses
+    f.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="digest"):
+        ANCM.load(f.parent)
+
+
+def test_reordered_values_in_the_config_are_refused(run, tmp_path):
+    folder = _copy(run, tmp_path)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["domains"]["C"] = ["red", "green"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="differ from those the weights were trained with"):
+        ANCM.load(folder)
+
+
+def test_non_finite_weights_and_impossible_shapes_are_refused(run, tmp_path):
+    m, _ = run
+    folder = tmp_path / "nan"
+    state = m.state_dict()
+    key = next(k for k, t in state.items() if t.is_floating_point())
+    state[key] = torch.full_like(state[key], float("nan"))
+    cfg = json.loads((_copy(run, tmp_path) / "config.json").read_text())
+    cfg.pop("weights_sha256")
+    checkpoint.write_editor(folder, state, "cfedit-ancm", 2, cfg, m.graph.to_cg())
+    with pytest.raises(CheckpointError, match="non-finite"):
+        ANCM.load(folder)
+    folder = _copy(run, tmp_path, "huge")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["image_shape"] = [3, 40000, 40000]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="image_shape"):
+        ANCM.load(folder)
+
+
+def test_truncated_or_padded_weights_are_refused_from_the_header(run, tmp_path):
+    f = _copy(run, tmp_path) / "weights.safetensors"
+    raw = f.read_bytes()
+    f.write_bytes(raw[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        ANCM.load(f.parent)
+    f.write_bytes(raw + b"\0" * 10)
+    with pytest.raises(CheckpointError, match="trailing"):
+        ANCM.load(f.parent)
+    f.write_bytes((10**12).to_bytes(8, "little") + raw[8:])  # a header that claims a terabyte
+    with pytest.raises(CheckpointError, match="header"):
+        ANCM.load(f.parent)
+
+
+def test_resuming_on_other_data_is_refused(world, data, tmp_path):
+    with pytest.raises(Stop):
+        ANCM.fit(world.graph, data, TINY, out_dir=tmp_path, log=_stop_at(8))
+    other = data.subset(np.arange(128))
+    with pytest.raises(CheckpointError, match="other data"):
+        ANCM.fit(world.graph, other, TINY, out_dir=tmp_path, log=None)
+
+
+def test_a_fresh_training_never_leaves_the_old_editor_in_place(world, data, run, tmp_path):
+    """--no-resume into a folder with a finished editor, interrupted: no stale editor is loadable."""
+    folder = _copy(run, tmp_path)
+    (folder / ".weights.safetensors.abc.tmp").write_bytes(b"left by a killed save")
+    with pytest.raises(Stop):
+        ANCM.fit(world.graph, data, TINY, out_dir=folder, resume=False, log=_stop_at(8))
+    with pytest.raises(CheckpointError, match="unfinished training"):
+        ANCM.load(folder)
+    ANCM.fit(world.graph, data, TINY, out_dir=folder, log=None)  # resumes and finishes
+    assert ANCM.load(folder).config == TINY
+    assert not list(folder.glob(".*.tmp"))  # a successful save removes what a killed one left
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"seed": -1}, {"batch_size": 0}, {"lr": 0.0}, {"ctf_fraction": 0.0}])
+def test_impossible_settings_are_refused(bad):
+    with pytest.raises(CfeditError, match=next(iter(bad))):
+        ANCMConfig(**bad)

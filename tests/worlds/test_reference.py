@@ -1,0 +1,24 @@
+"""The cache of reference networks: a folder that cannot be written is refused at once, with a message."""
+
+import pytest
+
+from cfedit.errors import CfeditError
+from cfedit.worlds.reference import cache_dir
+
+
+def test_cache_dir_is_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("CFEDIT_CACHE", str(tmp_path / "ok"))
+    assert cache_dir() == tmp_path / "ok" and (tmp_path / "ok").is_dir()
+    (tmp_path / "file").write_text("")
+    for bad in (tmp_path / "file" / "sub", "/dev/null", "/proc/cfedit"):
+        monkeypatch.setenv("CFEDIT_CACHE", str(bad))
+        with pytest.raises(CfeditError, match="CFEDIT_CACHE"):
+            cache_dir()
+
+
+def test_no_home_directory_is_a_message(monkeypatch):
+    monkeypatch.delenv("CFEDIT_CACHE", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr("pathlib.Path.home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
+    with pytest.raises(CfeditError, match="set CFEDIT_CACHE"):
+        cache_dir()
