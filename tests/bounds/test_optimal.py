@@ -219,16 +219,36 @@ def test_world_queries_truth_inside_and_classification(name):
 
 
 # ---------------------------------------------------------------------------------- empirical tables
-def test_empirical_table_from_csv_names_and_codes(tmp_path: Path):
+def test_empirical_table_from_csv_names_and_python_codes(tmp_path: Path):
     dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": BIN})
     f = tmp_path / "labels.csv"
-    f.write_text("file,D,C,B\na.png,7,red,0\nb.png,7,1,0\nc.png,2,green,1\nd.png, 2 ,0,1\n")
+    f.write_text("file,D,C,B\na.png,7,red,0\nb.png,7,red,0\nc.png,2,green,1\nd.png, 2 ,green,1\n")
     codes = read_labels_csv(f, dom)
     assert codes["C"].tolist() == [1, 1, 0, 0]
     p = empirical_table(codes, dom)
     assert p.shape == dom.shape and p[7, 1, 0] == 0.5 and p[2, 0, 1] == 0.5
-    rows = [{"D": "7", "C": "red", "B": 0}, {"D": 2, "C": "green", "B": "1"}]
+    rows = [{"D": "7", "C": "red", "B": 0}, {"D": 2, "C": "green", "B": "1"}]  # Python ints are codes
     assert empirical_table(rows, dom)[7, 1, 0] == 0.5
+
+
+def test_text_is_never_read_as_a_code(tmp_path: Path):
+    """Issue 14, class 3: a CSV cell, like any text, is a value name; a code written as text is refused."""
+    dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": BIN})
+    f = tmp_path / "labels.csv"
+    f.write_text("D,C,B\n7,red,0\n7,1,0\n")
+    with pytest.raises(DataError, match="line 3: '1' is not a value of C; valid values are green, red"):
+        read_labels_csv(f, dom)
+    with pytest.raises(DataError, match="'0' is not a value of C"):
+        empirical_table({"D": ["7"], "C": ["0"], "B": ["1"]}, dom)
+    # a list keeps each item's type: the code 1 next to a name is not turned into the text "1"
+    assert empirical_table({"D": [7, "7"], "C": [1, "red"], "B": [0, "0"]}, dom)[7, 1, 0] == 1.0
+
+
+def test_tables_beyond_the_size_limit_are_refused_before_allocation():
+    """Issue 14, class 4: 40 binary factors would be an 8 TiB table; refused with its size."""
+    dom = Domains({f"X{i}": BIN for i in range(40)})
+    with pytest.raises(DataError, match=r"1\.1e\+12 cells .*limit of 1e\+07"):
+        empirical_table({f"X{i}": np.zeros(3, np.int64) for i in range(40)}, dom)
 
 
 def test_bounds_from_an_empirical_table_of_the_backdoor_world():

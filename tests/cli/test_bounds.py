@@ -42,3 +42,63 @@ def test_bad_input(cli, tmp_path):
     (tmp_path / "l.csv").write_text("D,B\n1,0\n2,0\n")
     code, _, err = cli("bounds", "--graph", str(tmp_path / "g.cg"), "--labels", str(tmp_path / "l.csv"), "P(B[D=1]=0 | D=5)")
     assert code == 2 and "error:" in err
+
+
+# ---------------------------------------------------------------- issue 14: values are names; malformed files refused
+def _user_files(tmp_path):
+    (tmp_path / "g.cg").write_text("X -> Z\n")
+    (tmp_path / "l.csv").write_text("X,Z\n1,0\n2,1\n1,1\n2,0\n")
+    return ["--graph", str(tmp_path / "g.cg"), "--labels", str(tmp_path / "l.csv")]
+
+
+def _refused(result, *fragments):
+    code, out, err = result
+    assert code == 2 and err.startswith("error:") and "Traceback" not in err + out, (code, err[:300])
+    for f in fragments:
+        assert f in err, (f, err[:300])
+    assert len(err) < 1000
+    return err
+
+
+def test_a_value_that_is_not_a_name_is_refused_not_read_as_a_code(cli, tmp_path):
+    """Class 3: with X in {1, 2}, X=0 used to mean the value 1 (code 0) and gave an answer with status 0."""
+    args = _user_files(tmp_path)
+    for q in ["P(Z[X=1]=1 | X=0, Z=0)", "P(Z[X=-1]=1)", "P(Z=1 | X=a)"]:
+        _refused(cli("bounds", *args, q), "is not a value of X; valid values are 1, 2")
+    code, out, err = cli("bounds", *args, "P(Z[X=1]=1 | X=2, Z=0)", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["query"] == "P(Z[X=1]=1 | X=2, Z=0)"
+
+
+def test_malformed_graph_label_and_query_files_are_refused(cli, tmp_path):
+    """Class 4: empty, blank and binary files, /dev/null, values outside ASCII and huge values."""
+    args = _user_files(tmp_path)
+    g, lab = tmp_path / "bad.cg", tmp_path / "bad.csv"
+    for text, msg in [("", "declares no factors"), ("\n  \n", "declares no factors")]:
+        g.write_text(text)
+        _refused(cli("bounds", "--graph", str(g), *args[2:], "P(Z=1)"), msg)
+    g.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xd8\x00")
+    _refused(cli("bounds", "--graph", str(g), *args[2:], "P(Z=1)"), "graph file", "not UTF-8 text")
+    _refused(cli("bounds", *args[:2], "--labels", str(g), "P(Z=1)"), "labels file", "not UTF-8 text")
+    _refused(cli("bounds", *args, "-f", str(g)), "query file", "not UTF-8 text")
+    err = _refused(cli("bounds", *args, "-f", "/dev/null"), "query file /dev/null is not a regular file")
+    assert "does not exist" not in err
+    (tmp_path / "q.txt").write_text("# nothing but a comment\n\n")
+    _refused(cli("bounds", *args, "-f", str(tmp_path / "q.txt")), "has no queries")
+    lab.write_text("X,Z\n1,0\n²,1\n")
+    _refused(cli("bounds", *args[:2], "--labels", str(lab), "P(Z=1)"), "line 3", "'²' of X")
+    lab.write_text("X,Z\n1,0\n" + "7" * 5000 + ",1\n")
+    _refused(cli("bounds", *args[:2], "--labels", str(lab), "P(Z=1)"), "line 3", "longer than 100")
+    _refused(cli("bounds", *args, "P(Z=1 | X=" + "7" * 5000 + ")"), "is not a value of X", "(5,000 characters)")
+    _refused(cli("bounds", *args, "P(Z=²)"), "unexpected character '²'")
+
+
+def test_a_joint_table_too_large_is_refused_before_allocation(cli, tmp_path):
+    """Class 4: 40 binary factors make a P(V) of 2^40 cells (8 TiB): refused with its size."""
+    names = [f"X{i}" for i in range(40)]
+    (tmp_path / "g.cg").write_text("; ".join(f"{a} -> {b}" for a, b in zip(names, names[1:])))
+    rng = np.random.default_rng(0)
+    rows = [",".join(names)] + [",".join(map(str, r)) for r in rng.integers(0, 2, (50, 40))]
+    (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
+    _refused(cli("bounds", "--graph", str(tmp_path / "g.cg"), "--labels", str(tmp_path / "l.csv"), "P(X1=1)"),
+             "P(V) over 40 factors has 1.1e+12 cells", "limit of 1e+07")

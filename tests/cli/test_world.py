@@ -28,3 +28,19 @@ def test_bad_input_gives_message_not_traceback(cli, tmp_path):
     assert code == 2 and "worlds are backdoor, frontdoor" in err
     code, _, err = cli("world", "sample", "backdoor", "--mnist", str(tmp_path / "none"), "-o", str(tmp_path / "x.png"))
     assert code == 2 and "does not exist" in err
+
+
+def test_unit_counts_seeds_and_values_out_of_bounds_are_refused(cli, tmp_path):
+    """Issue 14, classes 3 and 4: -n and --seed bounds, values that are not names, huge values."""
+    out = str(tmp_path / "x.png")
+    for args in (["sample", "backdoor", "-n", "-1"], ["sample", "backdoor", "-n", "0"], ["sample", "backdoor", "-n", "99999"],
+                 ["counterfactual", "backdoor", "--do", "C=green", "-n", "0"], ["sample", "backdoor", "--seed", "-1"]):
+        code, _, err = cli("world", *args, "-o", out)
+        assert code == 2 and "error:" in err and "Traceback" not in err, (args, err)
+        assert ("'-n'" in err or "'--seed'" in err)
+    for do, msg in [("C=1", "'1' is not a value of C; valid values are green, red"),
+                    ("D=²", "'²' is not a value of D"), ("D=07", "'07' is not a value of D"),
+                    ("D=" + "7" * 5000, "(5,000 characters)")]:
+        code, _, err = cli("world", "counterfactual", "backdoor", "--do", do, "-o", out)
+        assert code == 2 and msg in err and "Traceback" not in err and len(err) < 1000, err[:300]
+    assert not (tmp_path / "x.png").exists()

@@ -23,3 +23,44 @@ def test_errors_list_what_is_valid():
         DOM.parse_assignments("C=red, C=green")
     with pytest.raises(DomainError, match="FACTOR=VALUE"):
         DOM.parse_assignments("C")
+
+
+# ---------------------------------------------------------------- issue 14, class 3: text is a name, never a code
+def test_text_that_is_not_a_value_name_is_refused_even_when_it_looks_like_a_code():
+    dom = Domains({"X": ["1", "2"], "C": ["green", "red"]})
+    assert dom.code("X", "1") == 0 and dom.code("X", " 2 ") == 1  # names, blanks aside
+    for text in ["0", "-1", "3", "#0", "01"]:
+        with pytest.raises(DomainError, match=rf"'{text}' is not a value of X; valid values are 1, 2"):
+            dom.code("X", text)
+    with pytest.raises(DomainError, match="'0' is not a value of C; valid values are green, red"):
+        dom.parse_assignments("C=0")
+    with pytest.raises(DomainError, match="'1' is not a value of C"):
+        dom.encode({"C": "1"})
+
+
+def test_integers_from_python_and_numpy_are_codes():
+    import numpy as np
+
+    dom = Domains({"X": ["1", "2"]})
+    assert dom.code("X", 0) == 0 and dom.code("X", np.int64(1)) == 1 and dom.encode({"X": np.uint8(1)}) == {"X": 1}
+    with pytest.raises(DomainError, match=r"code -1 is out of range for X; valid values are 1, 2 \(codes 0 to 1\)"):
+        dom.code("X", -1)
+    with pytest.raises(DomainError, match="give a value name"):
+        dom.code("X", 1.0)  # a float is neither a name nor a code
+
+
+# ---------------------------------------------------------------- issue 14, class 4: malformed values
+@pytest.mark.parametrize("value,why", [("²", "other than ASCII"), ("light blue", "other than ASCII"),
+                                       ("a,b", "other than ASCII"), ("", "is empty"), ("9" * 101, "longer than 100")])
+def test_value_names_must_be_writable_in_queries(value, why):
+    with pytest.raises(DomainError, match=why):
+        Domains({"X": ["ok", value]})
+
+
+def test_malformed_and_huge_values_are_refused_with_a_short_message():
+    for text in ["D=²", "D=" + "7" * 5000, "D" * 5000, "C=red, C=" + "g" * 5000]:
+        with pytest.raises(DomainError) as e:
+            DOM.parse_assignments(text)
+        assert len(str(e.value)) < 400, str(e.value)[:100]
+    with pytest.raises(DomainError, match=r"\.\.\. \(5,000 characters\)"):
+        DOM.encode({"D": "7" * 5000})

@@ -79,3 +79,42 @@ def test_unknown_node_in_cg_edges_and_self_loop():
 def test_load_missing_file(tmp_path):
     with pytest.raises(GraphError, match="does not exist"):
         CausalGraph.load(tmp_path / "nope.cg")
+
+
+# ---------------------------------------------------------------- issue 14, class 4: malformed graph files
+@pytest.mark.parametrize("text", ["", "   \n\n\t", "# only a comment\n", "<NODES>\n<EDGES>\n", ";;"])
+def test_empty_graphs_are_refused(tmp_path, text):
+    (tmp_path / "g.cg").write_text(text)
+    with pytest.raises(GraphError, match="declares no factors"):
+        CausalGraph.load(tmp_path / "g.cg")
+    with pytest.raises(GraphError, match="at least one factor"):
+        CausalGraph((), ())
+
+
+@pytest.mark.parametrize("data,match", [(b"\x89PNG\r\n\x1a\n\xff\xfe\x00", "not UTF-8 text"),
+                                        (b"\x00" * 64, "NUL bytes")])
+def test_binary_graph_files_are_refused(tmp_path, data, match):
+    (tmp_path / "g.cg").write_bytes(data)
+    with pytest.raises(GraphError, match=match):
+        CausalGraph.load(tmp_path / "g.cg")
+
+
+def test_graph_paths_that_are_not_regular_files(tmp_path):
+    with pytest.raises(GraphError, match="graph file /dev/null is not a regular file"):
+        CausalGraph.load("/dev/null")
+    with pytest.raises(GraphError, match="is a folder"):
+        CausalGraph.load(tmp_path)
+
+
+def test_long_graph_text_is_cut_in_messages(tmp_path):
+    nodes = [f"X{i}" for i in range(100_000)]
+    for text in ["; ".join(nodes) + "; X0 -> ?", " -> ".join(nodes) + " -> X0", "X0 -> " + "Y" * 100_000 + "!"]:
+        with pytest.raises(GraphError) as e:
+            CausalGraph.parse(text)
+        assert len(str(e.value)) < 800
+    with pytest.raises(GraphError) as e:
+        CausalGraph.parse("; ".join(f"{a} -> {b}" for a, b in zip(nodes, nodes[1:])) + "; X99999 -> X0")
+    assert "cycle" in str(e.value) and len(str(e.value)) < 800
+    with pytest.raises(GraphError) as e:
+        CausalGraph.parse("; ".join(nodes)).parents("Z")
+    assert "unknown factor 'Z'" in str(e.value) and len(str(e.value)) < 800

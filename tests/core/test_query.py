@@ -44,3 +44,21 @@ def test_inconsistent_queries_rejected():
         parse_query("P(C[C=green]=red)", DOM)
     with pytest.raises(QueryError, match="two different values"):
         parse_query("P(B=1 | B=0)", DOM)
+
+
+# ---------------------------------------------------------------- issue 14, classes 3 and 4
+def test_values_are_names_never_codes():
+    dom = Domains({"X": ["1", "2"], "Z": ["0", "1"]})
+    with pytest.raises(QueryError, match="'0' is not a value of X; valid values are 1, 2"):
+        parse_query("P(Z[X=1]=1 | X=0, Z=0)", dom)
+    assert parse_query("P(Z[X=1]=1 | X=2, Z=0)", dom).given[0] == Atom("X", 1)  # the name 2 is code 1
+
+
+@pytest.mark.parametrize("text", ["P(B=²)", "P(D=" + "7" * 5000 + ")", "P(B=1 | " + "C=red, " * 3000 + "C=)",
+                                  "P(" + "D" * 5000 + "=1)", "P(B=1)" + ")" * 5000])
+def test_malformed_and_huge_queries_give_short_pointed_messages(text):
+    with pytest.raises(QueryError) as e:
+        parse_query(text, DOM)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 3 and all(len(ln) < 400 for ln in lines)
+    assert lines[2].strip() == "^"

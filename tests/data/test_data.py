@@ -6,7 +6,7 @@ from PIL import Image
 
 from cfedit.core.domains import Domains
 from cfedit.data import LabelledImages
-from cfedit.errors import DataError
+from cfedit.errors import DataError, DomainError
 from cfedit.worlds import get_world
 
 
@@ -57,8 +57,91 @@ def test_folder_errors(tmp_path):
 
 def test_missing_file_column(tmp_path):
     img_dir, csv = _folder(tmp_path, header="name,C,S")
-    with pytest.raises(DataError, match="'file'"):
+    with pytest.raises(DataError, match="no file column: name it one of file, filename, image, path"):
         LabelledImages.from_folder(img_dir, csv)
+
+
+@pytest.mark.parametrize("column", ["file", "filename", "image", "path"])
+def test_file_column_names_that_other_tools_write(tmp_path, column):
+    d = LabelledImages.from_folder(*_folder(tmp_path, header=f"{column},C,S"))
+    assert d.domains.names == ("C", "S") and len(d) == 4
+
+
+def test_two_file_columns_are_ambiguous(tmp_path):
+    img_dir, csv = _folder(tmp_path, header="file,image,C", rows=[f"{i}.png,{i}.png,red" for i in range(4)])
+    with pytest.raises(DataError, match=r"2 \(file, image\); give one file column"):
+        LabelledImages.from_folder(img_dir, csv)
+
+
+# ---------------------------------------------------------------- issue 14, class 6: files outside the folder
+@pytest.mark.parametrize("name", ["../outside.png", "{outside}", "../../../../etc/passwd", "sub/../../outside.png",
+                                  "link.png"])
+def test_files_outside_the_folder_are_refused_unopened(tmp_path, monkeypatch, name):
+    img_dir, _ = _folder(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    (img_dir / "link.png").symlink_to(tmp_path / "outside.png")  # a link out of the folder counts as outside
+    name = name.format(outside=tmp_path / "outside.png")
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"file,C\n0.png,red\n{name},green\n")
+    opened = []
+    monkeypatch.setattr("cfedit.data.read_rgb", lambda p: opened.append(p))
+    with pytest.raises(DataError, match=r"labels.csv line 3: .* is outside the image folder .*only files inside it"):
+        LabelledImages.from_folder(img_dir, csv)
+    assert opened == []  # refused before any image is opened
+
+
+def test_a_long_outside_path_is_cut_in_the_message(tmp_path):
+    img_dir, csv = _folder(tmp_path, rows=["../" * 2000 + "etc/passwd,red,0"])
+    with pytest.raises(DataError) as e:
+        LabelledImages.from_folder(img_dir, csv)
+    assert "outside the image folder" in str(e.value) and len(str(e.value)) < 600
+
+
+def test_inside_paths_in_subfolders_are_read(tmp_path):
+    img_dir, _ = _folder(tmp_path)
+    (img_dir / "sub").mkdir()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(img_dir / "sub" / "r.png")
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"file,C\nsub/r.png,red\n./0.png,green\n{img_dir / '1.png'},green\n")
+    d = LabelledImages.from_folder(img_dir, csv)
+    assert len(d) == 3 and d.images[0, 0].min() == 1.0
+
+
+@pytest.mark.parametrize("second,how", [("0.png,green", "with other labels"), ("./0.png,red", "with the same labels")])
+def test_duplicate_files_are_refused(tmp_path, second, how):
+    img_dir, csv = _folder(tmp_path, header="file,C", rows=["0.png,red", "1.png,green", second])
+    with pytest.raises(DataError, match=rf"line 4: .* is listed again \({how}; first on line 2\)"):
+        LabelledImages.from_folder(img_dir, csv)
+
+
+# ---------------------------------------------------------------- issue 14, classes 3 and 4: values
+def test_csv_codes_follow_sorted_names_and_text_is_never_a_code(tmp_path):
+    img_dir, csv = _folder(tmp_path, header="file,X", rows=["0.png,2", "1.png,10", "2.png,1"])
+    d = LabelledImages.from_folder(img_dir, csv)
+    assert d.domains.values("X") == ("1", "2", "10")  # numerically sorted names; codes follow them
+    assert d.labels["X"].tolist() == [1, 2, 0]
+    dom = Domains({"X": ["1", "2"]})
+    img_dir, csv = _folder(tmp_path, header="file,X", rows=["0.png,1", "1.png,0"])
+    with pytest.raises(DataError, match="line 3: '0' is not a value of X; valid values are 1, 2"):
+        LabelledImages.from_folder(img_dir, csv, domains=dom)
+
+
+@pytest.mark.parametrize("value,match", [("²", "line 3.*other than ASCII letters"), ("7" * 5000, "longer than 100"),
+                                         ("", "line 3: no value in column 'X'"), ("light blue", "other than ASCII")])
+def test_malformed_values_in_a_csv_are_refused(tmp_path, value, match):
+    img_dir, csv = _folder(tmp_path, header="file,X", rows=["0.png,1", f"1.png,{value}"])
+    with pytest.raises(DataError, match=match) as e:
+        LabelledImages.from_folder(img_dir, csv)
+    assert len(str(e.value)) < 600
+
+
+def test_encode_labels_keeps_each_items_type():
+    from cfedit.data import encode_labels
+
+    dom = Domains({"X": ["1", "2"]})
+    assert encode_labels(dom, {"X": ["1", 1, np.int64(0)]})["X"].tolist() == [0, 1, 0]
+    with pytest.raises(DomainError, match="'0' is not a value of X"):
+        encode_labels(dom, {"X": np.array(["0"])})
 
 
 def test_wrong_mode_and_size(tmp_path):

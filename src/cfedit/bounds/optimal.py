@@ -8,6 +8,7 @@ query's events (:mod:`~cfedit.bounds.events`), the reduced C-components
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -22,13 +23,15 @@ from cfedit.bounds.forms import _Branches, _Poly
 from cfedit.bounds.programmes import _alternate, _block_lfp, _clusters, _is_fixed, _start
 from cfedit.bounds.witnesses import _Solution
 from cfedit.core.domains import Domains
-from cfedit.core.files import read_csv_rows
+from cfedit.core.files import clip, read_csv_rows
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Query
 from cfedit.errors import DataError, DomainError, QueryError
 from cfedit.scm import SCM
 
 __all__ = ["Bounds", "Contrast", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
+
+MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,12 @@ def empirical_table(
 ) -> np.ndarray:
     """The empirical P(V) of labelled units (counts / n), axes in ``domains.names`` order.
 
-    ``data`` is a mapping factor -> values (codes or value names; e.g. from :func:`read_labels_csv`)
-    or an iterable of rows (mappings factor -> value). Unknown or missing factors and values raise
-    :class:`DataError`.
+    ``data`` is a mapping factor -> values or an iterable of rows (mappings factor -> value). A value is
+    a value name when it is text and a code when it is an integer (e.g. from :func:`read_labels_csv`).
+    Unknown or missing factors and values raise :class:`DataError`, and so does a table of more than
+    :data:`MAX_TABLE_CELLS` cells, before anything is allocated.
     """
+    check_table_size(domains)
     if isinstance(data, Mapping):
         columns = dict(data)
     else:
@@ -117,31 +122,42 @@ def empirical_table(
     if n == 0:
         raise DataError("no labelled units: the empirical table needs at least one row")
     idx = np.ravel_multi_index(tuple(codes), domains.shape)
-    return np.bincount(idx, minlength=int(np.prod(domains.shape))).reshape(domains.shape) / n
+    return np.bincount(idx, minlength=math.prod(domains.shape)).reshape(domains.shape) / n
+
+
+def check_table_size(domains: Domains, limit: int = MAX_TABLE_CELLS) -> None:
+    """Refuse a joint table P(V) over ``domains`` of more than ``limit`` cells (a :class:`DataError` that
+    gives the size), before anything is allocated: 40 binary factors would be 8 TiB."""
+    cells = math.prod(domains.shape)  # exact: Python integers do not overflow
+    if cells > limit:
+        sizes = clip(" x ".join(f"{k}:{n}" for k, n in zip(domains.names, domains.shape)))
+        raise DataError(f"P(V) over {len(domains.names)} factors has {cells:.3g} cells ({sizes}), more than the "
+                        f"limit of {limit:.0e}: use fewer factors or fewer values per factor")
 
 
 def read_labels_csv(path: str | Path, domains: Domains) -> dict[str, np.ndarray]:
-    """Read a labels CSV (a header with the factor names; values are value names or integer codes).
+    """Read a labels CSV (a header with the factor names; each cell a value *name*, never a code).
 
     Other columns (e.g. a file name) are ignored. Returns integer codes per factor, ready for
     :func:`empirical_table`. Missing, binary or empty files, missing columns and unknown values raise
     :class:`DataError` (with the line number for a value).
     """
     header, rows = read_csv_rows(path, "labels file")
+    where = clip(path)
     missing = [n for n in domains.names if n not in header]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(header)}; "
-            f"expected {', '.join(domains.names)}"
+            f"{where}: missing column(s) {clip(', '.join(missing))}; found {clip(', '.join(header))}; "
+            f"expected {clip(', '.join(domains.names))}"
         )
     if not rows:
-        raise DataError(f"{path} has a header but no rows")
+        raise DataError(f"{where} has a header but no rows")
     out: dict[str, list[int]] = {n: [] for n in domains.names}
     for line, row in enumerate(rows, start=2):
         for n in domains.names:
             if not row.get(n):
-                raise DataError(f"{path}, line {line}: no value in column {n!r}")
-            out[n].append(_code(domains, n, row[n], f"{path}, line {line}"))
+                raise DataError(f"{where}, line {line}: no value in column {n!r}")
+            out[n].append(_code(domains, n, str(row[n]), f"{where}, line {line}"))
     return {n: np.asarray(v, dtype=np.int64) for n, v in out.items()}
 
 
@@ -153,7 +169,8 @@ def _code(domains: Domains, name: str, value: object, where: str) -> int:
 
 
 def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(values)
+    # a list keeps each item's type: numpy would turn [1, "red"] into ["1", "red"] and read the code as a name
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if arr.ndim != 1:
         raise DataError(f"the values of {name} must be one-dimensional, got shape {arr.shape}")
     if arr.dtype.kind in "iu":

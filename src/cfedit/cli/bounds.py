@@ -24,15 +24,16 @@ def bounds(
 ) -> None:
     """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V)."""
     from cfedit.bounds import empirical_table, optimal_bounds, read_labels_csv
+    from cfedit.core.files import clip, read_text
     from cfedit.core.graph import CausalGraph
     from cfedit.core.query import parse_query
 
     texts = list(queries or [])
     if file is not None:
-        if not file.is_file():
-            raise CfeditError(f"query file {file} does not exist")
-        texts += [ln.split("#", 1)[0].strip() for ln in file.read_text().splitlines()]
-        texts = [t for t in texts if t]
+        lines = [ln.split("#", 1)[0].strip() for ln in read_text(file, "query file").splitlines()]
+        if not any(lines):
+            raise CfeditError(f"query file {clip(file)} has no queries (one per line; # starts a comment)")
+        texts += [t for t in lines if t]
     truth = None
     if world is not None:
         if graph is not None or labels is not None:

@@ -18,6 +18,8 @@ app.add_typer(world_app, name="world")
 
 DataOpt = Annotated[Optional[Path], typer.Option(
     "--mnist", "--data", help="the world's image data folder, e.g. the four MNIST IDX files (default: what the world ships with)")]
+MAX_GRID = 1024  # the most units one grid PNG shows
+SeedOpt = Annotated[int, typer.Option(min=0, help="random seed (>= 0)")]
 
 
 @world_app.command("list")
@@ -70,9 +72,9 @@ def _caption(w, v: dict, i: int) -> str:
 @world_app.command("sample")
 def sample(
     name: str,
-    n: Annotated[int, typer.Option("-n", help="number of units")] = 64,
+    n: Annotated[int, typer.Option("-n", min=1, max=MAX_GRID, help=f"number of units (1 to {MAX_GRID})")] = 64,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write")] = Path("grid.png"),
-    seed: int = 0,
+    seed: SeedOpt = 0,
     split: Annotated[str, typer.Option(help="writer pool: eval or train")] = "eval",
     data: DataOpt = None,
 ) -> None:
@@ -88,9 +90,9 @@ def sample(
 def counterfactual(
     name: str,
     do: Annotated[list[str], typer.Option("--do", help="intervention, e.g. C=green (repeatable)")],
-    n: Annotated[int, typer.Option("-n", help="number of units")] = 16,
+    n: Annotated[int, typer.Option("-n", min=1, max=MAX_GRID // 2, help=f"number of units (1 to {MAX_GRID // 2})")] = 16,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write")] = Path("pairs.png"),
-    seed: int = 0,
+    seed: SeedOpt = 0,
     data: DataOpt = None,
 ) -> None:
     """Factual and true counterfactual images of the same units, side by side."""

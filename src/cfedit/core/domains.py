@@ -1,6 +1,9 @@
 """Categorical domains of factors and interventions over them.
 
-Values travel as integer codes; names appear only at the edges (CLI, files, web).
+Values travel as integer codes; names appear only at the edges (CLI, files, web). Text is always read as
+a value *name*: ``"0"`` means the value named ``0``, never code 0, so a value that is not a name is refused
+with the list of names (a CSV whose X takes values 1 and 2 cannot read ``X=0`` as the value 1). There is no
+text spelling of a code. Python and numpy *integers* are codes (``{"C": 0}``, an int array of labels).
 
 >>> dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 >>> dom.encode({"C": "green", "D": 7})
@@ -13,28 +16,42 @@ Values travel as integer codes; names appear only at the edges (CLI, files, web)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from cfedit.core.files import clip
 from cfedit.errors import DomainError
 
 Intervention = Mapping[str, int]
 """An intervention do(X = x) as integer codes, e.g. ``{"C": 0}``; several factors at once allowed."""
 
+VALUE_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,100}")
+"""A value name: 1-100 ASCII letters, digits and ``_ . + -`` (what queries and ``X=x`` items can spell)."""
+
 
 class Domains:
-    """The ordered factors and the named values of each (``{"C": ("green", "red"), ...}``)."""
+    """The ordered factors and the named values of each (``{"C": ("green", "red"), ...}``).
+
+    Value names follow :data:`VALUE_NAME`, so every value can be written in a query or a ``--do`` item.
+    """
 
     def __init__(self, values: Mapping[str, Iterable[str]]):
         self._values: dict[str, tuple[str, ...]] = {}
+        self._index: dict[str, dict[str, int]] = {}
         for name, vals in values.items():
             vals = tuple(str(v) for v in vals)
             if len(vals) < 1:
-                raise DomainError(f"factor {name!r} has an empty domain")
-            if len(set(vals)) != len(vals):
-                raise DomainError(f"factor {name!r} lists a value twice: {vals}")
+                raise DomainError(f"factor {clip(name)!r} has an empty domain")
+            for v in vals:
+                check_value_name(name, v)
+            index: dict[str, int] = {}
+            for i, v in enumerate(vals):
+                if index.setdefault(v, i) != i:
+                    raise DomainError(f"factor {clip(name)!r} lists the value {v!r} twice")
             self._values[name] = vals
+            self._index[name] = index
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -63,26 +80,33 @@ class Domains:
         return f"Domains({self.as_dict()})"
 
     def check(self, name: str) -> str:
-        if name not in self._values:
-            raise DomainError(f"unknown factor {name!r}; factors are {', '.join(self._values)}")
+        if not isinstance(name, str) or name not in self._values:
+            raise DomainError(f"unknown factor {clip(name)!r}; factors are {clip(', '.join(self._values))}")
         return name
 
     def code(self, name: str, value: object) -> int:
-        """The integer code of ``value`` (a value name, or an integer code, also as text) in ``name``'s domain."""
+        """The integer code of ``value`` in ``name``'s domain.
+
+        Text (``str``) must be one of the value names, surrounding blanks aside: ``"7"`` is the value
+        named 7, never code 7. A Python or numpy integer (or bool) is a code, 0 <= code < size. Anything
+        else is refused with the list of value names.
+        """
         vals = self.values(name)
-        if isinstance(value, (bool, np.bool_)):
-            value = int(value)
         if isinstance(value, str):
-            v = value.strip()
-            if v in vals:
-                return vals.index(v)
-            if v.isdigit() and int(v) < len(vals):  # an integer code written as text (e.g. from a CSV)
-                return int(v)
-        elif isinstance(value, (int, np.integer)) and 0 <= int(value) < len(vals):
-            return int(value)
-        raise DomainError(f"{value!r} is not a value of {name}; valid values are {', '.join(vals)}")
+            code = self._index[name].get(value.strip())
+            if code is not None:
+                return code
+            raise DomainError(f"{clip(value)!r} is not a value of {name}; valid values are {clip(', '.join(vals))}")
+        if isinstance(value, (bool, np.bool_, int, np.integer)):
+            if 0 <= int(value) < len(vals):
+                return int(value)
+            raise DomainError(f"code {value} is out of range for {name}; valid values are {clip(', '.join(vals))} "
+                              f"(codes 0 to {len(vals) - 1})")
+        raise DomainError(f"{clip(repr(value))} is not a value of {name}: give a value name "
+                          f"({clip(', '.join(vals))}) or an integer code")
 
     def decode(self, name: str, code: int) -> str:
+        """The name of ``code`` in ``name``'s domain."""
         vals = self.values(name)
         if not 0 <= int(code) < len(vals):
             raise DomainError(f"code {code} is out of range for {name} ({len(vals)} values)")
@@ -93,17 +117,17 @@ class Domains:
         return {self.check(k): self.code(k, v) for k, v in assignment.items()}
 
     def parse_assignments(self, text: str | Iterable[str]) -> dict[str, int]:
-        """Parse ``"C=green, D=7"`` (or a list of ``"X=x"`` items) into integer codes."""
+        """Parse ``"C=green, D=7"`` (or a list of ``"X=x"`` items) into integer codes; values are names."""
         items = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
         out: dict[str, int] = {}
         for item in (i.strip() for i in items):
             if not item:
                 continue
             if "=" not in item:
-                raise DomainError(f"cannot read {item!r}: write FACTOR=VALUE, e.g. {self.names[0]}={self.values(self.names[0])[0]}")
+                raise DomainError(f"cannot read {clip(item)!r}: write FACTOR=VALUE, e.g. {self.names[0]}={self.values(self.names[0])[0]}")
             k, v = (s.strip() for s in item.split("=", 1))
             if k in out:
-                raise DomainError(f"factor {k!r} is assigned twice in {text!r}")
+                raise DomainError(f"factor {clip(k)!r} is assigned twice")
             out[self.check(k)] = self.code(k, v)
         if not out:
             raise DomainError("empty assignment: write FACTOR=VALUE, several separated by commas")
@@ -130,3 +154,13 @@ class Domains:
             v = values[k]
             idx = idx * self.size(k) + (v.long() if hasattr(v, "long") else v)
         return idx
+
+
+def check_value_name(factor: str, value: str) -> str:
+    """``value`` if it is a valid value name of ``factor`` (:data:`VALUE_NAME`), else a :class:`DomainError`."""
+    if not VALUE_NAME.fullmatch(value):
+        why = "is empty" if not value else ("is longer than 100 characters" if len(value) > 100 else
+                                             "has characters other than ASCII letters, digits and _ . + -")
+        raise DomainError(f"value {clip(value, 60)!r} of {clip(factor)} {why}: value names must be "
+                          "written in queries and FACTOR=VALUE items")
+    return value

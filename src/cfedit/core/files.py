@@ -1,6 +1,7 @@
-"""Small file primitives shared by every layer: atomic writes, CSV rows, RGB images. Imports no torch.
+"""Small file primitives shared by every layer: atomic writes, text, CSV rows, RGB images. Imports no torch.
 
 Each refuses bad input with a :class:`~cfedit.errors.DataError` that names the file, never a traceback.
+:func:`clip` cuts user input echoed in a message (a 5 MB graph line, a 5,000-digit value) to a readable length.
 """
 
 from __future__ import annotations
@@ -35,17 +36,47 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     return path
 
 
+MESSAGE_CHARS = 200  # the most characters of user input that a message echoes
+MAX_TEXT_BYTES = 1 << 30  # the largest text file read (graph, queries, labels CSV): 1 GiB
+
+
+def clip(text: object, limit: int = MESSAGE_CHARS) -> str:
+    """``text`` as it may appear in a message: cut to ``limit`` characters, saying how long it was.
+
+    >>> clip("7" * 5000, 10)
+    '7777777777... (5,000 characters)'
+    """
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
-    """The UTF-8 text of ``path``; a missing, unreadable or binary file is a :class:`DataError`."""
+    """The UTF-8 text of ``path``. A missing path, something that is not a regular file (a folder,
+    ``/dev/null``, a pipe), a file over :data:`MAX_TEXT_BYTES`, an unreadable file or a binary one (not
+    UTF-8, or with NUL bytes) is a :class:`DataError` that says which."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} {path} does not exist")
+    name = clip(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        exists, regular = path.exists(), path.is_file()
+        size = path.stat().st_size if regular else 0
+    except OSError as e:  # e.g. a name too long for the file system
+        raise DataError(f"cannot read {what} {name}: {e.strerror or e}") from None
+    if not exists:
+        raise DataError(f"{what} {name} does not exist")
+    if not regular:
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise DataError(f"{what} {name} is {kind}")
+    if size > MAX_TEXT_BYTES:
+        raise DataError(f"{what} {name} has {size:,} bytes, more than the {MAX_TEXT_BYTES:,} read as text")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise DataError(f"{what} {path} is not UTF-8 text") from None
+        raise DataError(f"{what} {name} is not UTF-8 text (a binary file?)") from None
     except OSError as e:
-        raise DataError(f"cannot read {what} {path}: {e.strerror or e}") from None
+        raise DataError(f"cannot read {what} {name}: {e.strerror or e}") from None
+    if "\x00" in text:
+        raise DataError(f"{what} {name} contains NUL bytes: not a text file")
+    return text
 
 
 def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str], list[dict[str, str]]]:
@@ -56,11 +87,11 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
         rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as e:
-        raise DataError(f"{what} {path} is not a readable CSV: {e}") from None
+        raise DataError(f"{what} {clip(path)} is not a readable CSV: {clip(e)}") from None
     if not header:
-        raise DataError(f"{what} {path} is empty")
+        raise DataError(f"{what} {clip(path)} is empty")
     if len(set(header)) != len(header):
-        raise DataError(f"{what} {path} repeats a column name: {', '.join(header)}")
+        raise DataError(f"{what} {clip(path)} repeats a column name: {clip(', '.join(header))}")
     rows = [{h.strip(): v for h, v in r.items()} for r in rows]
     return header, rows
 

