@@ -33,3 +33,49 @@ def test_read_text_refuses_files_over_the_limit(tmp_path, monkeypatch):
     (tmp_path / "g.cg").write_text("X -> Y; Y -> Z\n")
     with pytest.raises(DataError, match="has 15 bytes, more than the 10 read as text"):
         read_text(tmp_path / "g.cg", "graph file")
+
+
+def _png_header(path, width, height):
+    """A real 1x1 PNG whose header is rewritten to announce width x height: Pillow opens it with that size
+    (enough for a size check; decoding it fails for lack of pixels)."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(buf, format="PNG")
+    raw = bytearray(buf.getvalue())
+    raw[16:24] = struct.pack(">II", width, height)  # IHDR data starts after signature (8), length (4), type (4)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_image_size_is_checked_from_the_header_before_decoding(tmp_path):
+    import pytest
+
+    from cfedit.core.files import image_size, read_rgb
+    from cfedit.errors import DataError
+
+    with pytest.raises(DataError, match="5000x5000 pixels, more than cfedit's limit"):
+        read_rgb(_png_header(tmp_path / "big.png", 5000, 5000))
+    with pytest.raises(DataError, match="decompression bomb"):  # Pillow's own refusal, beyond 179 megapixels
+        read_rgb(_png_header(tmp_path / "bomb.png", 20000, 20000))
+    assert image_size(_png_header(tmp_path / "ok.png", 64, 32)) == (64, 32)
+    with pytest.raises(DataError, match="cannot read"):
+        read_rgb(tmp_path / "ok.png")  # announces 64x32, holds one pixel: truncated
+
+
+def test_written_files_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from cfedit.core.files import atomic_write
+
+    path = atomic_write(tmp_path / "f.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -152,3 +152,20 @@ def test_wrong_mode_and_size(tmp_path):
     Image.new("RGB", (9, 8)).save(img_dir / "3.png")
     with pytest.raises(DataError, match="size"):
         LabelledImages.from_folder(img_dir, csv)
+
+
+def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    import cfedit.data as data
+
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "labels.csv").write_text("file,X\n0.png,a\n1.png,b\n2.png,a\n")
+    monkeypatch.setattr(data, "MAX_DATASET_BYTES", 2 * 3 * 8 * 8 * 4)  # room for two images
+    decoded = []
+    monkeypatch.setattr(data, "read_rgb", lambda p: decoded.append(p))
+    with pytest.raises(DataError, match="need .* GiB as float32"):
+        data.LabelledImages.from_folder(tmp_path, tmp_path / "labels.csv")
+    assert decoded == []

@@ -76,6 +76,7 @@ def test_realism_oracle_near_floor_noise_far():
     res = evaluate(get_world("backdoor"), {"oracle": Oracle, "noise": Noise()},
                    EvalConfig(n_units=300, realism=True))
     o, n = res["metrics"]["oracle"]["realism FD"], res["metrics"]["noise"]["realism FD"]
+    assert o["network"] == n["network"] and len(o["network"]) == 12  # the feature network is named in the results
     assert o["value"] < 3 * o["floor"] + 1.0
     assert n["value"] > 10 * o["value"]
 

@@ -22,3 +22,18 @@ def test_no_home_directory_is_a_message(monkeypatch):
     monkeypatch.setattr("pathlib.Path.home", classmethod(lambda cls: (_ for _ in ()).throw(RuntimeError("no home"))))
     with pytest.raises(CfeditError, match="set CFEDIT_CACHE"):
         cache_dir()
+
+
+def test_fingerprint_names_the_weights():
+    import torch
+
+    from cfedit.worlds.reference import ReferenceNet, _net
+
+    torch.manual_seed(0)
+    a = ReferenceNet(_net((1, 8, 8), 2), (1, 8, 8))
+    b = ReferenceNet(_net((1, 8, 8), 2), (1, 8, 8))
+    b.net.load_state_dict(a.net.state_dict())
+    assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 12
+    with torch.no_grad():
+        next(b.net.parameters()).add_(1e-6)
+    assert a.fingerprint != b.fingerprint

@@ -37,10 +37,13 @@ MAX_MESSAGE = 500  # characters of an error message (some echo their input)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    message = " ".join(str(message).split())
-    if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE] + f"... ({len(message):,} characters)"
-    typer.secho(f"error: {message}", fg="red", err=True)
+    """One ``error:`` line; a message's further lines (a query with a caret under the bad token) follow it."""
+    first, *rest = str(message).splitlines() or [""]
+    lines = [f"error: {first}", *rest[:2]]
+    lines = [ln if len(ln) <= MAX_MESSAGE else ln[:MAX_MESSAGE] + f"... ({len(ln):,} characters)" for ln in lines]
+    typer.secho(lines[0], fg="red", err=True)
+    for ln in lines[1:]:
+        typer.echo(ln, err=True)
     sys.exit(code)
 
 

@@ -10,6 +10,7 @@ import csv
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -96,20 +98,53 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
     return header, rows
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An RGB image file (PNG or JPEG) as float32 (3, H, W) in [0, 1]; other modes and non-images are refused."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+MAX_PIXELS = 4096 * 4096  # largest image (height x width) that cfedit decodes: 200 MB as float32 RGB
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding it; refused beyond MAX_PIXELS."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"image {path} does not exist")
+        raise DataError(f"image {clip(str(path))} does not exist")
     try:
-        with Image.open(path) as img:
-            if img.mode != "RGB":
-                raise DataError(f"{path}: image mode {img.mode}, expected RGB (3 channels)")
-            img.load()
-            return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise DataError(f"{clip(str(path))}: cannot read as an image ({clip(str(e))})") from None
+    if w * h > MAX_PIXELS:
+        raise DataError(f"{clip(str(path))}: {w}x{h} pixels, more than cfedit's limit of {MAX_PIXELS:,} (4096x4096); "
+                        "resize it first")
+    return w, h
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An RGB image file (PNG or JPEG) as float32 (3, H, W) in [0, 1]. Its size is read from the header and
+    checked against MAX_PIXELS before decoding; other modes, non-images and truncated files are refused."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    image_size(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.mode != "RGB":
+                    raise DataError(f"{clip(str(path))}: image mode {img.mode}, expected RGB (3 channels)")
+                img.load()
+                return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path}: cannot read as an image ({e})") from None
+        raise DataError(f"{clip(str(path))}: cannot read as an image ({clip(str(e))})") from None

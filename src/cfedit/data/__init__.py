@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cfedit.core.domains import Domains, check_value_name
-from cfedit.core.files import clip, read_csv_rows, read_rgb
+from cfedit.core.files import clip, image_size, read_csv_rows, read_rgb
 from cfedit.errors import DataError, DomainError
 
 # Labelled units drawn from a world for training (`cfedit train --world`, `demo`, `reproduce`). Labels are
@@ -115,20 +115,25 @@ class LabelledImages:
             for k, c in zip(domains.names, codes):
                 labels[k].append(c)
             paths.append(path)
-        images, shape = [], None
-        for path in paths:
-            arr = read_rgb(path)
-            if shape is None:
-                shape = arr.shape
-            elif arr.shape != shape:
-                raise DataError(f"{clip(path)}: size {arr.shape[2]}x{arr.shape[1]}, expected {shape[2]}x{shape[1]} like the first image")
-            images.append(arr)
-        return cls(np.stack(images), {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
+        # every size from the headers, and the total, before any image is decoded
+        sizes = [image_size(p) for p in paths]
+        for path, size in zip(paths, sizes):
+            if size != sizes[0]:
+                raise DataError(f"{clip(path)}: size {size[0]}x{size[1]}, expected {sizes[0][0]}x{sizes[0][1]} like the first image")
+        total = 3 * 4 * sizes[0][0] * sizes[0][1] * len(paths)
+        if total > MAX_DATASET_BYTES:
+            raise DataError(f"{len(paths):,} images of {sizes[0][0]}x{sizes[0][1]} need {total / 2**30:.1f} GiB as float32, "
+                            f"more than the limit of {MAX_DATASET_BYTES / 2**30:.0f} GiB: resize them or use fewer")
+        images = np.empty((len(paths), 3, sizes[0][1], sizes[0][0]), dtype=np.float32)
+        for i, path in enumerate(paths):
+            images[i] = read_rgb(path)
+        return cls(images, {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
 
     def subset(self, index: np.ndarray) -> LabelledImages:
         return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()}, self.domains)
 
 
+MAX_DATASET_BYTES = 12 << 30  # a folder's images as float32 in memory (all of CelebA at 64x64 takes 9.3 GiB)
 FILE_COLUMNS = ("file", "filename", "image", "path")  # names of a labels CSV's image-file column
 
 

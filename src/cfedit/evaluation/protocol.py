@@ -185,8 +185,9 @@ def _realism(world, edits: list[np.ndarray], dos: list, config) -> dict:
     floor_units = a.units(len(edits[0]), config.seed + 200)
     ref = np.concatenate([a.counterfactual(ref_units, dict(d))[1] for d in dos])
     floor = np.concatenate([a.counterfactual(floor_units, dict(d))[1] for d in dos])
-    r = realism(feature_net(world), np.concatenate(edits), ref, floor, seed=config.seed)
-    return {"value": r.value, "lower": r.low, "upper": r.high, "n": r.n, "floor": r.floor}
+    net = feature_net(world)
+    r = realism(net, np.concatenate(edits), ref, floor, seed=config.seed)
+    return {"value": r.value, "lower": r.low, "upper": r.high, "n": r.n, "floor": r.floor, "network": net.fingerprint}
 
 
 def editors_for(ancm) -> dict[str, Editor | EditorFactory]:

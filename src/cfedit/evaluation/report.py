@@ -33,7 +33,8 @@ def _fmt(x) -> str:
 def format_interval(m: dict) -> str:
     """``value [lower, upper] (n=N)`` of a results entry (``value`` or ``estimate``), plus its floor if any."""
     out = f"{_fmt(m.get('value', m.get('estimate')))} [{_fmt(m.get('lower'))}, {_fmt(m.get('upper'))}] (n={m.get('n', '-')})"
-    return out + (f" floor {_fmt(m['floor'])}" if "floor" in m else "")
+    out += f" floor {_fmt(m['floor'])}" if "floor" in m else ""
+    return out + (f" net {m['network']}" if "network" in m else "")
 
 
 def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -132,7 +133,9 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
             "over unit means when a unit's samples disagree); 'inside' means the interval meets the optimal bounds."
             f"{acc_text} Realism: Frechet distance in a reference CNN's "
             "features (not Inception FID) to the world's own images under the same action, a 95% interval (standard error "
-            "from the delete-half jackknife), and the world-vs-world floor at the same sample size.")
+            "from the delete-half jackknife), and the world-vs-world floor at the same sample size; 'net' is the "
+            "fingerprint of the feature network: distances are comparable only between reports with the same one "
+            "(the network is trained once per machine and cached; other CPU kernels can give other weights).")
     grids = results.get("grids", {})
     md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", markdown_table(ch, cr), "",
           "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", markdown_table(mh, mr), ""]

@@ -84,6 +84,17 @@ class ReferenceNet:
         self.net = net.eval()
         self.shape = tuple(shape)
 
+    @property
+    def fingerprint(self) -> str:
+        """A short digest of the weights: figures measured with the same fingerprint used the same network.
+        Training on another machine (other CPU kernels, thread counts) can give other weights from the same
+        data and seed, and Frechet distances in their features are then not comparable."""
+        h = hashlib.sha256()
+        for k, t in sorted(self.net.state_dict().items()):
+            h.update(k.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:12]
+
     @classmethod
     def fit_cached(
         cls, name: str, images: np.ndarray, labels: np.ndarray, n_classes: int,
