@@ -26,7 +26,7 @@ def best_of(fn, repeat: int = 3) -> float:
 
 def reader_accuracy() -> None:
     from cfedit.data.mnist import load_pools
-    from cfedit.worlds.reference import DigitClassifier
+    from cfedit.worlds.colored_mnist import DigitClassifier
 
     pools = load_pools()
     x, y = pools.eval_images / 255.0, pools.eval_labels

@@ -210,7 +210,9 @@ class NCM(nn.Module):
             opt.step()
             sched.step()
             if log is not None and (step + 1) % max(1, self.config.steps // 4) == 0:
-                log(f"  ncm step {step + 1}/{self.config.steps}  nll {loss.item():.4f}")
+                spent = time.time() - t0
+                log(f"  ncm step {step + 1}/{self.config.steps}  nll {loss.item():.4f}  {spent:.0f}s elapsed, "
+                    f"~{spent / (step + 1) * (self.config.steps - step - 1):.0f}s left")
         self.report = FitReport(self.tv(v, weights), float(loss.item()), self.config.steps, time.time() - t0)
         return self.report
 

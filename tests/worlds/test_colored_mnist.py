@@ -95,7 +95,7 @@ def test_digit_reader_recipe_reads_handwriting_it_has_not_seen():
     """The oracle's recipe trained on the training pool only, scored on the 1,000 evaluation-pool digits it
     never saw (0.980 measured by benchmarks/bench_world.py; 0.97 is over two standard errors below)."""
     from cfedit.data.mnist import load_pools
-    from cfedit.worlds.reference import DigitClassifier
+    from cfedit.worlds.colored_mnist import DigitClassifier
 
     pools = load_pools()
     reader = DigitClassifier.for_pools(pools, held_out=True)

@@ -107,8 +107,9 @@ def demo(
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
+    world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
 ) -> None:
-    """Train on the Backdoor world, edit held-out images, print the ctf-consistency table, save a figure."""
+    """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
@@ -117,9 +118,9 @@ def demo(
 
     t0 = time.time()
     cfg = config_from(config, mechanism, steps, seed)
-    w = get_world("backdoor")
+    w = get_world(world)
     console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
-                  f"units of the training writers ({cfg.steps} image steps)")
+                  f"training units ({cfg.steps} image steps)")
     data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
     model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor")
     del data
@@ -140,15 +141,17 @@ def demo(
     null = res["metrics"]["ancm"]["null-edit error"]
     console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
-    report = write_report(res, output / "report", title="cfedit demo: the ANCM editor on the Backdoor world")
+    report = write_report(res, output / "report", title=f"cfedit demo: the ANCM editor on the {w.name} world")
     a = w.ascm("eval", oracle=False)
     units = a.units(8, seed + 2)
     x = a.factual(units)
-    r = model.edit(x, {"C": 0}, 4, labels=units.v, seed=seed)
-    r2 = model.edit(x, {"D": 2}, 3, labels=units.v, seed=seed)
+    (act1, k1), (act2, k2) = ((w.domains.encode(d), k) for d, k in zip(w.figure_actions[:2], (4, 3)))
+    r = model.edit(x, act1, k1, labels=units.v, seed=seed)
+    r2 = model.edit(x, act2, k2, labels=units.v, seed=seed)
     grid = np.concatenate([x[:, None], r.images, r2.images], axis=1).reshape(-1, *x.shape[1:])
-    caps = [c for i in range(8) for c in (["factual"] + ["C=green"] * 4 + ["D=2"] * 3)]
-    path = save_grid(output / "edits.png", grid, caps, ncol=8)
+    name1, name2 = w.domains.format(act1), w.domains.format(act2)
+    caps = [c for i in range(8) for c in (["factual"] + [name1] * k1 + [name2] * k2)]
+    path = save_grid(output / "edits.png", grid, [c[:14] for c in caps], ncol=1 + k1 + k2)
     console.print(f"wrote {report}/report.md (the tables and an interval plot)")
-    console.print(f"wrote {path}: each row a factual image, 4 samples under do(C=green), 3 under do(D=2)")
+    console.print(f"wrote {path}: each row a factual image, {k1} samples under do({name1}), {k2} under do({name2})")
     console.print(f"demo finished in {time.time() - t0:.0f}s (training {t_train:.0f}s)")

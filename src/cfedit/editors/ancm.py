@@ -173,7 +173,8 @@ class ANCM(Editor):
                 model.ncm.report = FitReport(model.ncm.tv(dataset.labels), float("nan"), config.ncm.steps, 0.0)
             else:
                 t0 = time.time()
-                rep = model.ncm.fit(dataset.labels)
+                say(f"ncm: fitting P(V) over {len(dataset):,} labels ({config.ncm.steps} steps)")
+                rep = model.ncm.fit(dataset.labels, log=say)
                 say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
                 if out is not None and rank == 0:
                     training.save_state(model, opt, out / training.STATE_FILE, start, True, data)

@@ -104,7 +104,8 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
     if world > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
     sched = lr_at(config.lr, config.steps)
-    t0, first, loss_avg = time.time(), start, None
+    t0, loss_avg = time.time(), None
+    t_mark, step_mark = t0, start  # time left from the pace since the last progress line, not since the start
     per_rank = max(1, config.batch_size // world)
     for step in range(start, config.steps):
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
@@ -120,9 +121,11 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            rate = (time.time() - t0) / (done - first)
+            now = time.time()
+            rate = (now - t_mark) / (done - step_mark)
+            t_mark, step_mark = now, done
             log(f"image step {done}/{config.steps}  loss {loss_avg:.4f}  "
-                f"{time.time() - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
+                f"{now - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
         if out is not None and rank == 0 and (done % config.checkpoint_every == 0) and done < config.steps:
             save_state(model, opt, out / STATE_FILE, done, True, data)
 

@@ -38,9 +38,19 @@ class World:
     image_shape: tuple[int, int, int]
     images: ImagesFor = field(repr=False)
     reader: ReaderFor = field(repr=False)
-    figure_actions: tuple[Mapping[str, str], ...] = ()  # actions that report grids show, as value names
+    figure_actions: tuple[Mapping[str, str], ...] = ()  # actions that report grids and the demo show (value names; two or more)
     reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
     data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
+
+    def __post_init__(self) -> None:
+        for action in self.figure_actions:
+            self.domains.encode(action)  # names and values must exist
+        if len(self.figure_actions) < 2:
+            raise CfeditError(f"world {self.name!r} must name at least two figure actions (the demo shows two)")
+        if self.reversibility and self.reversibility not in self.domains:
+            raise CfeditError(f"world {self.name!r}: reversibility factor {self.reversibility!r} is not a factor")
+        if len(self.image_shape) != 3:
+            raise CfeditError(f"world {self.name!r}: image_shape must be (C, H, W), got {self.image_shape}")
 
     @property
     def graph(self) -> CausalGraph:

@@ -24,10 +24,11 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
-from cfedit.data.mnist import load_pools
+from cfedit.data.mnist import WriterPools, load_pools
 from cfedit.errors import CfeditError, DataError
 from cfedit.scm import SCM, Exogenous, Values
 from cfedit.worlds.base import World
+from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
 
 DOMAINS = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": ["0", "1"]})
 GREEN, RED = 0, 1
@@ -200,6 +201,35 @@ class MnistBarsOracle:
         return {"D": d, "C": c, "B": b}
 
 
+# ---------------------------------------------------------------------------------- the digit reader
+ORACLE_EPOCHS = 20  # the oracle's reader trains longer, so that it reads its own training digits (both pools)
+
+
+class DigitClassifier(ReferenceNet):
+    """The oracle's digit reader: gray 28x28 digits in [0, 1] -> 0-9.
+
+    ``for_pools`` trains on both writer pools (``held_out=False``, the oracle) or on the training pool only
+    (``held_out=True``, to measure how the recipe reads handwriting it has not seen).
+
+    Why both pools: preservation and "kept" queries compare the reading of an edit with the reading of its
+    factual image. A reader that misreads 2.2% of the factual evaluation digits (the training-pool-only
+    reader) charges every editor that does not copy pixels with those misreadings; the world knows its own
+    units' digits, so its reader should too.
+    """
+
+    @classmethod
+    def for_pools(cls, pools: WriterPools, config: ClassifierConfig | None = None, verbose: bool = False,
+                  held_out: bool = False):
+        if held_out:
+            images, labels = pools.train_images, pools.train_labels
+        else:
+            images = np.concatenate([pools.train_images, pools.eval_images])
+            labels = np.concatenate([pools.train_labels, pools.eval_labels])
+        config = config or ClassifierConfig(epochs=ORACLE_EPOCHS)
+        name = "digits-heldout" if held_out else "digits-oracle"
+        return cls.fit_cached(name, images / np.float32(255), labels, 10, config, verbose)
+
+
 # ---------------------------------------------------------------------------------- the worlds
 def _images(split: str, data_dir: str | None) -> MnistBars:
     return MnistBars(*load_pools(data_dir).split(split))
@@ -209,8 +239,6 @@ _ORACLES: dict[str, MnistBarsOracle] = {}
 
 
 def _reader(data_dir: str | None) -> MnistBarsOracle:
-    from cfedit.worlds.reference import DigitClassifier
-
     pools = load_pools(data_dir)
     if pools.fingerprint not in _ORACLES:
         _ORACLES[pools.fingerprint] = MnistBarsOracle(DigitClassifier.for_pools(pools, verbose=True))

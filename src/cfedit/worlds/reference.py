@@ -1,10 +1,8 @@
 """Reference networks, kept apart from anything an editor learns (torch is imported inside the functions, so
 that the worlds stay importable without it).
 
-* the Colored MNIST worlds' oracle digit reader (gray 28x28 -> D), trained on *both* writer pools: it is part of the world,
-  whose own handwriting it must read as the truth (``python benchmarks/bench_world.py`` prints its accuracy,
-  and that of the same recipe trained on the training pool alone on handwriting it has not seen). Editors
-  never see the evaluation pool;
+* the worlds' oracle readers of factors that pixels alone do not give (e.g. the Colored MNIST digit:
+  :class:`cfedit.worlds.colored_mnist.DigitClassifier`);
 * the realism feature network (a world image -> its joint factor class), trained on images the world
   renders from its training split (:func:`cfedit.evaluation.realism.feature_net`); its 128-d penultimate
   layer is the feature space of the realism metric (a Frechet distance like FID, but *not* Inception features).
@@ -19,13 +17,13 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cfedit.core.files import atomic_write
-from cfedit.data.mnist import WriterPools
 from cfedit.errors import CfeditError
 
 _log = logging.getLogger("cfedit")
@@ -120,7 +118,7 @@ class ReferenceNet:
                 path.unlink(missing_ok=True)
         if verbose:
             _log.warning(f"training the reference network {name!r} on {len(x)} images (cached after, in {path.parent})")
-        _train(net, x, labels, config)
+        _train(net, x, labels, config, _log.warning if verbose else None)
         atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}, metadata={"config": json.dumps(asdict(config))}))
         return cls(net, shape)
 
@@ -146,43 +144,15 @@ class ReferenceNet:
         return self._forward(images, upto=_FEATURE_LAYERS)
 
 
-ORACLE_EPOCHS = 20  # the oracle's reader trains longer, so that it reads its own training digits (both pools)
-
-
-class DigitClassifier(ReferenceNet):
-    """The oracle's digit reader: gray 28x28 digits in [0, 1] -> 0-9.
-
-    ``for_pools`` trains on both writer pools (``held_out=False``, the oracle) or on the training pool only
-    (``held_out=True``, to measure how the recipe reads handwriting it has not seen).
-
-    Why both pools: preservation and "kept" queries compare the reading of an edit with the reading of its
-    factual image. A reader that misreads 2.2% of the factual evaluation digits (the training-pool-only
-    reader) charges every editor that does not copy pixels with those misreadings; the world knows its own
-    units' digits, so its reader should too.
-    """
-
-    @classmethod
-    def for_pools(cls, pools: WriterPools, config: ClassifierConfig | None = None, verbose: bool = False,
-                  held_out: bool = False):
-        if held_out:
-            images, labels = pools.train_images, pools.train_labels
-        else:
-            images = np.concatenate([pools.train_images, pools.eval_images])
-            labels = np.concatenate([pools.train_labels, pools.eval_labels])
-        config = config or ClassifierConfig(epochs=ORACLE_EPOCHS)
-        name = "digits-heldout" if held_out else "digits-oracle"
-        return cls.fit_cached(name, images / np.float32(255), labels, 10, config, verbose)
-
-
-def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig) -> None:
+def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, log=None) -> None:
     import torch
 
     with torch.random.fork_rng(devices=[]):  # seeded dropout without touching the caller's RNG
         torch.manual_seed(config.seed)
-        _train_steps(net, images, labels, config)
+        _train_steps(net, images, labels, config, log)
 
 
-def _train_steps(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig) -> None:
+def _train_steps(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, log=None) -> None:
     import torch
     import torch.nn.functional as F
 
@@ -195,7 +165,12 @@ def _train_steps(net, images: np.ndarray, labels: np.ndarray, config: Classifier
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps)
     net.train()
     s = config.shift
-    for _ in range(config.epochs):
+    t0 = time.time()
+    for epoch in range(config.epochs):
+        if log is not None and epoch:
+            spent = time.time() - t0
+            log(f"  reference network: epoch {epoch}/{config.epochs}, {spent:.0f}s elapsed, "
+                f"~{spent / epoch * (config.epochs - epoch):.0f}s left")
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), config.batch_size):
             idx = perm[i : i + config.batch_size]
