@@ -40,3 +40,16 @@ def test_law_check_detects_a_map_that_breaks_the_law():
     collapse = lambda v, u: np.zeros_like(np.asarray(u, dtype=float))  # noqa: E731  (every unit gets slot 0)
     assert not a.image.law_preserved(collapse)
     assert a.image.law_preserved(lambda v, u: a.image.shift_noise(v, u, 1 + 7 * v["D"]))
+
+
+@pytest.mark.parametrize("evidence", ["C=red", "C=red, B=0", "C=red, D=7"])
+def test_kept_share_matches_brute_force_enumeration(evidence):
+    """kept = P(D_{C=green} = D | evidence), recomputed from the model's exogenous support directly."""
+    w = get_world("backdoor")
+    ev = w.domains.parse_assignments(evidence)
+    for m in diagram_witness(w, evidence, "C=green"):
+        support, p = m.scm.enumerate_u()
+        fact, cf = m.scm.evaluate(support), m.scm.counterfactual(support, {"C": 0})
+        given = np.all([fact[k] == v for k, v in ev.items()], axis=0)
+        brute = p[given & (cf["D"] == fact["D"])].sum() / p[given].sum()
+        assert m.kept == pytest.approx(brute, abs=1e-12), (m.graph, evidence)

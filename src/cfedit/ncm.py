@@ -34,9 +34,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.errors import DomainError, GraphError, QueryError
+from cfedit.rng import seeded
 
 Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor, one entry per unit."""
@@ -57,6 +59,13 @@ class NCMConfig:
     lr: float = 0.01  # Adam learning rate (0.05 collapses onto the independence saddle)
     seed: int = 0  # initialisation and sampling seed
     impossible_below: float = 1e-4  # evidence with model probability below this is refused
+
+    def __post_init__(self) -> None:
+        check_choice(self, "method", ("exact", "mc"))
+        check_choice(self, "coupling", ("independent", "comonotone"))
+        check_ranges(self, {"latent_size": (int, 1, 4096), "mc_dim": (int, 1, 4096), "mc_samples": (int, 1, 10**6),
+                            "hidden": (int, 1, 65536), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
+                            "seed": (int, 0, 2**31 - 1), "impossible_below": (float, 0, 1)})
 
 
 @dataclass
@@ -87,8 +96,6 @@ class NCM(nn.Module):
         super().__init__()
         if set(graph.nodes) != set(domains.names):
             raise GraphError(f"the graph has factors {sorted(graph.nodes)} but the data has {sorted(domains.names)}")
-        if config.method not in ("exact", "mc"):
-            raise ValueError(f"NCMConfig.method must be 'exact' or 'mc', not {config.method!r}")
         self.graph, self.domains, self.config = graph, domains, config
         self.order = graph.topological_order()
         self.cliques = graph.bidirected_cliques()
@@ -98,8 +105,7 @@ class NCM(nn.Module):
             raise GraphError(f"{len(self.cliques)} bidirected cliques x {config.latent_size} values are too many to "
                              "enumerate; lower latent_size or use method='mc'")
         g = torch.Generator().manual_seed(config.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+        with seeded(int(torch.randint(0, 2**31, (1,), generator=g))):
             self.mechanisms = nn.ModuleDict({
                 v: nn.Sequential(
                     nn.Linear(sum(domains.size(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1, config.hidden),

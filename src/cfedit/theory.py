@@ -80,9 +80,27 @@ def _pair(world: World, x: str, y: str | None) -> str:
     return near[0]
 
 
-def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=green", kept: str | None = None) -> list[DiagramModel]:
+def witness_defaults(world: World) -> tuple[str, str]:
+    """(action, evidence) the witnesses use unless told: the world's first figure action do(X = x') on one
+    factor, and evidence X = the first other value (units the action changes)."""
+    action = next((a for a in world.figure_actions if len(a) == 1), None)
+    if action is None:
+        raise CfeditError(f"world {world.name!r} has no single-factor figure action; give the action")
+    (x, value), = action.items()
+    other = next(v for v in world.domains.values(x) if v != value)
+    return f"{x}={value}", f"{x}={other}"
+
+
+def diagram_witness(world: World, evidence: str | None = None, action: str | None = None,
+                    kept: str | None = None) -> list[DiagramModel]:
     """Three SCMs with diagrams Y -> X, X -> Y, Y <-> X (X the action's factor, Y ``kept`` or the first
-    factor adjacent to X) that fit ``world``'s P(V) exactly; ``kept`` of each is P(Y_{x'} = Y | evidence)."""
+    factor adjacent to X) that fit ``world``'s P(V) exactly; ``kept`` of each is P(Y_{x'} = Y | evidence).
+    Action and evidence default to :func:`witness_defaults`."""
+    default_action, default_evidence = witness_defaults(world)
+    action = action or default_action
+    evidence = evidence or (default_evidence if action == default_action else None)
+    if evidence is None:
+        raise CfeditError("give the evidence of the units the witness is about (e.g. the factual value of X)")
     dom, names = world.domains, world.domains.names
     act = dom.parse_assignments(action)
     if len(act) != 1:
@@ -92,7 +110,7 @@ def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=gree
     ev = dom.parse_assignments(evidence)
     p = world.scm.observational()
     rest = [n for n in world.graph.topological_order() if n not in (x, y)]
-    ny, nx_ = dom.size(y), dom.size(x)
+    nx_ = dom.size(x)
 
     def rest_parts(before: tuple[str, ...]) -> tuple[list[Exogenous], dict, list[str]]:
         exo, mech, edges = [], {}, []
@@ -121,19 +139,13 @@ def diagram_witness(world: World, evidence: str = "C=red", action: str = "C=gree
     models.append((f"{y} <-> {x}", [u_yx, *ex], {y: lambda pa, u, t=yx_of, n=u_yx.name: t[0, u[n]] // nx_,
                                                   x: lambda pa, u, t=yx_of, n=u_yx.name: t[0, u[n]] % nx_, **mech}))
     act_text = dom.format(act).replace(" ", "")
-    p_y = p_yx / p_yx.sum()  # axes (y, x)
-    col = p_y[:, ev[x]] if x in ev else p_y.sum(axis=1)
-    if y in ev:
-        col = np.where(np.arange(ny) == ev[y], col, 0.0)
-    col = col / col.sum()
+    given = dom.format(ev)
     out = []
     for pair, exo, mechs in models:
         scm = SCM(CausalGraph.parse("; ".join([pair, *edges])), dom, exo, mechs)
-        given = dom.format({k: v for k, v in ev.items() if k != y})
-        total = 0.0
-        for yv in np.flatnonzero(col > 0):
-            cond = f"{y}={dom.decode(y, yv)}" + (f", {given}" if given else "")
-            total += scm.probability(parse_query(f"P({y}[{act_text}]={dom.decode(y, yv)} | {cond})", dom)) * col[yv]
+        # P(Y_{x'} = Y | evidence) = sum_y P(Y_{x'} = y, Y = y | evidence)
+        values = [dom.decode(y, ev[y])] if y in ev else dom.values(y)
+        total = sum(scm.probability(parse_query(f"P({y}[{act_text}]={v}, {y}={v} | {given})", dom)) for v in values)
         out.append(DiagramModel(scm.graph, scm, float(total), y))
     return out
 

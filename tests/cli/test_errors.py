@@ -8,7 +8,8 @@ import pytest
 
 RUN = """
 import sys
-sys.modules["click"] = None  # the declared dependencies only: typer ships its own copy of click
+for m in ("click", "torch", "safetensors", "mlxtend", "matplotlib"):
+    sys.modules[m] = None  # the light install's declared dependencies only (typer ships its own copy of click)
 sys.argv = ["cfedit", *sys.argv[1:]]
 from cfedit.cli import main
 main()
@@ -65,3 +66,17 @@ def test_output_paths_are_checked_before_work(cli, tmp_path):
         assert code == 2 and what in err, err
     code, _, err = cli("world", "sample", "backdoor", "-n", "2", "-o", str(tmp_path))
     assert code == 2 and "is a folder" in err
+
+
+def test_refusals_come_before_any_training(cli, tmp_path):
+    (tmp_path / "f").write_text("")
+    code, _, err = cli("train", "--world", "backdoor", "-o", str(tmp_path / "f"))
+    assert code == 2 and "is a file" in err
+    code, _, err = cli("demo", "-o", str(tmp_path / "d"), "--samples", "1000")
+    assert code == 2 and "n_samples" in err and not (tmp_path / "d").exists()
+    code, _, err = cli("train", "--world", "backdoor", "-o", str(tmp_path / "t"), "-n", "2000000")
+    assert code == 2 and "--help" in err
+    code, _, err = cli("theory", "witness", "backdoor", "-n", "0", "-o", str(tmp_path / "w.png"))
+    assert code == 2 and "--help" in err
+    code, _, err = cli("world", "show", "x" * 3000)
+    assert code == 2 and len(err.strip()) < 300 and "3,000 characters" in err

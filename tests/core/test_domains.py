@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from cfedit.core.domains import Domains
@@ -64,3 +65,13 @@ def test_malformed_and_huge_values_are_refused_with_a_short_message():
         assert len(str(e.value)) < 400, str(e.value)[:100]
     with pytest.raises(DomainError, match=r"\.\.\. \(5,000 characters\)"):
         DOM.encode({"D": "7" * 5000})
+
+
+def test_codes_keep_each_items_type():
+    """A list keeps each item's type (a name and a code); an array of text is names only; bad items are named."""
+    dom = Domains({"X": ["1", "2"]})
+    assert dom.codes("X", ["1", 1, np.int64(0)]).tolist() == [0, 1, 0]
+    with pytest.raises(DomainError, match="'0' is not a value of X"):
+        dom.codes("X", np.array(["0"]))
+    with pytest.raises(DomainError, match="item 1: code 5 is out of range"):
+        dom.codes("X", np.array([0, 5]))

@@ -79,3 +79,28 @@ def test_written_files_are_readable_by_others(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_csv_rows_with_extra_cells_are_refused(tmp_path):
+    import pytest
+
+    from cfedit.core.files import read_csv_rows
+    from cfedit.errors import DataError
+
+    (tmp_path / "l.csv").write_text("file,C\n0.png,red\n1.png,green,extra\n")
+    with pytest.raises(DataError, match="line 3: 3 cells, the header has 2 columns"):
+        read_csv_rows(tmp_path / "l.csv")
+
+
+def test_image_paths_that_are_not_files_say_so(tmp_path):
+    import pytest
+
+    from cfedit.core.files import read_rgb
+    from cfedit.errors import DataError
+
+    with pytest.raises(DataError, match="is a folder"):
+        read_rgb(tmp_path)
+    with pytest.raises(DataError, match="not a regular file"):
+        read_rgb("/dev/null")
+    with pytest.raises(DataError, match="does not exist"):
+        read_rgb(tmp_path / "absent.png")

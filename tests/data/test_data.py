@@ -6,7 +6,7 @@ from PIL import Image
 
 from cfedit.core.domains import Domains
 from cfedit.data import LabelledImages
-from cfedit.errors import DataError, DomainError
+from cfedit.errors import DataError
 from cfedit.worlds import get_world
 
 
@@ -133,15 +133,6 @@ def test_malformed_values_in_a_csv_are_refused(tmp_path, value, match):
     with pytest.raises(DataError, match=match) as e:
         LabelledImages.from_folder(img_dir, csv)
     assert len(str(e.value)) < 600
-
-
-def test_encode_labels_keeps_each_items_type():
-    from cfedit.data import encode_labels
-
-    dom = Domains({"X": ["1", "2"]})
-    assert encode_labels(dom, {"X": ["1", 1, np.int64(0)]})["X"].tolist() == [0, 1, 0]
-    with pytest.raises(DomainError, match="'0' is not a value of X"):
-        encode_labels(dom, {"X": np.array(["0"])})
 
 
 def test_wrong_mode_and_size(tmp_path):

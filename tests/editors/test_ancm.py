@@ -172,14 +172,18 @@ def test_corrupt_or_foreign_checkpoints_are_refused(model, tmp_path):
 def test_version_1_checkpoints_load_and_unknown_versions_are_refused(model, data, tmp_path):
     import json
 
+    from safetensors.torch import save_file
+
     m, _ = model
     old = tmp_path / "v1"
     m.save(old)
     cfg = json.loads((old / "config.json").read_text())
     image = cfg["config"].pop("image")
     image.pop("kind")
-    cfg["config"]["vae"], cfg["version"] = image, 1  # the layout cfedit wrote before image backends
-    (old / "config.json").write_text(json.dumps(cfg))
+    cfg.pop("weights_sha256")
+    cfg["config"]["vae"], cfg["version"] = image, 1  # the layout cfedit wrote before image backends: no digests,
+    (old / "config.json").write_text(json.dumps(cfg))  # flat string metadata in the weights
+    save_file(m.state_dict(), old / "weights.safetensors", metadata={"format": "cfedit-ancm", "version": "1"})
     m1 = ANCM.load(old)
     assert m1.config == m.config
     lab = {k: v[:8] for k, v in data.labels.items()}
@@ -207,14 +211,23 @@ def test_config_from_toml_and_flags(tmp_path):
         cfg.updated(mechanism="gan")
 
 
-def test_library_leaves_global_state_alone(world, data):
+def test_library_leaves_global_state_alone(world, data, tmp_path):
     """Construction and training seed themselves (same config, same editor) without touching the caller's
     RNG or thread count: a server may call them concurrently."""
+    from cfedit.bounds.neural import NeuralBoundsConfig, neural_bounds
+    from cfedit.core.query import parse_query
+    from cfedit.ncm import NCM
+
     torch.manual_seed(123)
     rng, threads = torch.get_rng_state(), torch.get_num_threads()
     cfg = ANCMConfig(steps=3, batch_size=16, ncm=NCMConfig(steps=5, latent_size=4), image=VAEConfig(width=4, latent_dim=2))
     sub = data.subset(np.arange(64))
     a, b = ANCM.fit(world.graph, sub, cfg, log=None), ANCM.fit(world.graph, sub, cfg, log=None)
+    a.save(tmp_path / "a")
+    ANCM.load(tmp_path / "a")
+    NCM(world.graph, world.domains, cfg.ncm)
+    q = parse_query("P(C[D=2]=red | D=7)", world.domains)
+    neural_bounds(q, world.graph, world.domains, world.scm.observational(), NeuralBoundsConfig(steps=5, restarts=1))
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads
     for k, t in a.state_dict().items():
         assert torch.equal(t, b.state_dict()[k]), k

@@ -136,3 +136,32 @@ def test_a_fresh_training_never_leaves_the_old_editor_in_place(world, data, run,
 def test_impossible_settings_are_refused(bad):
     with pytest.raises(CfeditError, match=next(iter(bad))):
         ANCMConfig(**bad)
+
+
+def test_graph_and_config_changes_and_missing_digests_are_refused(run, tmp_path):
+    folder = _copy(run, tmp_path, "graph")
+    text = (folder / "graph.cg").read_text()
+    nodes = text.split("<NODES>")[1].split("<EDGES>")[0].split()
+    assert nodes[:2] == ["D", "C"]
+    (folder / "graph.cg").write_text(text.replace("D\nC\n", "C\nD\n", 1))  # same edges, other input order
+    with pytest.raises(CheckpointError, match="graph.cg differs"):
+        ANCM.load(folder)
+    folder = _copy(run, tmp_path, "config")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["config"]["ncm"]["coupling"] = "comonotone"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="config.json differs"):
+        ANCM.load(folder)
+    folder = _copy(run, tmp_path, "nodigest")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.pop("weights_sha256")
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="lacks the digests"):
+        ANCM.load(folder)
+
+
+@pytest.mark.parametrize("section, bad", [("ncm", {"method": "foo"}), ("ncm", {"steps": 0}), ("image", {"latent_dim": 0}),
+                                          ("labeller", {"width": -1}), ("ncm", {"coupling": "x"})])
+def test_impossible_nested_settings_are_refused(section, bad):
+    with pytest.raises(CfeditError, match=next(iter(bad))):
+        ANCMConfig.from_dict({section: {**({"kind": "vae"} if section == "image" else {}), **bad}})

@@ -41,6 +41,7 @@ from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query
 from cfedit.errors import QueryError
+from cfedit.rng import seeded
 
 __all__ = ["NeuralBounds", "NeuralBoundsConfig", "neural_bounds"]
 
@@ -92,8 +93,7 @@ def neural_bounds(
     for sense in (1.0, -1.0):
         best = None
         for r in range(config.restarts):
-            with torch.random.fork_rng(devices=[]):  # seeded restarts without touching the caller's RNG
-                torch.manual_seed(config.seed + 1000 * r + (0 if sense > 0 else 1))
+            with seeded(config.seed + 1000 * r + (0 if sense > 0 else 1)):  # the caller's RNG untouched
                 model = _NCM(ctx, config)
                 value, tv = _train(model, plan, ctx, sense, config)
             # a model that fits P(V) beats one that does not; among those, the more extreme

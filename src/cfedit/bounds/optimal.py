@@ -169,19 +169,10 @@ def _code(domains: Domains, name: str, value: object, where: str) -> int:
 
 
 def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray) -> np.ndarray:
-    # a list keeps each item's type: numpy would turn [1, "red"] into ["1", "red"] and read the code as a name
-    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
-    if arr.ndim != 1:
-        raise DataError(f"the values of {name} must be one-dimensional, got shape {arr.shape}")
-    if arr.dtype.kind in "iu":
-        bad = (arr < 0) | (arr >= domains.size(name))
-        if bad.any():
-            raise DataError(
-                f"unit {int(np.argmax(bad))}: code {arr[bad][0]} is out of range for {name} "
-                f"({domains.size(name)} values)"
-            )
-        return arr.astype(np.int64)
-    return np.asarray([_code(domains, name, v, f"unit {i}") for i, v in enumerate(arr.tolist())], dtype=np.int64)
+    try:
+        return domains.codes(name, values)
+    except DomainError as e:
+        raise DataError(str(e).replace("item ", "unit ", 1)) from None
 
 
 # ---------------------------------------------------------------------------------- the solver

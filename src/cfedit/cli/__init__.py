@@ -33,14 +33,13 @@ def _logging() -> None:
         log.setLevel(logging.INFO)
 
 
-MAX_MESSAGE = 500  # characters of an error message (some echo their input)
-
-
 def _fail(message: str, code: int = 2) -> None:
-    """One ``error:`` line; a message's further lines (a query with a caret under the bad token) follow it."""
+    """One ``error:`` line; a message's further lines (a query with a caret under the bad token) follow it.
+    Lines are cut (:func:`cfedit.core.files.clip`) past the length the library's own messages keep to."""
+    from cfedit.core.files import MESSAGE_CHARS, clip
+
     first, *rest = str(message).splitlines() or [""]
-    lines = [f"error: {first}", *rest[:2]]
-    lines = [ln if len(ln) <= MAX_MESSAGE else ln[:MAX_MESSAGE] + f"... ({len(ln):,} characters)" for ln in lines]
+    lines = [clip(ln, 2 * MESSAGE_CHARS) for ln in (f"error: {first}", *rest[:2])]
     typer.secho(lines[0], fg="red", err=True)
     for ln in lines[1:]:
         typer.echo(ln, err=True)
@@ -58,9 +57,9 @@ def main() -> None:
     interrupted, 1: a bug, whose traceback ``CFEDIT_DEBUG=1`` shows)."""
     import os
 
-    _register()
-    _logging()
     try:
+        _register()
+        _logging()
         code = app(standalone_mode=False)
     except CfeditError as e:
         _fail(str(e))
@@ -68,11 +67,9 @@ def main() -> None:
         _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] not in EDIT_MODULES:
-            raise
-        _fail(f"this command needs {e.name}, which the light install lacks: pip install 'cfedit[edit]'")
     except Exception as e:
+        if isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] in EDIT_MODULES:
+            _fail(f"this command needs {e.name}, which the light install lacks: pip install 'cfedit[edit]'")
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # usage errors (click's, or typer's copy)
             ctx = getattr(e, "ctx", None)
             where = f" (see: {ctx.command_path} --help)" if ctx is not None else " (see: cfedit --help)"

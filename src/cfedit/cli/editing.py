@@ -35,7 +35,7 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    n: Annotated[Optional[int], typer.Option("-n", min=1, help="units to draw from the world [default: 60,000]")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]")] = None,
     steps: StepsOpt = None,
     seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
     mechanism: MechanismOpt = None,
@@ -46,10 +46,12 @@ def train(
     from cfedit.core.graph import CausalGraph
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
+    from cfedit.evaluation.report import check_folder_path
 
     if (world is None) == (images is None):
         raise DataError("give either --world NAME or --images DIR --labels CSV --graph FILE")
     cfg = config_from(config, mechanism, steps, seed)
+    check_folder_path(output)
     if world is not None:
         from cfedit.worlds import get_world
 
@@ -58,8 +60,10 @@ def train(
     else:
         if labels is None or graph is None:
             raise DataError("--images needs --labels CSV and --graph FILE")
+        from cfedit.data import domains_from_csv
+
         g = CausalGraph.load(graph)
-        data = LabelledImages.from_folder(images, labels)
+        data = LabelledImages.from_folder(images, labels, domains_from_csv(labels, g.nodes))
     t0 = time.time()
     ANCM.fit(g, data, cfg, out_dir=output, resume=resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
@@ -108,26 +112,28 @@ def demo(
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
+    resume: Annotated[bool, typer.Option(help="continue an interrupted demo's training in the output folder")] = True,
 ) -> None:
     """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
-    from cfedit.evaluation.report import format_interval, write_report
+    from cfedit.evaluation.report import check_folder_path, format_interval, write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
     cfg = config_from(config, mechanism, steps, seed)
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
+    check_folder_path(output)
     w = get_world(world)
     console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
                   f"training units ({cfg.steps} image steps)")
     data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
-    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor")
+    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
     del data
     t_train = time.time() - t0
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
-    res = evaluate(w, {"ancm": model}, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False,
-                                                  composition_steps=0, reversibility=""))
+    res = evaluate(w, {"ancm": model}, eval_cfg)
     rows = []
     for q in res["queries"]:
         e = q["methods"]["ancm"]

@@ -37,12 +37,13 @@ def evaluate(
 ) -> None:
     """Evaluate a trained editor and the baselines on a world; write report.md / report.html / results.json."""
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
+    from cfedit.evaluation.report import check_folder_path
     from cfedit.worlds import get_world
 
     w = get_world(world)
-    out = output or Path("reports") / world
-    res = evaluate_run(load_run(run), w, out, EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed),
-                       log=console.print)
+    out = check_folder_path(output or Path("reports") / world)
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed)
+    res = evaluate_run(load_run(run), w, out, eval_cfg, log=console.print)
     _print(res)
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 
@@ -57,6 +58,7 @@ def reproduce(
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
+    resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
 ) -> None:
     """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
     from cfedit.evaluation.protocol import EvalConfig
@@ -66,8 +68,11 @@ def reproduce(
     names = tuple(world or ("backdoor", "frontdoor"))
     for name in names:
         get_world(name)  # unknown names fail before any training
+    from cfedit.evaluation.report import check_folder_path
+
     cfg = config_from(config, mechanism, steps, seed)
-    summary = run_reproduce(output, names, cfg, EvalConfig(n_units=n, n_samples=samples, seed=seed + 1), log=console.print)
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)
+    summary = run_reproduce(check_folder_path(output), names, cfg, eval_cfg, log=console.print, resume=resume)
     for name in names:
         _print(json.loads((output / name / "results.json").read_text()))
     console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")

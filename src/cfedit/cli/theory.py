@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
 from cfedit.cli import app
 from cfedit.cli.common import console, print_table, save_grid
-from cfedit.theory import diagram_witness, handwriting_witness, posterior_units
+from cfedit.errors import CfeditError
+from cfedit.evaluation.report import check_png_path
+from cfedit.theory import diagram_witness, handwriting_witness, posterior_units, witness_defaults
 from cfedit.worlds import get_world
 
 theory_app = typer.Typer(no_args_is_help=True, help="The impossibility results, executable.")
@@ -21,13 +23,19 @@ app.add_typer(theory_app, name="theory")
 def witness(
     name: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write")] = Path("witness.png"),
-    do: Annotated[str, typer.Option("--do", help="the action")] = "C=green",
-    evidence: Annotated[str, typer.Option(help="factual units shown satisfy this")] = "C=red",
-    n: Annotated[int, typer.Option("-n", help="units shown")] = 8,
+    do: Annotated[Optional[str], typer.Option("--do", help="the action [default: the world's first figure action]")] = None,
+    evidence: Annotated[Optional[str], typer.Option(help="factual units shown satisfy this [default: X at another value]")] = None,
+    n: Annotated[int, typer.Option("-n", min=1, max=64, help="units shown")] = 8,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
 ) -> None:
     """Rows: factual; counterfactual under diagrams Y->X, X->Y, Y<->X (same P(V, I)); under M and M'."""
     w = get_world(name)
+    check_png_path(output)
+    if do is None:
+        do, default_evidence = witness_defaults(w)
+        evidence = evidence or default_evidence
+    if evidence is None:
+        raise CfeditError("give --evidence with --do: the factual units the witness is about")
     x = w.domains.parse_assignments(do)
     ev = w.domains.parse_assignments(evidence)
     a = w.ascm("eval", oracle=False)

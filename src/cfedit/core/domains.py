@@ -112,6 +112,34 @@ class Domains:
             raise DomainError(f"code {code} is out of range for {name} ({len(vals)} values)")
         return vals[int(code)]
 
+    def codes(self, name: str, values: object) -> np.ndarray:
+        """The int64 codes of many values of ``name``: an integer array (checked in one pass) or items that
+        each keep their own type (a list ``["red", 1]`` is a name and a code; numpy would make both text).
+        A bad item is named by its position."""
+        self.check(name)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+            arr = np.atleast_1d(values)
+            if arr.ndim != 1:
+                raise DomainError(f"the values of {name} must be one-dimensional, got shape {arr.shape}")
+            bad = (arr < 0) | (arr >= self.size(name))
+            if bad.any():
+                raise DomainError(f"item {int(np.argmax(bad))}: code {arr[bad][0]} is out of range for {name} "
+                                  f"({self.size(name)} values)")
+            return arr.astype(np.int64)
+        if isinstance(values, np.ndarray):
+            items = np.atleast_1d(values).tolist()
+        elif isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            items = [values]
+        else:
+            items = list(values)
+        out = np.empty(len(items), dtype=np.int64)
+        for i, x in enumerate(items):
+            try:
+                out[i] = self.code(name, x)
+            except DomainError as e:
+                raise DomainError(f"item {i}: {e}") from None
+        return out
+
     def encode(self, assignment: Mapping[str, object]) -> dict[str, int]:
         """Validate names and values of an assignment or intervention and return integer codes."""
         return {self.check(k): self.code(k, v) for k, v in assignment.items()}

@@ -30,7 +30,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a run from the other users of a shared folder
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -86,7 +86,12 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
     text = read_text(path, what)
     try:
         reader = csv.DictReader(io.StringIO(text))
-        rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+        rows = []
+        for r in reader:
+            if None in r:  # more cells than the header has columns
+                raise DataError(f"{what} {clip(path)} line {reader.line_num}: {len(r) - 1 + len(r[None])} cells, "
+                                f"the header has {len(r) - 1} columns")
+            rows.append({k: (v or "").strip() for k, v in r.items()})
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as e:
         raise DataError(f"{what} {clip(path)} is not a readable CSV: {clip(e)}") from None
@@ -99,9 +104,12 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    mask = os.umask(0)  # the only way to read it; done once, at import
     os.umask(mask)
     return mask
+
+
+_UMASK = _umask()
 
 
 MAX_PIXELS = 4096 * 4096  # largest image (height x width) that cfedit decodes: 200 MB as float32 RGB
@@ -112,8 +120,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"image {clip(str(path))} does not exist")
+    if not path.is_file():
+        raise DataError(f"image {clip(str(path))} is {'a folder' if path.is_dir() else 'not a regular file'}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -56,7 +56,12 @@ class LabelledImages:
 
     @classmethod
     def from_world(cls, world, n: int, seed: int = 0, split: str = "train", data_dir: str | None = None) -> LabelledImages:
-        """n units of a ground-truth world, their images rendered from its ``split`` image noise."""
+        """n units of a ground-truth world, their images rendered from its ``split`` image noise (refused
+        before rendering when they would take more than MAX_DATASET_BYTES)."""
+        need = 4 * int(n) * int(np.prod(world.image_shape))
+        if n < 1 or need > MAX_DATASET_BYTES:
+            raise DataError(f"{n:,} units of world {world.name!r} ({'x'.join(map(str, world.image_shape))}) need "
+                            f"{need / 2**30:.1f} GiB as float32; give 1 to {MAX_DATASET_BYTES // (4 * int(np.prod(world.image_shape))):,}")
         a = world.ascm(split, data_dir, oracle=False)
         units = a.units(n, seed)
         return cls(a.factual(units), {k: units.v[k].astype(np.int64) for k in world.domains.names}, world.domains)
@@ -197,24 +202,6 @@ def _sorted_values(values: Iterable[str]) -> list[str]:
     if vals and all(_INTEGER.fullmatch(v) for v in vals):
         vals.sort(key=int)  # value names have at most 100 characters
     return vals
-
-
-def encode_labels(domains: Domains, labels: Mapping[str, object]) -> dict[str, np.ndarray]:
-    """Value names (text) or integer codes per factor -> int64 code arrays, validated against ``domains``.
-
-    Each item keeps its own type (a list is not turned into a numpy array, whose ``["red", 1]`` would read
-    the code 1 as the name "1").
-    """
-    return {k: np.asarray([domains.code(k, x) for x in _items(labels[domains.check(k)])], dtype=np.int64)
-            for k in labels}
-
-
-def _items(values: object) -> list:
-    if isinstance(values, np.ndarray):
-        return np.atleast_1d(values).tolist()
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        return [values]
-    return list(values)
 
 
 def domains_from_csv(labels_csv: str | Path, factors: Sequence[str]) -> Domains:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.data import LabelledImages
@@ -26,6 +27,7 @@ from cfedit.errors import CfeditError, CheckpointError, GraphError
 from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCM, Exogenous, FitReport, NCMConfig
+from cfedit.rng import seeded
 
 FORMAT = "cfedit-ancm"
 VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1 (VAE only) still loads
@@ -46,16 +48,9 @@ class ANCMConfig:
     log_every: int = 250  # steps between progress lines
 
     def __post_init__(self) -> None:
-        for name, least in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("log_every", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise CfeditError(f"{name} must be an integer of at least {least}, got {value!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
-            raise CfeditError(f"lr must be a positive learning rate, got {self.lr!r}")
-        if not (isinstance(self.ctf_weight, (int, float)) and 0 <= self.ctf_weight < 1e6):
-            raise CfeditError(f"ctf_weight must be a non-negative number, got {self.ctf_weight!r}")
-        if not (isinstance(self.ctf_fraction, (int, float)) and 0 < self.ctf_fraction <= 1):
-            raise CfeditError(f"ctf_fraction must be in (0, 1], got {self.ctf_fraction!r}")
+        check_ranges(self, {"steps": (int, 1, 10**7), "batch_size": (int, 1, 65536), "checkpoint_every": (int, 1, 10**7),
+                            "log_every": (int, 1, 10**7), "seed": (int, 0, 2**31 - 1), "lr": (float, 1e-9, 10),
+                            "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1)})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,8 +111,7 @@ class ANCM(Editor):
         self.graph, self.domains, self.config = graph, domains, config
         self.image_shape = tuple(int(x) for x in image_shape)
         self.device = torch.device(device) if device is not None else default_device()
-        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):  # seeded initialisation without touching the caller's RNG
             self.ncm = NCM(graph, domains, config.ncm).to(self.device)
             self.image = build_mechanism(config.image, domains, self.image_shape).to(self.device)
             self.labeller = Labeller(domains, self.image_shape, config.labeller).to(self.device)
@@ -149,9 +143,7 @@ class ANCM(Editor):
 
         rank, world = training.init_distributed()
         say: training.Log = log if (log is not None and rank == 0) else (lambda s: None)
-        devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=devices):  # training noise seeded by config.seed; the caller's RNG untouched
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):  # training noise seeded by config.seed; the caller's RNG untouched
             model = cls(graph, dataset.domains, dataset.image_shape, config)
             images = torch.as_tensor(dataset.images)
             labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
@@ -162,6 +154,7 @@ class ANCM(Editor):
             if out is not None and resume and (out / training.STATE_FILE).is_file():
                 start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE, data)
                 say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
+                torch.manual_seed(config.seed * 1_000_003 + start)  # fresh noise, not step 0's draws again
             elif out is not None and rank == 0:
                 # a fresh training: the folder's old editor goes first, so that an interrupted run never
                 # leaves an old editor beside a new training state

@@ -105,8 +105,7 @@ class Editor(abc.ABC):
         for k in self.domains.names:
             if k not in labels:
                 raise DataError(f"labels lack factor {k!r}; give all of {', '.join(self.domains.names)} or none")
-            vals = np.atleast_1d(np.asarray(labels[k], dtype=object))
-            codes = np.asarray([self.domains.code(k, x.item() if hasattr(x, "item") else x) for x in vals], dtype=np.int64)
+            codes = self.domains.codes(k, labels[k])
             if len(codes) != n:
                 raise DataError(f"{len(codes)} labels of {k} for {n} images")
             out[k] = torch.as_tensor(codes)

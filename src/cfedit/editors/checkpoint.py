@@ -105,10 +105,16 @@ def load_tensors(path: Path, fmt: str) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def _config_digest(config: Mapping[str, object]) -> str:
+    """Digest of config.json's content but its own weights digest and the training report."""
+    return digest(json.dumps({k: v for k, v in config.items() if k not in ("weights_sha256", "fit")}, sort_keys=True))
+
+
 def write_editor(folder: Path, tensors: Mapping[str, torch.Tensor], fmt: str, version: int, config: dict, graph_text: str) -> Path:
-    """Write the three files (weights first, so that config.json can record their digest)."""
-    domains = config["domains"]
-    weights = safetensors_bytes(tensors, {"format": fmt, "version": version, "domains_sha256": domains_digest(domains)})
+    """Write the three files (weights first, so that config.json can record their digest; the weights'
+    metadata records digests of the config, the factors' values and the graph)."""
+    weights = safetensors_bytes(tensors, {"format": fmt, "version": version, "domains_sha256": domains_digest(config["domains"]),
+                                          "config_sha256": _config_digest(config), "graph_sha256": digest(graph_text)})
     atomic_write(folder / "weights.safetensors", weights)
     atomic_write(folder / "config.json", json.dumps({**config, "weights_sha256": digest(weights)}, indent=2))
     atomic_write(folder / "graph.cg", graph_text)
@@ -159,13 +165,23 @@ def read_editor(folder: Path, fmt: str, versions: tuple[int, ...]) -> tuple[dict
                               f"and sides of 4 to {MAX_SIDE} pixels")
     weights = folder / "weights.safetensors"
     tensors, meta = load_tensors(weights, fmt)
-    if "weights_sha256" in cfg and file_digest(weights) != cfg["weights_sha256"]:
-        raise CheckpointError(f"{weights} does not match the digest in config.json: the file was changed or damaged")
-    if "domains_sha256" in meta and domains_digest(cfg.get("domains", {})) != meta["domains_sha256"]:
-        raise CheckpointError(f"{folder / 'config.json'}: the factors' values differ from those the weights were "
-                              "trained with (reordered or renamed); restore the file or retrain")
     try:
         graph = (folder / "graph.cg").read_text()
     except UnicodeDecodeError:
         raise CheckpointError(f"{folder / 'graph.cg'} is not text") from None
+    if cfg["version"] >= 2:  # version 1 wrote no digests; from 2 on every one is required
+        checks = (
+            (cfg.get("weights_sha256"), lambda: file_digest(weights), f"{weights} does not match the digest in config.json: "
+             "the file was changed or damaged"),
+            (meta.get("domains_sha256"), lambda: domains_digest(cfg.get("domains", {})), f"{folder / 'config.json'}: the "
+             "factors' values differ from those the weights were trained with (reordered or renamed); restore the file or retrain"),
+            (meta.get("config_sha256"), lambda: _config_digest(cfg), f"{folder / 'config.json'} differs from the config the "
+             "weights were saved with; restore it or retrain"),
+            (meta.get("graph_sha256"), lambda: digest(graph), f"{folder / 'graph.cg'} differs from the graph the weights were "
+             "trained with (the order of its nodes fixes the network's inputs); restore it or retrain"),
+        )
+        for expected, actual, message in checks:
+            if expected is None or actual() != expected:
+                raise CheckpointError(message if expected is not None else f"{folder} lacks the digests its version requires: "
+                                      "it was not written by cfedit or was altered")
     return cfg, graph, tensors

@@ -133,15 +133,19 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
 def data_digest(images: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> str:
     """A digest of the training data (images and labels), so that a run resumes only on the same data."""
     h = hashlib.sha256(str(tuple(images.shape)).encode())
-    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    h.update(memoryview(images.detach().cpu().contiguous().numpy()).cast("B"))  # no copy of the data
     for k in sorted(labels):
         h.update(k.encode())
-        h.update(labels[k].detach().cpu().contiguous().numpy().tobytes())
+        h.update(memoryview(labels[k].detach().cpu().contiguous().numpy()).cast("B"))
     return h.hexdigest()
 
 
+_NOT_TRAINING = ("log_every", "checkpoint_every")  # settings a resumed run may change
+
+
 def _fingerprint(model: Any, data: str) -> dict[str, str]:
-    return {"config": json.dumps(model.config.to_dict(), sort_keys=True), "domains": json.dumps(model.domains.as_dict()),
+    cfg = {k: v for k, v in model.config.to_dict().items() if k not in _NOT_TRAINING}
+    return {"config": json.dumps(cfg, sort_keys=True), "domains": json.dumps(model.domains.as_dict()),
             "graph": model.graph.to_line(), "data": data}
 
 
@@ -167,7 +171,7 @@ def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) ->
     differ = [k for k in ours if theirs[k] != ours[k]]
     if differ:
         raise CheckpointError(f"{path} was written by a run with other {' and '.join(differ)}; "
-                              "train into a new folder or start afresh here with --no-resume")
+                              "train into a new folder, or start afresh here (--no-resume, resume=False)")
     try:
         model.load_state_dict({k[6:]: v.to(model.device) for k, v in state.items() if k.startswith("model.")})
         sd = opt.state_dict()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfedit.core.config import check_ranges
 from cfedit.core.files import atomic_write
 from cfedit.core.query import parse_query
 from cfedit.editors.ancm import ANCMConfig
@@ -36,14 +37,22 @@ EditorFactory = Callable[[ASCM, Units], Editor]
 """Builds an editor for the units under evaluation (the :class:`~cfedit.editors.oracle.Oracle` class is one)."""
 
 
+MAX_UNITS = 10_000  # held-out units of one evaluation (the edits of every method are held in memory)
+MAX_SAMPLES = 32  # edit samples per unit
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
-    n_units: int = 2000  # held-out factual units (evaluation writer pool)
-    n_samples: int = 8  # edit samples per unit and intervention (1 leaves the ctf estimates 2.8x noisier)
+    n_units: int = 2000  # held-out factual units (the world's evaluation split), at most MAX_UNITS
+    n_samples: int = 8  # edit samples per unit and intervention (fewer: noisier ctf estimates), at most MAX_SAMPLES
     seed: int = 1  # units and edit sampling
     realism: bool = True  # compute the Frechet distance (trains / loads a reference network)
     reversibility: str | None = None  # factor flipped and edited back for the reversibility metric (None: the world's; "": skip)
     composition_steps: int = 10  # null edits chained for the composition metric (below 2: skip it)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"n_units": (int, 1, MAX_UNITS), "n_samples": (int, 1, MAX_SAMPLES), "seed": (int, 0, 2**31 - 1),
+                            "composition_steps": (int, 0, 1000)})
 
 
 def _d(e: metrics.Estimate) -> dict:
@@ -265,7 +274,7 @@ def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = Ev
 
 def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] = ("backdoor", "frontdoor"),
               ancm_config: ANCMConfig | None = None, config: EvalConfig = EvalConfig(),
-              log: Callable[[str], None] = _quiet) -> dict:
+              log: Callable[[str], None] = _quiet, resume: bool = True) -> dict:
     """The paper's comparison from scratch: train an ANCM per world (``ancm_config``, default
     ``ANCMConfig()``), evaluate it and the baselines."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
@@ -283,7 +292,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] = ("backdo
         t0 = time.perf_counter()
         log(f"[{name}] training the ANCM ({steps} image steps) on {WORLD_TRAIN_UNITS} training units")
         ancm = ANCM.fit(w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed),
-                        ancm_config, out_dir=output / name / "editor", log=log)
+                        ancm_config, out_dir=output / name / "editor", log=log, resume=resume)
         t_train = time.perf_counter() - t0
         res = evaluate_run(ancm, w, output / name, config, log)
         res["training seconds"] = t_train

@@ -187,6 +187,19 @@ def save_grid(
     return atomic_write(path, buf.getvalue())
 
 
+def check_folder_path(path: str | Path) -> Path:
+    """An output folder: refused, before any work, if it exists and is not a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CfeditError(f"output {path} is a file; give a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
+            break
+    return path
+
+
 def check_png_path(path: str | Path) -> Path:
     """An output path for a PNG file: refused, before any work, if it is a folder or lacks the .png suffix."""
     path = Path(path)

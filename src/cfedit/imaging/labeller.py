@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
 from cfedit.imaging.base import Codes, check_images
 
@@ -14,6 +15,9 @@ from cfedit.imaging.base import Codes, check_images
 @dataclass(frozen=True, kw_only=True)
 class LabellerConfig:
     width: int = 32  # channels of the first conv layer
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"width": (int, 1, 4096)})
 
 
 class Labeller(nn.Module):

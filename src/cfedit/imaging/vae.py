@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
 from cfedit.errors import DataError
 from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
@@ -27,6 +28,9 @@ class VAEConfig(ImageConfig):
     latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: see README)
     width: int = 32  # channels of the first conv layer (doubled in the second)
     beta: float = 1.0  # weight of the KL term (higher: u holds less, reconstructions blur)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6)})
 
 
 class ConditionalVAE(ImageMechanism):

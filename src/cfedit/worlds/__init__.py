@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+from cfedit.core.files import clip
 from cfedit.errors import CfeditError
 from cfedit.worlds.base import World
 
@@ -32,7 +33,7 @@ def get_world(name: str) -> World:
     """The world called ``name`` (``cfedit world list`` shows them)."""
     builders = _builders()
     if name not in builders:
-        raise CfeditError(f"unknown world {name!r}; worlds are {', '.join(builders)}")
+        raise CfeditError(f"unknown world {clip(name)!r}; worlds are {', '.join(builders)}")
     if name not in _WORLDS:
         _WORLDS[name] = builders[name]()
     return _WORLDS[name]

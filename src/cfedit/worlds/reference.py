@@ -145,10 +145,10 @@ class ReferenceNet:
 
 
 def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, log=None) -> None:
-    import torch
 
-    with torch.random.fork_rng(devices=[]):  # seeded dropout without touching the caller's RNG
-        torch.manual_seed(config.seed)
+    from cfedit.rng import seeded
+
+    with seeded(config.seed):  # seeded dropout without touching the caller's RNG
         _train_steps(net, images, labels, config, log)
 
 
