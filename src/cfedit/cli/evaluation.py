@@ -51,7 +51,7 @@ def evaluate(
 @app.command("reproduce")
 def reproduce(
     output: Annotated[Path, typer.Option("-o", "--output", help="reports folder")] = Path("reports"),
-    world: Annotated[Optional[list[str]], typer.Option("--world", help="worlds (default: backdoor and frontdoor)")] = None,
+    world: Annotated[Optional[list[str]], typer.Option("--world", help="worlds [default: every registered world]")] = None,
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units per world")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
@@ -63,9 +63,9 @@ def reproduce(
     """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
     from cfedit.evaluation.protocol import EvalConfig
     from cfedit.evaluation.protocol import reproduce as run_reproduce
-    from cfedit.worlds import get_world
+    from cfedit.worlds import get_world, world_names
 
-    names = tuple(world or ("backdoor", "frontdoor"))
+    names = tuple(world or world_names())
     for name in names:
         get_world(name)  # unknown names fail before any training
     from cfedit.evaluation.report import check_folder_path

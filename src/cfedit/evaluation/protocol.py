@@ -272,15 +272,16 @@ def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = Ev
     return results
 
 
-def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] = ("backdoor", "frontdoor"),
+def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = None,
               ancm_config: ANCMConfig | None = None, config: EvalConfig = EvalConfig(),
               log: Callable[[str], None] = _quiet, resume: bool = True) -> dict:
-    """The paper's comparison from scratch: train an ANCM per world (``ancm_config``, default
-    ``ANCMConfig()``), evaluate it and the baselines."""
+    """The paper's comparison from scratch: train an ANCM per world (``worlds``, default every registered
+    one; ``ancm_config``, default ``ANCMConfig()``), evaluate it and the baselines."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
-    from cfedit.worlds import get_world
+    from cfedit.worlds import get_world, world_names
 
+    worlds = tuple(worlds or world_names())
     ancm_config = ancm_config or ANCMConfig()
     steps, seed = ancm_config.steps, ancm_config.seed
 
