@@ -80,3 +80,20 @@ def test_refusals_come_before_any_training(cli, tmp_path):
     assert code == 2 and "--help" in err
     code, _, err = cli("world", "show", "x" * 3000)
     assert code == 2 and len(err.strip()) < 300 and "3,000 characters" in err
+
+
+def test_threads_follow_the_free_cores(monkeypatch):
+    import torch
+
+    from cfedit.cli.common import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("os.cpu_count", lambda: 4)
+        monkeypatch.setattr("os.getloadavg", lambda: (2.6, 0.0, 0.0))
+        assert use_threads(None) == 1 and torch.get_num_threads() == 1  # 3 of 4 cores busy
+        monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
+        assert use_threads(None) == 4
+        assert use_threads(2) == 2  # given: as given
+    finally:
+        torch.set_num_threads(before)

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import console, print_table, save_grid
+from cfedit.cli.common import ThreadsOpt, console, print_table, save_grid, use_threads
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
@@ -41,8 +41,10 @@ def train(
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
+    use_threads(threads)
     from cfedit.core.graph import CausalGraph
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
@@ -79,8 +81,10 @@ def edit(
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write")] = Path("edits.png"),
     label: Annotated[Optional[list[str]], typer.Option("--label", help="the image's factors, e.g. D=7 (else read by the labeller)")] = None,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Counterfactual samples of one image under do(X = x'); the factual image comes first in the grid."""
+    use_threads(threads)
     from cfedit.core.files import read_rgb
     from cfedit.evaluation.protocol import load_run
     from cfedit.evaluation.report import check_png_path
@@ -113,8 +117,10 @@ def demo(
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
     resume: Annotated[bool, typer.Option(help="continue an interrupted demo's training in the output folder")] = True,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
+    use_threads(threads)
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import console, print_table
+from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
 
 
@@ -34,8 +34,10 @@ def evaluate(
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world; write report.md / report.html / results.json."""
+    use_threads(threads)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
     from cfedit.worlds import get_world
@@ -59,8 +61,10 @@ def reproduce(
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
+    use_threads(threads)
     from cfedit.evaluation.protocol import EvalConfig
     from cfedit.evaluation.protocol import reproduce as run_reproduce
     from cfedit.worlds import get_world, world_names
