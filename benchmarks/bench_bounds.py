@@ -1,9 +1,10 @@
 """Time of the optimal-bounds programme: one large component, every documented world query, random graphs.
 
 Run: .venv/bin/python benchmarks/bench_bounds.py [--large 15] [--graphs 20] [--neural]
-Target: under 0.5 s per world query (2 CPU cores). The large case is a multilinear contrast whose
-alternation reaches a C-component of 2^k response types (k = ``--large``; 0 skips it); it prints the
-time and the process's peak resident memory (ru_maxrss), run first so that the peak is this case's.
+Target: under 0.5 s per world query and per query on a user's 4-factor diagram with a 10-valued parent
+(2 CPU cores; best of 3 each). The large case is a multilinear contrast whose programme holds a
+C-component of 2^k response types (k = ``--large``; 0 skips it); it prints the time and the process's
+peak resident memory (ru_maxrss), run first so that the peak is this case's.
 Random graphs: n = 3, 4, 5 binary factors, each possible edge with prob. 0.5 (at most 3 parents), each
 pair bidirected with prob. 0.3, queries P(W_{x} = w | e) with 0-2 evidence factors and a PNS
 P(W_{x=1} = 1, W_{x=0} = 0). ``--neural`` adds the neural bounds (cfedit.bounds.neural) of each world
@@ -41,7 +42,18 @@ EXTRA = (  # not documented by the worlds: the digit is free, so B's slots are r
     "P(B[C=green]=1, B[C=red]=0)",
     "P(B[C=green]=1 | B=0)",
     "P(B[D=2]=1, B[D=7]=0)",
+    # every digit's bar (issue 14: 284 s in the frontdoor world, an RLT of 40 x 1,024 types; one product)
+    "P(B[D=0]=0, B[D=1]=1, B[D=2]=0, B[D=3]=1, B[D=4]=0, B[D=5]=1, B[D=6]=0, B[D=7]=0, B[D=8]=0, B[D=9]=1 "
+    "| D=7, C=red, B=0)",
 )
+
+USER_GRAPHS = (  # a user's diagram: a 10-valued parent D, binary X, Y, Z, two bidirected edges (issue 14)
+    "D -> X; X -> Y; D -> Y; Y -> Z; X <-> Y; D <-> Z",  # r_X(d) unread but at the evidence's digit: dropped
+    "D -> X; D -> Y; X -> Z; Y -> Z; X <-> Z; D <-> Y",  # every r_X(d) constrained with Z's slots: lifted
+)
+USER_QUERIES = ("P(Y[X={x1}]={y1} | D=7, X={x}, Y={y})", "P(Z[X={x1}]={z1} | D=7, X={x}, Z={z})",
+                "P(Y[D=2]={y1} | D=7, X={x}, Y={y})", "P(Z[D=2]={z1} | D=7, X={x}, Y={y}, Z={z})",
+                "P(X[D=2]={x1} | D=7, X={x}, Z={z})")
 
 
 def worlds(neural: bool) -> None:
@@ -69,8 +81,8 @@ def worlds(neural: bool) -> None:
 def large_component(k: int) -> None:
     """D -> C -> B, D <-> B beside X -> Y (X k-valued): the contrast
     P(D=0, C=0, B=0, C_{D=1}=1, B_{D=1}=1) + P(Y_{X=0}=1, ..., Y_{X=k-1}=1) is multilinear (the first term
-    couples C's and (D, B)'s laws) and its alternation solves Y's one-factor component of 2^k response
-    types by the Charnes-Cooper LP (the case of tests/bounds/test_programmes.py)."""
+    is one product of C's and (D, B)'s laws, solved exactly) and its programme holds Y's one-factor
+    component of 2^k response types (the case of tests/bounds/test_programmes.py)."""
     rng = np.random.default_rng(k)
     b2 = ("0", "1")
     g = CausalGraph.parse("D -> C; C -> B; D <-> B; X -> Y")
@@ -89,6 +101,41 @@ def large_component(k: int) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"large component: 2^{k} = {2 ** k} response types, [{b.lower:.4f}, {b.upper:.4f}] {b.method}, "
           f"{t:.2f} s, peak RSS {rss:.0f} MiB (before the query {rss0:.0f} MiB)\n")
+
+
+def user_scm(graph: CausalGraph, seed: int = 0) -> SCM:
+    """D with 10 values, X, Y, Z binary; a 6-state exogenous per bidirected edge and per factor, random
+    mechanisms (tables over the parents and the exogenous states)."""
+    rng = np.random.default_rng(seed)
+    dom = Domains({"D": [str(d) for d in range(10)], "X": ("0", "1"), "Y": ("0", "1"), "Z": ("0", "1")})
+    exo = [Exogenous(f"U{a}{b}", tuple(rng.dirichlet(np.ones(6))), (a, b)) for a, b in graph.bidirected]
+    exo += [Exogenous(f"N{v}", tuple(rng.dirichlet(np.ones(6))), (v,)) for v in graph.nodes]
+    mech = {}
+    for v in graph.nodes:
+        reads = [e for e in exo if v in e.readers]
+        pa = graph.parents(v)
+        table = rng.integers(0, dom.size(v), size=[dom.size(q) for q in pa] + [e.size for e in reads])
+        mech[v] = lambda par, u, _pa=pa, _r=tuple(e.name for e in reads), _t=table: _t[
+            tuple(np.asarray(par[q]) for q in _pa) + tuple(np.asarray(u[r]) for r in _r)]
+    return SCM(graph, dom, exo, mech)
+
+
+def user_diagrams() -> None:
+    """Edit queries on two 4-factor user diagrams (``USER_GRAPHS``), P(V) from an SCM; the evidence is the
+    most probable (X, Y, Z) given D = 7."""
+    print(f"\n{'user diagram':48s} {'query':40s} {'lower':>7s} {'upper':>7s} {'method':>11s} {'ms':>7s}")
+    worst = 0.0
+    for text in USER_GRAPHS:
+        scm = user_scm(CausalGraph.parse(text))
+        p = scm.observational()
+        x, y, z = (int(i) for i in np.unravel_index(np.argmax(p[7]), p[7].shape))
+        for template in USER_QUERIES:
+            q = parse_query(template.format(x=x, y=y, z=z, x1=1 - x, y1=1 - y, z1=1 - z), scm.domains)
+            t, b = best_of(lambda: optimal_bounds(q, scm.graph, scm.domains, p))
+            worst = max(worst, t)
+            print(f"{text:48s} {q.format(scm.domains):40s} {b.lower:7.4f} {b.upper:7.4f} {b.method:>11s} "
+                  f"{t * 1000:7.1f}{'' if t < 0.5 else '  SLOW'}")
+    print(f"user diagrams: slowest query {worst * 1000:.1f} ms (target 500 ms)")
 
 
 def random_scm(rng: np.random.Generator, n: int) -> SCM:
@@ -157,6 +204,7 @@ def main() -> None:
     if args.large:
         large_component(args.large)
     worlds(args.neural)
+    user_diagrams()
     random_graphs(args.graphs)
 
 

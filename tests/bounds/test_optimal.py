@@ -311,3 +311,42 @@ def test_bad_tables_raise_data_errors(backdoorish):
         optimal_bounds("P(Y[X=1]=1)", g3, dom3, p3)
     assert issubclass(DataError, CfeditError) and issubclass(QueryError, CfeditError)
 
+
+
+# ---------------------------------------------------------------------------------- progress
+def test_progress_gives_the_size_before_solving_and_is_silent_for_small_queries(monkeypatch):
+    """``log`` hears a large query's size (branches and response types, then the programme's columns and
+    rows) before any programme is solved, then one line per solving step; a small query never calls it.
+    X -> Y with a 14-valued X: P(Y_0 = 1, ..., Y_13 = 1) reads 14 slots jointly (2^14 response types)
+    and has the Frechet bounds."""
+    from cfedit.bounds import optimal
+
+    lines: list[str] = []
+    block = optimal._block_lfp
+
+    def spy(*args):
+        lines.append("<solve>")
+        return block(*args)
+
+    monkeypatch.setattr(optimal, "_block_lfp", spy)
+    k = 14
+    g = CausalGraph.parse("X -> Y")
+    dom = _dom(X=k, Y=2)
+    p_y1 = 1 - np.random.default_rng(0).uniform(0.2, 0.9, k) / k
+    p = np.stack([(1 - p_y1) / k, p_y1 / k], axis=1)
+    q = parse_query("P(" + ", ".join(f"Y[X={i}]=1" for i in range(k)) + ")", dom)
+    b = optimal_bounds(q, g, dom, p, log=lines.append)
+    _close(b, max(0.0, p_y1.sum() - (k - 1)), p_y1.min())
+    assert lines[0].startswith("bounds: 2 branches; response types per component read: {Y} 16,384"), lines
+    assert lines[1].startswith("bounds: 1 of 1 component laws free; programme of 16,385 columns"), lines
+    assert lines[2] == "<solve>" and lines.count("<solve>") == 2
+    steps = [ln for ln in lines[2:] if ln != "<solve>"]
+    assert [s.split(" (")[0].rsplit(" ", 1)[0] for s in steps] == ["lower bound", "upper bound"]
+    assert all(s.endswith(" s)") for s in steps)
+
+    from cfedit.worlds import get_world
+
+    w = get_world("backdoor")
+    quiet: list[str] = []
+    optimal_bounds("P(B[C=green]=1 | D=7, C=red, B=0)", w.graph, w.domains, w.scm.observational(), log=quiet.append)
+    assert quiet == []

@@ -270,8 +270,35 @@ def _two_clusters(k: int) -> tuple[Contrast, CausalGraph, Domains, np.ndarray, t
 
 
 def test_multilinear_query_with_a_component_of_32768_response_types(monkeypatch):
-    """The alternation solves its blocks by a sparse Charnes-Cooper LP: a component of 2^15 response types
-    needs no dense n x n matrix (8 GiB at this size). The bounds meet the closed form and are attained."""
+    """A component of 2^15 response types enters the sparse Charnes-Cooper programme (no dense n x n
+    matrix: 8 GiB at this size); the product cluster is exact (its range is the product of the
+    Frechet intervals), so the bounds meet the closed form and are attained without alternation."""
+    from cfedit.bounds import programmes
+
+    columns: list[int] = []
+    lp = programmes._lp
+
+    def spy(cost, A, b):
+        columns.append(A.shape[1])
+        return lp(cost, A, b)
+
+    monkeypatch.setattr(programmes, "_lp", spy)
+    q, g, dom, p, (lo, hi) = _two_clusters(15)
+    rss_before = _peak_rss_mib()
+    b = optimal_bounds(q, g, dom, p)
+    assert max(columns) > 2**15  # the large component's law is a block of the programme
+    assert b.method == "multilinear" and b.certified
+    assert (b.lower, b.upper) == pytest.approx((lo, hi), abs=1e-6)
+    assert b.attained == pytest.approx((lo, hi), abs=1e-6)
+    if sys.platform == "linux":  # the process's peak grew by far less than one dense n x n matrix
+        assert _peak_rss_mib() - rss_before < 2048, f"peak RSS grew {_peak_rss_mib() - rss_before:.0f} MiB"
+
+
+def test_alternation_solves_a_component_of_32768_response_types_sparsely(monkeypatch):
+    """A cluster that is not one product (two terms with different events of both components) needs the
+    RLT relaxation and the alternation, whose blocks include the component of 2^15 response types: a
+    sparse Charnes-Cooper LP each. The clusters share no component, so the bounds add up: the RLT
+    bounds of the cluster alone plus the Frechet interval of the large component."""
     from cfedit.bounds import programmes
 
     sizes: list[int] = []
@@ -282,15 +309,56 @@ def test_multilinear_query_with_a_component_of_32768_response_types(monkeypatch)
         return lfp(c, f, g, sense)
 
     monkeypatch.setattr(programmes, "_lfp", spy)
-    q, g, dom, p, (lo, hi) = _two_clusters(15)
+    _, g, dom, p, _ = _two_clusters(15)
+    k = 15
+    pair = Contrast(((1.0, parse_query("P(B[D=1]=1, C[D=1]=1, D=0, C=0, B=0)", dom)),
+                     (1.0, parse_query("P(B[D=1]=1, C[D=1]=0, D=0, C=1, B=0)", dom))))
+    every = parse_query("P(" + ", ".join(f"Y[X={i}]=1" for i in range(k)) + ")", dom)
+    p_y1 = p.sum(axis=(0, 1, 2))[:, 1] / p.sum(axis=(0, 1, 2, 4))
     rss_before = _peak_rss_mib()
-    b = optimal_bounds(q, g, dom, p)
-    assert max(sizes) == 2**15  # the large component went through the alternation's exact blocks
-    assert b.method == "multilinear" and b.certified
+    b = optimal_bounds(Contrast((*pair.terms, (1.0, every))), g, dom, p)
+    assert max(sizes) == 2**15 and b.method == "multilinear"
+    alone = optimal_bounds(pair, g, dom, p)
+    assert alone.method == "multilinear" and alone.width > 0.01
+    lo, hi = alone.lower + max(0.0, p_y1.sum() - (k - 1)), alone.upper + p_y1.min()
     assert (b.lower, b.upper) == pytest.approx((lo, hi), abs=1e-6)
-    assert b.attained == pytest.approx((lo, hi), abs=1e-6)
-    if sys.platform == "linux":  # the process's peak grew by far less than one dense n x n matrix
+    assert b.lower - 1e-9 <= b.attained[0] <= b.attained[1] <= b.upper + 1e-9
+    if sys.platform == "linux":
         assert _peak_rss_mib() - rss_before < 2048, f"peak RSS grew {_peak_rss_mib() - rss_before:.0f} MiB"
+
+
+def test_one_product_of_events_is_solved_exactly_and_equals_the_rlt_bound(monkeypatch):
+    """Frontdoor D -> C -> B, D <-> B with a 3-valued D: P(B_{D=0} = 0, B_{D=1} = 1, B_{D=2} = 0 | D = 2,
+    C = 1, B = 0) pins the colour of every digit (a bar value each colour takes), so it reads
+    q_C(one colour vector) q_DB(one bar event): one product, whose range is the product of the two
+    ranges. The RLT relaxation is exact for one product of non-negative events, so it gives the same
+    bounds, and the witnesses attain them (the issue's 284 s frontdoor query, with 10 digits)."""
+    from cfedit.bounds import programmes
+
+    g = CausalGraph.parse("D -> C; C -> B; D <-> B")
+    dom = Domains({"D": ["0", "1", "2"], "C": BIN, "B": BIN})
+    rng = np.random.default_rng(4)
+    exo = [Exogenous("U", tuple(rng.dirichlet(np.ones(6))), ("D", "B")), Exogenous("NC", (0.3, 0.3, 0.4), ("C",)),
+           Exogenous("NB", (0.6, 0.4), ("B",))]
+    mech = {"D": lambda pa, u: u["U"] % 3, "C": lambda pa, u: (pa["D"] + u["NC"]) % 2,
+            "B": lambda pa, u: (pa["C"] + (u["U"] > 2) + u["NB"]) % 2}
+    scm = SCM(g, dom, exo, mech)
+    p = scm.observational()
+    q = parse_query("P(B[D=0]=0, B[D=1]=1, B[D=2]=0 | D=2, C=1, B=0)", dom)
+    found: list = []
+    product = programmes._product
+    monkeypatch.setattr(programmes, "_product", lambda *args: found.append(product(*args)) or found[-1])
+    exact = optimal_bounds(q, g, dom, p)
+    assert any(f is not None for f in found)  # solved as one product
+    m_lo, m_hi = extremal_models(q, g, dom, p)
+    monkeypatch.setattr(programmes, "_product", lambda *args: None)
+    rlt = optimal_bounds(q, g, dom, p)
+    assert exact.method == rlt.method == "multilinear" and exact.certified and rlt.certified
+    assert exact.width > 0.05 and exact.contains(scm.probability(q))
+    assert (exact.lower, exact.upper) == pytest.approx((rlt.lower, rlt.upper), abs=1e-9)
+    assert exact.attained == (exact.lower, exact.upper)
+    for m, v in ((m_lo, exact.lower), (m_hi, exact.upper)):
+        assert np.abs(m.observational() - p).max() < 1e-8 and abs(m.probability(q) - v) < 1e-8
 
 
 def _peak_rss_mib() -> float:

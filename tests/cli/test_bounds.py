@@ -102,3 +102,27 @@ def test_a_joint_table_too_large_is_refused_before_allocation(cli, tmp_path):
     (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
     _refused(cli("bounds", "--graph", str(tmp_path / "g.cg"), "--labels", str(tmp_path / "l.csv"), "P(X1=1)"),
              "P(V) over 40 factors has 1.1e+12 cells", "limit of 1e+07")
+
+
+def test_a_large_query_prints_its_size_then_its_progress(cli, tmp_path, caplog):
+    """Issue 14, class 10: a long bounds query shows its size before it starts, then its progress, on
+    stderr through the cfedit logger; a small one prints nothing but its table. X (14 values) -> Y:
+    P(Y_0 = 1, ..., Y_13 = 1) couples 14 slots (2^14 response types)."""
+    import logging
+
+    (tmp_path / "g.cg").write_text("X -> Y\n")
+    rows = ["X,Y"] + [f"x{x},{int(i < 8 + x % 3)}" for x in range(14) for i in range(10)]
+    (tmp_path / "l.csv").write_text("\n".join(rows) + "\n")
+    files = ["--graph", str(tmp_path / "g.cg"), "--labels", str(tmp_path / "l.csv")]
+    every = "P(" + ", ".join(f"Y[X=x{x}]=1" for x in range(14)) + ")"
+    caplog.set_level(logging.INFO, logger="cfedit")
+    code, out, err = cli("bounds", *files, "P(Y[X=x1]=1 | X=x0)", every, "--json")
+    assert code == 0, err
+    lines = [r.getMessage() for r in caplog.records if r.name == "cfedit"]
+    assert lines and all(ln.startswith("[2/2] ") for ln in lines), lines  # the small query printed nothing
+    assert "response types per component read: {Y} 16,384" in lines[0]
+    assert lines[1].startswith("[2/2] bounds: 1 of 1 component laws free; programme of ")
+    assert lines[2].startswith("[2/2] lower bound") and lines[3].startswith("[2/2] upper bound")
+    row = json.loads(out)[1]
+    p_y1 = np.array([(8 + x % 3) / 10 for x in range(14)])
+    assert abs(row["lower"] - max(0.0, p_y1.sum() - 13)) < 1e-6 and abs(row["upper"] - p_y1.min()) < 1e-6

@@ -37,7 +37,17 @@ can read, or that P(V) constrains, are kept:
   when K_k = Pa(c_k), e.g. for a one-factor component), drawing each unread slot from P(v | k) on E_k,
   independently of everything else, completes any solution on the read slots: the unread slots are
   dropped with their constraints, exactly. A last member with K_k = Pa(c_k) that the query does not
-  read is dropped whole (its slots drawn from P(v | pa)), and the rule repeats on the member before it.
+  read is dropped whole (its slots drawn from P(v | pa)), and the rule repeats on the member before it;
+* a slot of the first member that no later member's kept constraint (or conditional law) involves is
+  constrained by its marginal alone; unread, it is dropped and drawn from P(v | pa) (X <-> Y, D -> X
+  with a 10-valued D: of X's 10 slots only the evidence's digit's stays).
+
+**Lifted laws.** When a component's unread slots attach to the read ones through constraints only
+(X <-> Z, D -> X, X -> Z: Z's key holds D, so each of X's 10 slots meets Z's slots in a constraint), its
+law is a main block over the read slots plus one block per group of unread slots with the slots their
+constraints share, tied by equal marginals: exact for a linear-fractional programme (gluing the blocks
+gives a full law with those marginals), 10 x 2^5 coordinates instead of 2^14 response types. A
+multilinear cluster that needs the RLT relaxation (below) uses whole response types.
 
 In the world queries a Markovian bar B with parents (D, C) keeps 2 of its 20 slots (4 response types
 instead of 2^20). :func:`extremal_models` rebuilds the dropped slots this way, so its SCMs reproduce P(V).
@@ -55,12 +65,14 @@ the row space of the constraints proves it fixed, otherwise two LPs decide. Fixe
 contracted with any feasible law; if none remains free the query is identified. Free components that
 share a term form clusters, and every term lies in one cluster, so the query is linear-fractional in
 the concatenated cluster laws: one Charnes-Cooper LP (a single t shared by the clusters) with
-``scipy.optimize.linprog(method="highs")``. It is exact when every cluster is one component (method
-``"lp"``). A cluster of several components is genuinely multilinear (``"multilinear"``): its joint law
-is relaxed to the level-1 reformulation-linearisation (RLT: every conditional law of one component given
-the others meets that component's constraints), which gives *valid* but possibly loose bounds;
-alternating exact block optimisation from several starts gives values ``attained`` by explicit models,
-and the result is ``certified`` when both meet.
+``scipy.optimize.linprog`` (HiGHS). It is exact when every cluster is one component (method ``"lp"``).
+A cluster of several components is multilinear (``"multilinear"``). When it enters the query as one
+product of events, prod_v P_v(E_v) (every digit's bar with every colour pinned), its range is exactly
+[prod_v min, prod_v max], since the laws are independent: one scalar in the LP, exact. Otherwise its
+joint law is relaxed to the level-1 reformulation-linearisation (RLT: every conditional law of one
+component given the others meets that component's constraints), which gives *valid* but possibly loose
+bounds; alternating exact block optimisation from several starts gives values ``attained`` by explicit
+models, and the result is ``certified`` when both meet.
 
 The canonical class equals the class of SCMs over G when each C-component is a bidirected clique.
 When a component the query reads is not a clique the canonical class can be larger, so the bounds stay

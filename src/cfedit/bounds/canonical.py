@@ -8,7 +8,8 @@ holds the linear constraints A q = b on their law q_C, with one feasible law ``q
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from functools import cached_property
 
 import networkx as nx
@@ -21,6 +22,8 @@ from cfedit.errors import DataError, QueryError
 
 _MAX_TYPES = 100_000  # response types of one C-component after the reduction
 _LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+_MAX_SUBSETS = 64  # subsets of a component's members tried for the main block of a lifted law
+_IPM_ROWS = 2_000  # constraint rows from which HiGHS's interior point method (with crossover) beats dual simplex
 
 _Law = np.ndarray | None | list[tuple[tuple[tuple[str, int, int], ...], np.ndarray]]
 """The law of a dropped slot: P(v | pa), None (unconstrained), or per event of the earlier members'
@@ -28,6 +31,10 @@ slots ((member, parent configuration, value), ...) the law P(v | K = k) that app
 
 _Reads = list[tuple[str, np.ndarray, np.ndarray]]
 """The slots an event's branches read: (factor, parent configuration, value), one entry per branch."""
+
+_Row = tuple[tuple[tuple[int, int], ...], int, np.ndarray]
+"""A constraint, symbolically: the slot conditions (slot, value) of E_{t-1}(k), the member's slot, and
+P(v | k); it stands for the rows q(E_{t-1}(k), slot = v) - P(v | k) q(E_{t-1}(k)) = 0."""
 
 _Plan = tuple[tuple[str, ...], int, bool, dict[str, list[int]], float]
 """A reduction: (member order, index of the last active member, whether its unread slots are dropped,
@@ -89,8 +96,32 @@ def _reduction(ctx: Context, order: tuple[str, ...], touched: Mapping[str, set[i
         if not (partial and i == t):
             cfgs |= set(np.flatnonzero(ctx.marginal(ctx.parents[j]).reshape(-1) > 0).tolist())
         kept[j] = sorted(cfgs)
+    if t > 0:  # the first member's slots that only their own marginal constrains and the query does not read
+        linked = _linked_first_slots(ctx, order[: t + 1], partial, kept[order[t]])
+        first = order[0]
+        kept[first] = [c for c in kept[first] if c in linked or c in touched.get(first, ())]
     cost = sum(len(c) * np.log(ctx.size[j]) for j, c in kept.items())
     return order, t, partial, kept, float(cost)
+
+
+def _linked_first_slots(ctx: Context, active: tuple[str, ...], partial: bool, last_kept: list[int]) -> set[int]:
+    """Parent configurations of the first member whose slot a later member's constraint (or the law of a
+    dropped slot conditioned on it) involves. Any other slot of the first member is constrained by its
+    marginal P(v | pa) alone: when the query does not read it, it is independent of everything it reads
+    and is dropped (drawn from P(v | pa)), like the slots of a Markovian factor."""
+    first, out = active[0], set()
+    for s in range(1, len(active)):
+        j = active[s]
+        K = ctx.key_vars(active[: s + 1])
+        # a partial last member whose key is its parents draws its unread slots from P(v | pa): no link
+        only_kept = partial and s == len(active) - 1 and set(K) == set(ctx.parents[j])
+        keep = set(last_kept)
+        for k in _keys(ctx.marginal(K)):
+            key = dict(zip(K, k))
+            if only_kept and ctx.flat(j, key) not in keep:
+                continue
+            out.add(int(ctx.flat(first, key)))
+    return out
 
 
 def _best_plan(ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]]) -> _Plan:
@@ -118,9 +149,25 @@ def _disjoint(ctx: Context, prefix: tuple[str, ...], read: set[int]) -> bool:
 
 # ---------------------------------------------------------------------------------- components
 class _Component:
-    """The reduced canonical model of one C-component: response types, constraints, a feasible law."""
+    """The reduced canonical model of one C-component: the coordinates of its law, constraints, a feasible law.
 
-    def __init__(self, ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]]):
+    The law is a vector y over *blocks*, each a law over the joint values (types) of some kept slots.
+    Usually one block holds every slot: y = q_C over the response types. When the query reads a few
+    slots and the others attach to them through constraints only (each slot r_X(d) of a 10-valued parent
+    D constrained jointly with the same few slots of a child Z), the law is *lifted*: a main block over
+    the slots the query reads, and one block per group of unread slots joined with the main slots that
+    their constraints share (the separator), whose marginal on the separator equals the main block's.
+    Every constraint lies in one block and the query reads the main block only; gluing the blocks,
+    q_C = q_main prod_i q_i(group_i | separator_i), turns any such y into a feasible q_C with these
+    marginals, so the feasible main-block laws are exactly the marginals of the feasible q_C and a
+    linear-fractional programme in y has the optimum of the one in q_C (10 x 2^5 coordinates instead of
+    2^14). ``norm`` is the sure event (ones on the main block); :meth:`joint` glues a law for witnesses.
+    """
+
+    def __init__(self, ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]], *,
+                 lift: bool = True, build: bool = True):
+        """Lay the component out (kept slots, constraints, blocks: cheap, and refused beyond
+        :data:`_MAX_TYPES` coordinates), then, with ``build``, :meth:`build` it."""
         self.members = members
         self.clique = all(frozenset((a, b)) in {frozenset(e) for e in ctx.graph.bidirected}
                           for a, b in itertools.combinations(members, 2))
@@ -139,7 +186,7 @@ class _Component:
             }
         if partial and set(ctx.key_vars(self.active)) != set(ctx.parents[self.active[-1]]):
             self._conditional_laws(ctx)
-        # -- slots and response types
+        # -- slots, constraints and blocks
         self.slots = [(j, c) for j in self.active for c in kept[j]]
         self.col_of: dict[str, np.ndarray] = {}
         for j in members:
@@ -148,17 +195,29 @@ class _Component:
                 if jj == j:
                     col[c] = k
             self.col_of[j] = col
-        sizes = [ctx.size[j] for j, _ in self.slots]
-        n_types = int(np.prod(sizes, dtype=np.float64)) if sizes else 1
-        if n_types > _MAX_TYPES:
+        self.sizes = [ctx.size[j] for j, _ in self.slots]
+        self._rows = self._constraint_rows(ctx, partial)
+        self._layout = [tuple(range(len(self.slots)))]
+        if lift:
+            read = {k for k, (j, c) in enumerate(self.slots) if c in touched.get(j, ())}
+            scopes = [frozenset(k for k, _ in conds) | {cj} for conds, cj, _ in self._rows]
+            self._layout = _blocks(self.sizes, read, scopes, [j for j, _ in self.slots])
+        self.coordinates = sum(math.prod(self.sizes[k] for k in b) for b in self._layout)
+        if self.coordinates > _MAX_TYPES:
+            lifted = f" ({self.coordinates:.3g} when lifted)" if self.lifted else ""
             raise QueryError(
-                f"C-component {{{', '.join(members)}}} needs {n_types:.3g} response types after the reduction "
-                f"(limit {_MAX_TYPES}); the exact programme is too large, use cfedit.bounds.neural instead"
+                f"C-component {{{', '.join(members)}}} needs {self.n_types:.3g} response types after the reduction"
+                f"{lifted} (limit {_MAX_TYPES}); the exact programme is too large, use cfedit.bounds.neural instead"
             )
-        dtype = np.int16 if max(sizes, default=1) < 30000 else np.int64
-        self.types = (np.indices(sizes, dtype=dtype).reshape(len(sizes), -1).T if sizes
-                      else np.zeros((1, 0), dtype=dtype))
-        A, b = self._constraints(ctx, partial)
+        if build:
+            self.build()
+
+    def build(self) -> None:
+        """Enumerate the types of each block, build the constraints, remove the types they force to
+        zero and find a feasible law (the costly part: O(coordinates x constraints))."""
+        dtype = np.int16 if max(self.sizes, default=1) < 30000 else np.int64
+        self.blocks = [(b, _grid([self.sizes[k] for k in b], dtype)) for b in self._layout]
+        A, b = self._constraints(self._rows)
         self._prune(A, b)
         self.q0 = self._feasible()
 
@@ -177,12 +236,9 @@ class _Component:
                 laws.setdefault(c, []).append((event, joint[k] / pk[k]))
         self.dropped[j].update(laws)
 
-    # constraints q(E_t(k, v)) - P(v | k) q(E_{t-1}(k)) = 0, plus sum q = 1
-    def _constraints(self, ctx: Context, partial: bool) -> tuple[sp.csr_matrix, np.ndarray]:
-        n = len(self.types)
-        rows: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        rhs: list[float] = []
+    def _constraint_rows(self, ctx: Context, partial: bool) -> list[_Row]:
+        """The constraints q(E_t(k, v)) = P(v | k) q(E_{t-1}(k)), symbolically (package docstring)."""
+        out: list[_Row] = []
         for t, j in enumerate(self.active):
             K = ctx.key_vars(self.active[: t + 1])
             joint = ctx.marginal((*K, j))
@@ -190,31 +246,60 @@ class _Component:
             last_partial = partial and t == len(self.active) - 1
             for k in _keys(pk):
                 key = dict(zip(K, k))
-                cj = self.col_of[j][ctx.flat(j, key)]
+                cj = int(self.col_of[j][ctx.flat(j, key)])
                 if cj < 0:
-                    if last_partial:
+                    if last_partial or t == 0:  # drawn from P(v | k) (package docstring: Reduction)
                         continue
                     raise AssertionError("a positive-probability slot was dropped")
-                prev = np.ones(n, dtype=bool)
+                conds = []
                 for s in self.active[:t]:
-                    prev &= self.types[:, self.col_of[s][ctx.flat(s, key)]] == key[s]
-                cond = joint[k] / pk[k]
-                for v in range(ctx.size[j]):
-                    cur = prev & (self.types[:, cj] == v)
-                    row = cur.astype(float) - cond[v] * prev
-                    nz = np.flatnonzero(row)
-                    rows.append(nz)
-                    vals.append(row[nz])
-                    rhs.append(0.0)
-        rows.append(np.arange(n))
-        vals.append(np.ones(n))
+                    cs = int(self.col_of[s][ctx.flat(s, key)])
+                    if cs < 0:
+                        raise AssertionError("a slot that a kept constraint reads was dropped")
+                    conds.append((cs, int(key[s])))
+                out.append((tuple(conds), cj, joint[k] / pk[k]))
+        return out
+
+    # rows (q(E_t(k, v)) - P(v | k) q(E_{t-1}(k))) y = 0 in their block, equal separator marginals, sum q_main = 1
+    def _constraints(self, rows: Sequence[_Row]) -> tuple[sp.csr_matrix, np.ndarray]:
+        offsets = np.cumsum([0] + [len(T) for _, T in self.blocks])
+        pos = [{k: i for i, k in enumerate(b)} for b, _ in self.blocks]
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        rhs: list[float] = []
+        for conds, cj, cond in rows:
+            scope = {cs for cs, _ in conds} | {cj}
+            bi = next(i for i, p in enumerate(pos) if scope <= p.keys())
+            T, p = self.blocks[bi][1], pos[bi]
+            prev = np.ones(len(T), dtype=bool)
+            for cs, val in conds:
+                prev &= T[:, p[cs]] == val
+            for v in range(len(cond)):
+                row = (prev & (T[:, p[cj]] == v)).astype(float) - cond[v] * prev
+                nz = np.flatnonzero(row)
+                cols.append(offsets[bi] + nz)
+                vals.append(row[nz])
+                rhs.append(0.0)
+        T0 = self.blocks[0][1]
+        for bi in range(1, len(self.blocks)):
+            b, T = self.blocks[bi]
+            shared = [k for k in b if k in pos[0]]
+            s_aux = _flat_values(T[:, [pos[bi][k] for k in shared]], [self.sizes[k] for k in shared])
+            s_main = _flat_values(T0[:, [pos[0][k] for k in shared]], [self.sizes[k] for k in shared])
+            for s in range(math.prod(self.sizes[k] for k in shared)):
+                a, m = np.flatnonzero(s_aux == s), np.flatnonzero(s_main == s)
+                cols.append(np.concatenate([offsets[bi] + a, m]))
+                vals.append(np.concatenate([np.ones(len(a)), -np.ones(len(m))]))
+                rhs.append(0.0)
+        cols.append(np.arange(len(T0)))
+        vals.append(np.ones(len(T0)))
         rhs.append(1.0)
-        indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
-        A = sp.csr_matrix((np.concatenate(vals), np.concatenate(rows), indptr), shape=(len(rows), n))
+        indptr = np.concatenate([[0], np.cumsum([len(r) for r in cols])])
+        A = sp.csr_matrix((np.concatenate(vals), np.concatenate(cols), indptr), shape=(len(cols), offsets[-1]))
         return A, np.asarray(rhs)
 
     def _prune(self, A: sp.csr_matrix, b: np.ndarray) -> None:
-        """Remove response types forced to probability zero (a homogeneous row of one sign)."""
+        """Remove types forced to probability zero (a homogeneous row of one sign)."""
         live = np.ones(A.shape[1], dtype=bool)
         changed = True
         while changed:
@@ -226,8 +311,12 @@ class _Component:
                 if m.any() and ((v[m] > 0).all() or (v[m] < 0).all()):
                     live[idx[m]] = False
                     changed = True
-        self.live = live
-        self.types = self.types[live]
+        parts = np.split(live, np.cumsum([len(T) for _, T in self.blocks])[:-1])
+        self.blocks = [(blk, T[keep]) for (blk, T), keep in zip(self.blocks, parts)]
+        self.offsets = np.cumsum([0] + [len(T) for _, T in self.blocks])
+        self.norm = np.zeros(self.offsets[-1])
+        self.norm[: self.offsets[1]] = 1.0
+        self._main_pos = {k: i for i, k in enumerate(self.blocks[0][0])}
         A = A[:, live].tocsr()
         keep = (A.getnnz(axis=1) > 0) | (b != 0)
         self.A, self.b = A[keep], b[keep]
@@ -236,14 +325,14 @@ class _Component:
         self.H = self.A[self.b == 0]
 
     def _feasible(self) -> np.ndarray:
-        n = len(self.types)
-        if n == 0:
+        n = self.n
+        if self.offsets[1] == 0:
             raise self._incompatible()
-        res = linprog(np.zeros(n), A_eq=self.A, b_eq=self.b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+        res = _lp(np.zeros(n), self.A, self.b)
         if res.status != 0:
             raise self._incompatible()
         q = np.clip(res.x, 0, None)
-        return q / q.sum()
+        return q / (self.norm @ q)
 
     def _incompatible(self) -> DataError:
         return DataError(
@@ -254,7 +343,59 @@ class _Component:
 
     @property
     def n(self) -> int:
-        return len(self.types)
+        """The number of coordinates of the law (response types, or the blocks' types when lifted)."""
+        return int(self.offsets[-1])
+
+    @property
+    def lifted(self) -> bool:
+        return len(self._layout) > 1
+
+    @property
+    def n_types(self) -> int:
+        """The number of response types over the kept slots (before removing those of probability zero)."""
+        return math.prod(self.sizes)
+
+    def event(self, conds: Iterable[tuple[int, int]]) -> np.ndarray:
+        """The indicator of {r : r[slot] = value for each (slot, value)} on the law's coordinates (the
+        query reads the main block only; 0 on the others)."""
+        T = self.blocks[0][1]
+        mask = np.ones(len(T), dtype=bool)
+        for cc, val in conds:
+            mask &= T[:, self._main_pos[cc]] == val
+        out = np.zeros(self.n)
+        out[: len(T)] = mask
+        return out
+
+    def joint(self, q: np.ndarray, tol: float = 1e-13) -> tuple[np.ndarray, np.ndarray]:
+        """The response types (columns as ``slots``) that the law q gives mass, and their probabilities;
+        a lifted law is glued: q_main times each block's law given its separator."""
+        parts = np.split(np.clip(q, 0, None), self.offsets[1:-1])
+        main, T0 = self.blocks[0]
+        keep = parts[0] > tol
+        types = np.zeros((int(keep.sum()), len(self.slots)), dtype=np.int64)
+        types[:, list(main)] = T0[keep]
+        probs = parts[0][keep]
+        for (blk, T), y in zip(self.blocks[1:], parts[1:]):
+            shared = [i for i, k in enumerate(blk) if k in self._main_pos]
+            own = [i for i, k in enumerate(blk) if k not in self._main_pos]
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, s in enumerate(map(tuple, T[:, shared].tolist())):
+                groups.setdefault(s, []).append(i)
+            new_types, new_probs = [], []
+            for row, p in zip(types, probs):
+                idx = np.asarray(groups.get(tuple(row[[blk[i] for i in shared]].tolist()), []), dtype=np.int64)
+                w = y[idx]
+                if not len(idx) or w.sum() <= 0:
+                    continue
+                w = w / w.sum()
+                for i in np.flatnonzero(w * p > tol):
+                    r = row.copy()
+                    r[[blk[o] for o in own]] = T[idx[i], own]
+                    new_types.append(r)
+                    new_probs.append(p * w[i])
+            types = np.asarray(new_types, dtype=np.int64).reshape(-1, len(self.slots))
+            probs = np.asarray(new_probs)
+        return types, probs / probs.sum()
 
     @cached_property
     def q1(self) -> np.ndarray:
@@ -276,25 +417,79 @@ class _Component:
         """min and max of f . q over the feasible q_C."""
         out = []
         for sign in (1.0, -1.0):
-            res = linprog(sign * f, A_eq=self.A, b_eq=self.b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+            res = _lp(sign * f, self.A, self.b)
             if res.status != 0:
                 raise self._incompatible()
             out.append(sign * res.fun)
         return out[0], out[1]
 
 
+def _grid(sizes: Sequence[int], dtype: type) -> np.ndarray:
+    """All joint values of slots of the given sizes, one row each (one empty row for no slot)."""
+    if not sizes:
+        return np.zeros((1, 0), dtype=dtype)
+    return np.indices(sizes, dtype=dtype).reshape(len(sizes), -1).T
+
+
+def _flat_values(values: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """Row-major index of each row of joint values."""
+    out = np.zeros(len(values), dtype=np.int64)
+    for i, s in enumerate(sizes):
+        out = out * s + values[:, i]
+    return out
+
+
+def _blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozenset[int]], member: Sequence[str]
+            ) -> list[tuple[int, ...]]:
+    """The blocks of a lifted law (the main block first), or one block of all slots when that is smaller.
+
+    The main block holds the read slots and, for a subset of the members, all their slots (the subsets
+    are tried smallest first, at most :data:`_MAX_SUBSETS`); the other slots form groups linked by shared
+    constraints, each joined with the main slots its constraints read. Chosen to minimise the number of
+    coordinates."""
+    n = len(sizes)
+    best = (math.prod(sizes), 1)
+    out = [tuple(range(n))]
+    names = sorted(set(member))
+    subsets = itertools.chain.from_iterable(itertools.combinations(names, r) for r in range(len(names) + 1))
+    for extra in itertools.islice(subsets, _MAX_SUBSETS):
+        main = sorted(read | {k for k in range(n) if member[k] in extra})
+        rest = [k for k in range(n) if k not in set(main)]
+        links = [(a, b) for s in scopes for a, b in itertools.pairwise(sorted(s - set(main)))]
+        blocks = [tuple(main)]
+        for group in _connected(rest, links):
+            g = set(group)
+            sep = set().union(*(s for s in scopes if s & g)) - g
+            blocks.append(tuple(sorted(g | sep)))
+        cost = (sum(math.prod(sizes[k] for k in b) for b in blocks), len(blocks))
+        if cost < best:
+            best, out = cost, blocks
+    return out
+
+
+def _lp(cost: np.ndarray, A: sp.spmatrix, b: np.ndarray):
+    """min cost . y s.t. A y = b, y >= 0 by HiGHS, a vertex: dual simplex, or for a programme of many rows
+    (an RLT relaxation's) the interior point method with crossover, several times faster there; with
+    few rows (one component's law) dual simplex is the faster."""
+    method = "highs-ipm" if A.shape[0] > _IPM_ROWS else "highs"
+    return linprog(cost, A_eq=A, b_eq=b, bounds=(0, None), method=method, options=_LP_OPTIONS)
+
+
 def _vertex(c: _Component, rng: np.random.Generator) -> np.ndarray:
     """A feasible law of ``c`` at a vertex of its polytope (a random objective)."""
-    res = linprog(rng.standard_normal(c.n), A_eq=c.A, b_eq=c.b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+    res = _lp(rng.standard_normal(c.n), c.A, c.b)
     q = np.clip(res.x, 0, None) if res.status == 0 else c.q0
-    return q / q.sum()
+    return q / (c.norm @ q)
 
 
-def _virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Sequence[_Reads]) -> list[_Component]:
+def _virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Sequence[_Reads], *,
+                        lift: bool = True, announce: Callable[[list[_Component]], None] | None = None
+                        ) -> list[_Component]:
     """The reduced components the query reads (``reads``: the slots of each event's branches). A component
     whose only kept member is constrained slot by slot (P(r_j(pa) = v) = P(v | pa)) is split into groups of
     slots that some branch reads together: no branch reads two groups, so their coupling never matters
-    and independent laws are exact."""
+    and independent laws are exact. ``lift``: whether laws may be lifted (:class:`_Component`);
+    ``announce`` hears the laid-out components before any is built."""
     out: list[_Component] = []
     for members in ctx.graph.c_components():
         if not any(touched.get(j) for j in members):
@@ -305,9 +500,13 @@ def _virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Seque
             groups = _coread_groups(j, reads)
             plans = [_best_plan(ctx, members, {**touched, j: g}) for g in groups]
             if len(groups) > 1 and all(pl[1] == 0 and pl[0][0] == j for pl in plans):
-                out += [_Component(ctx, members, {**touched, j: g}) for g in groups]
+                out += [_Component(ctx, members, {**touched, j: g}, lift=lift, build=False) for g in groups]
                 continue
-        out.append(_Component(ctx, members, touched))
+        out.append(_Component(ctx, members, touched, lift=lift, build=False))
+    if announce is not None:
+        announce(out)
+    for c in out:
+        c.build()
     return out
 
 

@@ -75,15 +75,28 @@ class _Branches:
             out.setdefault(j, set()).update(np.unique(flat).tolist())
 
 
+def _unique_rows(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of M (numbered in order of first appearance) and each row's number; by hashing,
+    not sorting (a lexicographic sort of 1,024 rows of 1,024 columns takes a third of a second)."""
+    index: dict[bytes, int] = {}
+    inv = np.fromiter((index.setdefault(row.tobytes(), len(index)) for row in M), dtype=np.int64, count=len(M))
+    rep = np.zeros(len(index), dtype=np.int64)
+    rep[inv] = np.arange(len(M))  # any row of a class represents it: they are equal
+    return M[rep], inv
+
+
 class _Poly:
     """sum_t coef_t prod_v mu_v(event_{t,v}): a multilinear form in the laws of the virtual components.
 
-    ``masks[v]`` holds the distinct events of component v (0/1 rows over its response types) and
-    ``idx[t, v]`` the row term t uses; a contracted component has ``masks[v] = None``.
+    ``masks[v]`` holds the distinct events of component v (0/1 rows over the coordinates of its law) and
+    ``idx[t, v]`` the row term t uses; a contracted component has ``masks[v] = None``. ``sure[v]`` is the
+    row of the sure event (``_Component.norm``; all ones unless the law is lifted).
     """
 
-    def __init__(self, coef: np.ndarray, idx: np.ndarray, masks: list[np.ndarray | None]):
+    def __init__(self, coef: np.ndarray, idx: np.ndarray, masks: list[np.ndarray | None],
+                 sure: list[np.ndarray] | None = None):
         self.coef, self.idx, self.masks = coef, idx, masks
+        self.sure = sure
         self._merge()
 
     @classmethod
@@ -102,28 +115,32 @@ class _Poly:
                                [col for col, _ in reads], axis=1) if reads else np.zeros((br.n, 0), np.int64)
                 uniq, inv = np.unique(key, axis=0, return_inverse=True)
                 for row in uniq:
-                    mask = np.ones(c.n, dtype=bool)
-                    for val, cc in zip(row[: len(reads)], row[len(reads):]):
-                        if cc >= 0:
-                            mask &= c.types[:, cc] == val
-                    rows[v].append(mask.astype(float))
+                    rows[v].append(c.event((int(cc), int(val)) for val, cc in zip(row[: len(reads)], row[len(reads):])
+                                           if cc >= 0))
                 idx[:, v] = offsets[v] + inv.reshape(-1)
                 offsets[v] += len(uniq)
             coefs.append(np.full(br.n, a))
             idxs.append(idx)
+        sure = [c.norm for c in comps]
         if not coefs:
-            return cls(np.zeros(0), np.zeros((0, m), dtype=np.int64), [np.ones((1, c.n)) for c in comps])
+            return cls(np.zeros(0), np.zeros((0, m), dtype=np.int64), [c.norm[None] for c in comps], sure)
         return cls(np.concatenate(coefs), np.concatenate(idxs),
-                   [np.asarray(r) if r else np.ones((1, c.n)) for r, c in zip(rows, comps)])
+                   [np.asarray(r) if r else c.norm[None] for r, c in zip(rows, comps)], sure)
 
     def _merge(self) -> None:
-        """Sum the coefficients of terms with the same events; drop zero terms and duplicate events."""
+        """Sum the coefficients of terms with the same events; drop zero terms, terms with an impossible
+        event (0 under every law: e.g. branches whose slot values contradict each other) and duplicate
+        events."""
         self.__dict__.pop("_triv", None)
+        possible = np.ones(len(self.coef), dtype=bool)
         for v, M in enumerate(self.masks):
             if M is not None and len(M) > 1:
-                uniq, inv = np.unique(M, axis=0, return_inverse=True)
+                uniq, inv = _unique_rows(M)
                 self.masks[v] = uniq
-                self.idx[:, v] = inv.reshape(-1)[self.idx[:, v]]
+                self.idx[:, v] = inv[self.idx[:, v]]
+            if M is not None:
+                possible &= self.masks[v].any(axis=1)[self.idx[:, v]]
+        self.coef, self.idx = self.coef[possible], self.idx[possible]
         if len(self.coef) and self.idx.shape[1] == 0:
             self.coef, self.idx = np.asarray([self.coef.sum()]), np.zeros((1, 0), dtype=np.int64)
         elif len(self.coef):
@@ -169,12 +186,14 @@ class _Poly:
     def _trivial(self, v: int) -> np.ndarray:
         cache = self.__dict__.setdefault("_triv", {})
         if v not in cache:
-            cache[v] = (self.masks[v] == 1).all(axis=1)
+            cache[v] = (self.masks[v] == (1.0 if self.sure is None else self.sure[v])).all(axis=1)
         return cache[v]
 
-    def by_cluster(self, clusters: Sequence[Sequence[int]], comps: Sequence[_Component]) -> tuple[float, list[np.ndarray]]:
-        """The form as a constant plus one dense tensor per cluster (each term lies in one cluster)."""
-        free = [v for K in clusters for v in K]
+    def by_cluster(self, clusters: Sequence[Sequence[int]], comps: Sequence[_Component],
+                   skip: Sequence[Sequence[int]] = ()) -> tuple[float, list[np.ndarray]]:
+        """The form as a constant plus one dense tensor per cluster (each term lies in one cluster); the
+        terms of the clusters in ``skip`` are left out."""
+        free = [v for K in (*clusters, *skip) for v in K]
         const = 0.0
         dense = [np.zeros([comps[v].n for v in K]) for K in clusters]
         where = {v: i for i, K in enumerate(clusters) for v in K}
@@ -183,13 +202,25 @@ class _Poly:
             if not inv:
                 const += self.coef[t]
                 continue
+            if inv[0] not in where:
+                continue
             k = where[inv[0]]
             term = np.asarray(self.coef[t])
             for v in clusters[k]:
                 M = self.masks[v]
-                term = np.multiply.outer(term, np.ones(comps[v].n) if M is None else M[self.idx[t, v]])
+                term = np.multiply.outer(term, comps[v].norm if M is None else M[self.idx[t, v]])
             dense[k] = dense[k] + term
         return const, dense
+
+    def cluster_terms(self, K: Sequence[int], free: Sequence[int]) -> dict[tuple[bytes, ...], float]:
+        """The terms that involve cluster K: coefficient per tuple of events (mask rows) of K's members."""
+        out: dict[tuple[bytes, ...], float] = {}
+        for t in range(len(self.coef)):
+            inv = self.involved(t, free)
+            if inv and inv[0] in K:
+                key = tuple(self.masks[v][self.idx[t, v]].tobytes() for v in K)
+                out[key] = out.get(key, 0.0) + self.coef[t]
+        return out
 
     def value(self, qs: Mapping[int, np.ndarray]) -> float:
         """The form at laws ``qs`` of its free components."""

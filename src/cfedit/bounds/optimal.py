@@ -9,7 +9,8 @@ query's events (:mod:`~cfedit.bounds.events`), the reduced C-components
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,7 +21,17 @@ from cfedit.bounds.canonical import _Component, _vertex, _virtual_components
 from cfedit.bounds.context import Context
 from cfedit.bounds.events import Contrast, check_evidence, events
 from cfedit.bounds.forms import _Branches, _Poly
-from cfedit.bounds.programmes import _alternate, _block_lfp, _clusters, _is_fixed, _start
+from cfedit.bounds.programmes import (
+    _MAX_RLT,
+    _alternate,
+    _block_lfp,
+    _clusters,
+    _is_fixed,
+    _lp_size,
+    _relaxed,
+    _rlt_size,
+    _start,
+)
 from cfedit.bounds.witnesses import _Solution
 from cfedit.core.domains import Domains
 from cfedit.core.files import clip, read_csv_rows
@@ -32,6 +43,10 @@ from cfedit.scm import SCM
 __all__ = ["Bounds", "Contrast", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
 
 MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
+REPORT_ABOVE = 10_000  # branches, law coordinates, programme rows or columns from which a query reports progress
+_RANDOM_STARTS = 3  # random vertices the alternation may start from, after the programme's optimum and q0
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,8 @@ class Bounds:
     ``lower`` and ``upper`` are always valid. ``certified`` says they are proven optimal over the SCMs
     compatible with G; ``attained`` holds values reached by explicit compatible models (equal to
     ``(lower, upper)`` when the programme was solved exactly). ``method`` is ``"identified"`` (no free
-    component), ``"lp"`` (one free component: an exact linear-fractional programme) or ``"multilinear"``.
+    component), ``"lp"`` (free components in separate terms: an exact linear-fractional programme) or
+    ``"multilinear"`` (several free components in one term; exact when they form one product of events).
     """
 
     lower: float
@@ -67,25 +83,32 @@ def optimal_bounds(
     p_v: np.ndarray,
     *,
     tol: float = 1e-6,
+    log: Log | None = None,
 ) -> Bounds:
     """The optimal bounds of ``query`` given G and P(V) (axes of ``p_v`` in ``domains.names`` order).
 
-    Raises :class:`QueryError` for unknown factors or values and for evidence of probability zero,
-    :class:`DataError` for a table of the wrong shape or one that no model over G reproduces.
+    ``log`` receives short progress lines when the work is large (from :data:`REPORT_ABOVE` branches,
+    coordinates of a component's law, or rows or columns of the programme): first the size (branches and
+    response types per C-component, then the programme's columns, rows and solves), then one line per
+    solving step with its time. It is never called for a small query. Raises :class:`QueryError` for unknown factors or values and
+    for evidence of probability zero, :class:`DataError` for a table of the wrong shape or one that no
+    model over G reproduces.
     """
-    return _solve(query, graph, domains, p_v, tol)[0]
+    return _solve(query, graph, domains, p_v, tol, log)[0]
 
 
 def extremal_models(
-    query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, *, tol: float = 1e-6
+    query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, *, tol: float = 1e-6,
+    log: Log | None = None,
 ) -> tuple[SCM, SCM]:
     """Two explicit SCMs that reproduce P(V) and attain ``Bounds.attained`` (min, max) of ``query``.
 
     They witness non-identification: same P(V), different counterfactuals. Each C-component becomes one
     exogenous variable over its response types (plus one per factor for the dropped slots); when a
     component is not a bidirected clique the SCMs' graph completes it to one (the canonical class).
+    ``log``: progress lines, as for :func:`optimal_bounds`.
     """
-    _, sol = _solve(query, graph, domains, p_v, tol)
+    _, sol = _solve(query, graph, domains, p_v, tol, log)
     return sol.scm(sol.q_lower), sol.scm(sol.q_upper)
 
 
@@ -177,9 +200,11 @@ def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray
 
 # ---------------------------------------------------------------------------------- the solver
 def _solve(
-    query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, tol: float
+    query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, tol: float,
+    log: Log | None = None,
 ) -> tuple[Bounds, _Solution]:
     """The bounds of ``query`` and the laws attaining them (package docstring: Solving)."""
+    report = _Report(log)
     ctx = Context(graph, domains, p_v)
     terms, given = events(query, ctx)
     is_probability = not isinstance(query, Contrast)
@@ -189,29 +214,36 @@ def _solve(
     touched: dict[str, set[int]] = {}
     for br in [b for _, b in num_br] + [den_br]:
         br.touched(touched)
-    # only the components the query reads enter the programme (the others are marginalised: any
-    # feasible law of theirs completes a solution)
-    rc = _virtual_components(ctx, touched, [b.reads for _, b in num_br] + [den_br.reads])
-    num, den = _Poly.of(rc, num_br), _Poly.of(rc, [(1.0, den_br)])
-    same = num.signature() == den.signature()
-    rng = np.random.default_rng(0)
-    changed = True
-    while changed:
-        changed = False
-        for v, c in enumerate(rc):
-            for P in (den,) if same else (num, den):
-                if P.free(v) and _is_fixed(c, P, v, rng):
-                    P.contract(v, c.q0)
-                    changed = True
-    if same:
-        num = den
+    n_branches = sum(b.n for _, b in num_br) + den_br.n
+    reads = [b.reads for _, b in num_br] + [den_br.reads]
+    rc, num, den, same = _programme(ctx, touched, reads, num_br, den_br, lift=True,
+                                    announce=lambda comps: report.size(*_layout_size(n_branches, comps)))
     free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]
+    clusters = _clusters(free, [num, den])
+    if any(rlt and any(rc[v].lifted for v in K) for K, rlt in zip(clusters, _relaxed(clusters, num, den))):
+        # the RLT relaxation of a multilinear cluster is stated over whole response types; over lifted laws
+        # it is valid too but may be looser, so it serves only when the whole one is beyond the limit
+        whole = _programme(ctx, touched, reads, num_br, den_br, lift=False,
+                           announce=lambda comps: report.size(*_layout_size(n_branches, comps, "multilinear: ")))
+        free_whole = [v for v in range(len(whole[0])) if whole[1].free(v) or whole[2].free(v)]
+        if _rlt_size(whole[0], _clusters(free_whole, whole[1:3]), *whole[1:3]) <= _MAX_RLT:
+            (rc, num, den, same), free = whole, free_whole
+        else:
+            report.step("the RLT over whole response types is beyond the limit: relaxing the lifted laws")
     m = len(rc)
     one = _Poly.constant(1.0, m)
-    # -- evidence must have positive probability in some compatible model
     den_free = [v for v in free if den.free(v)]
+    identified = same or not free or not len(num.coef)
+    clusters = _clusters(free, [num, den])
+    if identified:
+        report.size(*_programme_size(rc, _clusters(den_free, [den]), den, one, identified))
+    else:
+        report.size(*_programme_size(rc, clusters, num, den, identified))
+    # -- evidence must have positive probability in some compatible model
     if den_free:
-        gmax, _ = _block_lfp(rc, _clusters(den_free, [den]), den, one, -1.0)
+        den_clusters = _clusters(den_free, [den])
+        gmax, laws_den = _block_lfp(rc, den_clusters, den, one, -1.0)
+        report.step(f"the evidence has probability up to {gmax:.6g} in a compatible model")
     else:
         gmax = den.scalar()
     if gmax <= 1e-12:
@@ -221,22 +253,22 @@ def _solve(
     def laws(sol: Mapping[int, np.ndarray]) -> list[np.ndarray]:
         return [sol.get(v, c.q0) for v, c in enumerate(rc)]
 
-    if same or not free or not len(num.coef):
+    if identified:
         val = 1.0 if same else (0.0 if not len(num.coef) else num.scalar() / den.scalar())
         sol: dict[int, np.ndarray] = {}
         if den_free:  # witnesses must give the evidence positive probability
-            clusters = _clusters(den_free, [den])
-            _, Qs = _block_lfp(rc, clusters, den, one, -1.0)
-            start = _start(rc, clusters, Qs)
+            start = _start(rc, den_free, laws_den)
             _, sol = _alternate(rc, den_free, den, one, -1.0, [start], gmax, 0.0)
         q = laws(sol)
+        report.step(f"identified: {val:.6g}")
         return _finish(ctx, touched, val, val, (val, val), "identified", True, q, q, rc, is_probability, tol)
-    clusters = _clusters(free, [num, den])
-    lo, Qs_lo = _block_lfp(rc, clusters, num, den, 1.0)
-    hi, Qs_hi = _block_lfp(rc, clusters, num, den, -1.0)
-    start_lo, start_hi = _start(rc, clusters, Qs_lo), _start(rc, clusters, Qs_hi)
-    if all(len(K) == 1 for K in clusters):  # linear-fractional in the concatenated laws: exact
-        method = "identified" if hi - lo < tol else "lp"
+    lo, laws_lo = _block_lfp(rc, clusters, num, den, 1.0)
+    report.step(f"lower bound {lo:.6g}")
+    hi, laws_hi = _block_lfp(rc, clusters, num, den, -1.0)
+    report.step(f"upper bound {hi:.6g}")
+    start_lo, start_hi = _start(rc, free, laws_lo), _start(rc, free, laws_hi)
+    if not any(_relaxed(clusters, num, den)):  # linear-fractional in the concatenated laws: exact
+        method = "identified" if hi - lo < tol else ("lp" if all(len(K) == 1 for K in clusters) else "multilinear")
         return _finish(ctx, touched, lo, hi, (lo, hi), method, True, laws(start_lo), laws(start_hi), rc,
                        is_probability, tol)
     # -- multilinear: RLT outer bounds (lo, hi), alternating inner values
@@ -248,13 +280,96 @@ def _solve(
 
     def starts(first: dict[int, np.ndarray]) -> Iterator[dict[int, np.ndarray]]:
         yield from (first, base)
-        yield from (vertices(s) for s in range(3))
+        yield from (vertices(s) for s in range(_RANDOM_STARTS))
 
-    in_lo, qs_lo = _alternate(rc, free, num, den, 1.0, starts(start_lo), lo, tol / 10)
-    in_hi, qs_hi = _alternate(rc, free, num, den, -1.0, starts(start_hi), hi, tol / 10)
+    in_lo, qs_lo = _alternate(rc, free, num, den, 1.0, starts(start_lo), lo, tol / 10,
+                              lambda k, v: report.step(f"lower bound: alternation start {k} of up to "
+                                                       f"{2 + _RANDOM_STARTS} attains {v:.6g}"))
+    in_hi, qs_hi = _alternate(rc, free, num, den, -1.0, starts(start_hi), hi, tol / 10,
+                              lambda k, v: report.step(f"upper bound: alternation start {k} of up to "
+                                                       f"{2 + _RANDOM_STARTS} attains {v:.6g}"))
     exact = (in_lo - lo < tol) and (hi - in_hi < tol)
     return _finish(ctx, touched, lo, hi, (in_lo, in_hi), "multilinear", exact, laws(qs_lo), laws(qs_hi), rc,
                    is_probability, tol)
+
+
+class _Report:
+    """Progress of one query to an optional ``log``: silent while the work is small; from the first size
+    line above :data:`REPORT_ABOVE`, every size line and one line per solving step with its time."""
+
+    def __init__(self, log: Log | None):
+        self.log, self.on = log, False
+        self.t = time.perf_counter()
+
+    def size(self, line: str, work: int) -> None:
+        if self.log is not None and (self.on or work >= REPORT_ABOVE):
+            self.on = True
+            self.log(line)
+            self.t = time.perf_counter()
+
+    def step(self, line: str) -> None:
+        if self.on:
+            now = time.perf_counter()
+            self.log(f"{line} ({now - self.t:.1f} s)")
+            self.t = now
+
+
+def _layout_size(n_branches: int, comps: Sequence[_Component], note: str = "") -> tuple[str, int]:
+    """The size line before the components are built: the branches, and the response types of each
+    component (and its coordinates when lifted); the work is the largest of these numbers of rows and
+    coordinates."""
+    sizes = ", ".join(f"{{{', '.join(c.members)}}} {c.n_types:,}" + (f" ({c.coordinates:,} lifted)" if c.lifted else "")
+                      for c in comps)
+    plural = "es" if n_branches != 1 else ""
+    return (f"bounds: {note}{n_branches:,} branch{plural}; response types per component read: {sizes}",
+            max([n_branches, *(c.coordinates for c in comps)]))
+
+
+def _programme_size(rc: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly,
+                    identified: bool) -> tuple[str, int]:
+    """The size line of the programme: its columns, rows and non-zeros, the clusters it couples, and the
+    solves to come; the work is its number of columns or rows, the larger."""
+    relaxed = _relaxed(clusters, num, den)
+    cols, rows, nnz = _lp_size(rc, clusters, relaxed)
+    parts = [f"bounds: {sum(len(K) for K in clusters)} of {len(rc)} component laws free"]
+
+    def names(K: Sequence[int]) -> str:
+        return " x ".join(f"{{{', '.join(rc[v].members)}}}" for v in K)
+
+    products = [K for K, r in zip(clusters, relaxed) if len(K) > 1 and not r]
+    if products:
+        parts.append("exact products of " + "; ".join(names(K) for K in products))
+    coupled = [K for K, r in zip(clusters, relaxed) if r]
+    if coupled:
+        parts.append("RLT of " + "; ".join(names(K) + " (" + " x ".join(f"{rc[v].n:,}" for v in K) + " types)"
+                                           for K in coupled))
+    if clusters:
+        solves = "1 solve" if identified else ("2 solves" + (", then alternation" if coupled else ""))
+        parts.append(f"programme of {cols:,} columns x {rows:,} rows ({nnz:,} non-zeros): {solves}")
+    return "; ".join(parts), max(cols, rows) if clusters else 0
+
+
+def _programme(
+    ctx: Context, touched: dict[str, set[int]], reads: list, num_br: list[tuple[float, _Branches]],
+    den_br: _Branches, *, lift: bool, announce: Callable[[list[_Component]], None] | None = None,
+) -> tuple[list[_Component], _Poly, _Poly, bool]:
+    """The components the query reads, the forms of its numerator and denominator with every fixed
+    component contracted, and whether they are one form. Only the components the query reads enter
+    (the others are marginalised: any feasible law of theirs completes a solution). ``announce`` hears
+    the components once laid out, before they are built."""
+    rc = _virtual_components(ctx, touched, reads, lift=lift, announce=announce)
+    num, den = _Poly.of(rc, num_br), _Poly.of(rc, [(1.0, den_br)])
+    same = num.signature() == den.signature()
+    rng = np.random.default_rng(0)
+    changed = True
+    while changed:
+        changed = False
+        for v, c in enumerate(rc):
+            for P in (den,) if same else (num, den):
+                if P.free(v) and _is_fixed(c, P, v, rng):
+                    P.contract(v, c.q0)
+                    changed = True
+    return rc, den if same else num, den, same
 
 
 def _finish(ctx: Context, touched: dict[str, set[int]], lo: float, hi: float, attained: tuple[float, float],

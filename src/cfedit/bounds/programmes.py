@@ -9,14 +9,15 @@ for clusters of one component and the level-1 RLT relaxation otherwise. Block-co
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
-from cfedit.bounds.canonical import _LP_OPTIONS, _Component, _connected
+from cfedit.bounds.canonical import _Component, _connected, _lp
 from cfedit.bounds.forms import _Poly
 from cfedit.errors import QueryError
 
@@ -55,13 +56,13 @@ def _lfp(c: _Component, f: np.ndarray | float, g: np.ndarray | float, sense: flo
     n = c.n
     f = np.broadcast_to(np.asarray(f, dtype=float), (n,))
     t_col = sp.csr_matrix((c.H.shape[0], 1))
-    norm = sp.csr_matrix(np.append(np.ones(n), -1.0)[None, :])
+    norm = sp.csr_matrix(np.append(c.norm, -1.0)[None, :])
     den = (sp.csr_matrix(([float(g)], ([0], [n])), shape=(1, n + 1)) if np.ndim(g) == 0
            else sp.csr_matrix(np.append(np.asarray(g, dtype=float), 0.0)[None, :]))
     A = sp.vstack([sp.hstack([c.H, t_col]), norm, den], format="csr")
     b = np.zeros(A.shape[0])
     b[-1] = 1.0
-    res = linprog(sense * np.append(f, 0.0), A_eq=A, b_eq=b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+    res = _lp(sense * np.append(f, 0.0), A, b)
     if res.status != 0:
         raise RuntimeError(f"the linear-fractional programme failed: {res.message}")
     t = res.x[-1]
@@ -82,6 +83,26 @@ def _rlt_rows(comps: Sequence[_Component]) -> sp.csr_matrix:
     return sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, int(np.prod(sizes))))
 
 
+def _lp_size(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], relaxed: Sequence[bool]
+             ) -> tuple[int, int, int]:
+    """Columns, rows and non-zeros of the programme of :func:`_block_lfp` over ``clusters``."""
+    cols, rows, nnz = 1, 1, 0
+    for K, rlt in zip(clusters, relaxed):
+        if len(K) > 1 and not rlt:  # one product of events: a scalar and two slacks
+            cols, rows, nnz = cols + 3, rows + 2, nnz + 6
+            continue
+        n = [comps[v].n for v in K]
+        size = math.prod(n)
+        cols += size
+        rows += 1
+        nnz += size + 1
+        for i, v in enumerate(K):
+            rest = size // n[i]
+            rows += comps[v].H.shape[0] * rest
+            nnz += comps[v].H.nnz * rest
+    return cols, rows, nnz + cols
+
+
 def _clusters(free: Sequence[int], polys: Sequence[_Poly]) -> list[list[int]]:
     """Free components joined when some term of a form involves both (their product matters)."""
     links = []
@@ -92,23 +113,90 @@ def _clusters(free: Sequence[int], polys: Sequence[_Poly]) -> list[list[int]]:
     return _connected(free, links)
 
 
+def _product(K: Sequence[int], num: _Poly, den: _Poly, free: Sequence[int]) -> tuple[list[np.ndarray], float, float] | None:
+    """(events, a, b) when a cluster of several components enters num as a prod_v P_v(event_v) and den as
+    b prod_v P_v(event_v): one product of events (a frontdoor query pinning every colour of the digits
+    reads q_C(one colour vector) q_DB(one bar event)). The components' laws are independent, so the
+    product ranges over exactly [prod_v min_v, prod_v max_v] (the events have non-negative
+    probabilities) and the cluster enters the programme as one scalar in that interval: exact, and
+    without the RLT relaxation. None when the cluster is not such a product."""
+    if len(K) < 2:
+        return None
+    tn, td = num.cluster_terms(K, free), den.cluster_terms(K, free)
+    keys = set(tn) | set(td)
+    if len(keys) != 1:
+        return None
+    key = keys.pop()
+    return [np.frombuffer(e, dtype=float).copy() for e in key], tn.get(key, 0.0), td.get(key, 0.0)
+
+
+def _relaxed(clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly) -> list[bool]:
+    """Per cluster, whether :func:`_block_lfp` relaxes it (several components, not one product)."""
+    free = [v for K in clusters for v in K]
+    return [len(K) > 1 and _product(K, num, den, free) is None for K in clusters]
+
+
+def _rlt_size(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly) -> int:
+    """The joint coordinates of the clusters that :func:`_block_lfp` relaxes (at most :data:`_MAX_RLT`)."""
+    return sum(math.prod(comps[v].n for v in K) for K, r in zip(clusters, _relaxed(clusters, num, den)) if r)
+
+
+_Extremes = tuple[float, np.ndarray, float, np.ndarray]
+"""min, a law attaining it, max, a law attaining it."""
+
+
+def _extremes(c: _Component, event: np.ndarray) -> _Extremes:
+    """The range of P(event) = event . q over the feasible laws q of ``c``, with laws attaining it."""
+    if np.array_equal(event, c.norm):
+        return 1.0, c.q0, 1.0, c.q0
+    lo, q_lo = _lfp(c, event, 1.0, 1.0)
+    hi, q_hi = _lfp(c, event, 1.0, -1.0)
+    return lo, q_lo, hi, q_hi
+
+
+def _on_path(K: Sequence[int], ext: Sequence[_Extremes], s: float) -> dict[int, np.ndarray]:
+    """Laws of K's components whose product of event probabilities is s, a value of [prod min, prod max]:
+    along the path that moves one component at a time from its minimising to its maximising law, the
+    product is linear and non-decreasing on each leg."""
+    lo = [e[0] for e in ext]
+    hi = [e[2] for e in ext]
+    for i in range(len(K)):
+        before = math.prod(hi[:i]) * math.prod(lo[i:])
+        after = math.prod(hi[: i + 1]) * math.prod(lo[i + 1:])
+        if s <= after or i == len(K) - 1:
+            lam = float(np.clip((s - before) / (after - before), 0.0, 1.0)) if after > before else 0.0
+            out = {v: ext[u][3] for u, v in enumerate(K[:i])}
+            out[K[i]] = (1 - lam) * ext[i][1] + lam * ext[i][3]
+            out.update({v: ext[u][1] for u, v in enumerate(K) if u > i})
+            return out
+    raise AssertionError("unreachable")
+
+
 def _block_lfp(
     comps: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly, sense: float
-) -> tuple[float, list[np.ndarray] | None]:
-    """Optimise num / den over one joint law Q_K per cluster K of free components.
+) -> tuple[float, dict[int, np.ndarray] | None]:
+    """Optimise num / den over one joint law Q_K per cluster K of free components; returns the value and
+    a law per free component (None when the optimum is a limit no law attains).
 
     Every term of num and den involves one cluster at most, so the ratio is linear-fractional in the
     concatenated (Q_K): the Charnes-Cooper LP with one t shared by all clusters. Exact when every
-    cluster is one component; the RLT relaxation of the multilinear problem otherwise.
+    cluster is one component or one product of events (:func:`_product`: a scalar in its exact range);
+    the RLT relaxation of the multilinear problem otherwise. The laws are the marginals of Q_K (the
+    RLT's are feasible but need not attain the value).
     """
-    parts = [[comps[v] for v in K] for K in clusters]
+    free = [v for K in clusters for v in K]
+    products = {i: pr for i, K in enumerate(clusters) if (pr := _product(K, num, den, free)) is not None}
+    rlt = [K for i, K in enumerate(clusters) if i not in products]
+    parts = [[comps[v] for v in K] for K in rlt]
     sizes = [int(np.prod([c.n for c in cs])) for cs in parts]
     if sum(sizes) > _MAX_RLT:
         raise QueryError(f"the query couples C-components with {sum(sizes):.3g} joint response types "
                          f"(limit {_MAX_RLT}); use cfedit.bounds.neural instead")
-    f0, fK = num.by_cluster(clusters, comps)
-    g0, gK = den.by_cluster(clusters, comps)
-    N = sum(sizes)
+    skip = [clusters[i] for i in products]
+    f0, fK = num.by_cluster(rlt, comps, skip)
+    g0, gK = den.by_cluster(rlt, comps, skip)
+    ext = {i: [_extremes(comps[v], e) for v, e in zip(clusters[i], products[i][0])] for i in products}
+    N = sum(sizes) + 3 * len(products)  # per product: its scalar y = s t and two slacks
     rows = []
     offset = 0
     for cs, n in zip(parts, sizes):
@@ -116,39 +204,56 @@ def _block_lfp(
         pad = (sp.csr_matrix((H.shape[0], offset)), H, sp.csr_matrix((H.shape[0], N - offset - n + 1)))
         rows.append(sp.hstack(pad))
         norm = np.zeros(N + 1)
-        norm[offset: offset + n], norm[-1] = 1.0, -1.0
+        norm[offset: offset + n], norm[-1] = functools.reduce(np.kron, [c.norm for c in cs]), -1.0
         rows.append(sp.csr_matrix(norm[None, :]))
         offset += n
-    rows.append(sp.csr_matrix(np.concatenate([*(g.reshape(-1) for g in gK), [g0]])[None, :]))
+    f_prod, g_prod = np.zeros(3 * len(products)), np.zeros(3 * len(products))
+    for k, i in enumerate(products):  # y + s_hi = max t, y - s_lo = min t
+        lo, hi = math.prod(e[0] for e in ext[i]), math.prod(e[2] for e in ext[i])
+        for slack, bound in ((1.0, hi), (-1.0, lo)):
+            row = np.zeros(N + 1)
+            row[offset + 3 * k], row[offset + 3 * k + (1 if slack > 0 else 2)], row[-1] = 1.0, slack, -bound
+            rows.append(sp.csr_matrix(row[None, :]))
+        f_prod[3 * k], g_prod[3 * k] = products[i][1], products[i][2]
+    rows.append(sp.csr_matrix(np.concatenate([*(g.reshape(-1) for g in gK), g_prod, [g0]])[None, :]))
     A = sp.vstack(rows).tocsr()
     b = np.zeros(A.shape[0])
     b[-1] = 1.0
-    c = sense * np.concatenate([*(f.reshape(-1) for f in fK), [f0]])
-    res = linprog(c, A_eq=A, b_eq=b, bounds=(0, None), method="highs", options=_LP_OPTIONS)
+    c = sense * np.concatenate([*(f.reshape(-1) for f in fK), f_prod, [f0]])
+    res = _lp(c, A, b)
     if res.status != 0:
         raise RuntimeError(f"the linear-fractional programme failed: {res.message}")
     t = res.x[-1]
     if t <= 1e-12:
         return sense * res.fun, None
-    Qs, offset = [], 0
-    for cs, n in zip(parts, sizes):
-        Qs.append(np.clip(res.x[offset: offset + n], 0, None).reshape([c.n for c in cs]) / t)
+    laws: dict[int, np.ndarray] = {}
+    offset = 0
+    for K, cs, n in zip(rlt, parts, sizes):
+        Q = np.clip(res.x[offset: offset + n], 0, None).reshape([c.n for c in cs]) / t
+        for a, v in enumerate(K):
+            m = Q.sum(axis=tuple(k for k in range(len(K)) if k != a))
+            total = comps[v].norm @ m
+            laws[v] = m / total if total > 0 else comps[v].q0
         offset += n
-    return sense * res.fun, Qs
+    for k, i in enumerate(products):
+        laws.update(_on_path(clusters[i], ext[i], res.x[offset + 3 * k] / t))
+    return sense * res.fun, laws
 
 
 def _alternate(
     comps: Sequence[_Component], free: Sequence[int], num: _Poly, den: _Poly, sense: float,
     starts: Iterable[dict[int, np.ndarray]], target: float, tol: float,
+    done: Callable[[int, float], None] | None = None,
 ) -> tuple[float, dict[int, np.ndarray]]:
     """Block-coordinate optimisation of the multilinear ratio from several starts (taken lazily: the
     rest are not drawn once one reaches ``target``); each block is an exact linear-fractional
     programme, so every value returned is attained by an explicit model. A block whose fibres are
-    unchanged since it was last solved is already at its optimum and is not solved again."""
+    unchanged since it was last solved is already at its optimum and is not solved again. ``done``
+    hears (start number, best value so far) after each start."""
     starts = iter(starts)
     first = next(starts)
     best_val, best_q = np.inf, dict(first)
-    for start in itertools.chain([first], starts):
+    for k, start in enumerate(itertools.chain([first], starts), start=1):
         qs = {v: q.copy() for v, q in start.items()}
         val = np.inf
         solved: dict[int, tuple[np.ndarray | float, np.ndarray | float]] = {}
@@ -163,27 +268,21 @@ def _alternate(
                 solved[v] = (f, g)
                 value, q = _lfp(comps[v], f, g, sense)
                 if q is not None:
-                    qs[v] = q.reshape(-1) / q.sum()
+                    qs[v] = q.reshape(-1) / (comps[v].norm @ q)
                     val = sense * value
             if val >= old - 1e-12:
                 break
         val = sense * num.value(qs) / den.value(qs) if den.value(qs) > 1e-12 else np.inf
         if val < best_val:
             best_val, best_q = val, qs
+        if done is not None:
+            done(k, sense * best_val)
         if abs(sense * best_val - target) < tol:
             break
     return sense * best_val, best_q
 
 
-def _start(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], Qs: list[np.ndarray] | None
+def _start(comps: Sequence[_Component], free: Sequence[int], laws: dict[int, np.ndarray] | None
            ) -> dict[int, np.ndarray]:
-    """Per free component, the marginal of its cluster's optimal joint law (a feasible law)."""
-    out = {}
-    for i, K in enumerate(clusters):
-        for a, v in enumerate(K):
-            if Qs is None:
-                out[v] = comps[v].q0
-                continue
-            m = Qs[i].sum(axis=tuple(k for k in range(len(K)) if k != a))
-            out[v] = m / m.sum() if m.sum() > 0 else comps[v].q0
-    return out
+    """Per free component, its law from :func:`_block_lfp` (a feasible law), else q0."""
+    return {v: (laws or {}).get(v, comps[v].q0) for v in free}

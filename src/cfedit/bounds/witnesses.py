@@ -1,8 +1,9 @@
 """Witnesses: explicit SCMs over G that reproduce P(V) and attain the values of a query.
 
 Each read C-component becomes one exogenous variable over its response types, drawn from the law that
-attains the value; every factor gets one more exogenous that draws its dropped slots from the laws the
-reduction left them (:mod:`cfedit.bounds.canonical`), so the SCM reproduces P(V).
+attains the value (a lifted law glued into one: ``_Component.joint``); every factor gets one more
+exogenous that draws its dropped slots from the laws the reduction left them
+(:mod:`cfedit.bounds.canonical`), so the SCM reproduces P(V).
 """
 
 from __future__ import annotations
@@ -44,18 +45,17 @@ class _Solution:
         sources: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {j: [] for j in ctx.graph.nodes}
         dropped: dict[str, tuple[_Component, str | None, np.ndarray]] = {}
         for ci, (c, q) in enumerate(built):
-            name = None
-            types = c.types[:1]
+            none = np.zeros((1, len(c.slots)), dtype=np.int64)  # a member with no kept slot reads no type
             if c.active:
-                keep = np.flatnonzero(q > 1e-13)
-                name, types = f"U_C{ci}", c.types[keep]
-                exo.append(Exogenous(name, tuple(q[keep] / q[keep].sum()), c.active))
+                name = f"U_C{ci}"
+                types, probs = c.joint(q)
+                exo.append(Exogenous(name, tuple(probs), c.active))
                 bidirected |= set(itertools.combinations(c.active, 2))
                 for j in c.active:
                     sources[j].append((name, types, c.col_of[j]))
                     dropped.setdefault(j, (c, name, types))
             for j in c.members:  # a member with no kept slot here: its dropped laws are unconditional
-                dropped.setdefault(j, (c, None, c.types[:1]))
+                dropped.setdefault(j, (c, None, none))
         mech = {}
         for j in ctx.graph.nodes:
             c, u_comp, types = dropped[j]

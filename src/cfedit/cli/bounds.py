@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,7 +23,9 @@ def bounds(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="file of queries, one per line (# comments)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
-    """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V)."""
+    """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V).
+
+    A query whose programme is large first prints its size, then one line per solving step (stderr)."""
     from cfedit.bounds import empirical_table, optimal_bounds, read_labels_csv
     from cfedit.core.files import clip, read_text
     from cfedit.core.graph import CausalGraph
@@ -54,9 +57,12 @@ def bounds(
     if not texts:
         raise CfeditError("no query given: pass queries as arguments or --file FILE")
     rows = []
-    for t in texts:
+    log = logging.getLogger("cfedit")
+    for i, t in enumerate(texts, start=1):
         q = parse_query(t, dom)
-        b = optimal_bounds(q, g, dom, p_v)
+        where = f"[{i}/{len(texts)}] " if len(texts) > 1 else ""
+        # a large query prints its size first, then its progress (stderr, via the cfedit logger)
+        b = optimal_bounds(q, g, dom, p_v, log=lambda line, _w=where: log.info(_w + line))
         row = {"query": q.format(dom), "lower": b.lower, "upper": b.upper, "identified": b.identified,
                "certified": b.certified, "method": b.method}
         if truth is not None:
