@@ -21,17 +21,7 @@ from cfedit.bounds.canonical import _Component, _vertex, _virtual_components
 from cfedit.bounds.context import Context
 from cfedit.bounds.events import Contrast, check_evidence, events
 from cfedit.bounds.forms import _Branches, _Poly
-from cfedit.bounds.programmes import (
-    _MAX_RLT,
-    _alternate,
-    _block_lfp,
-    _clusters,
-    _is_fixed,
-    _lp_size,
-    _relaxed,
-    _rlt_size,
-    _start,
-)
+from cfedit.bounds.programmes import _alternate, _block_lfp, _clusters, _is_fixed, _lp_size, _relaxed, _start
 from cfedit.bounds.witnesses import _Solution
 from cfedit.core.domains import Domains
 from cfedit.core.files import clip, read_csv_rows
@@ -217,28 +207,25 @@ def _solve(
     n_branches = sum(b.n for _, b in num_br) + den_br.n
     reads = [b.reads for _, b in num_br] + [den_br.reads]
     rc, num, den, same = _programme(ctx, touched, reads, num_br, den_br, lift=True,
-                                    announce=lambda comps: report.size(*_layout_size(n_branches, comps)))
+                                    announce=lambda comps: report.size(lambda: _layout_size(n_branches, comps)))
     free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]
     clusters = _clusters(free, [num, den])
     if any(rlt and any(rc[v].lifted for v in K) for K, rlt in zip(clusters, _relaxed(clusters, num, den))):
-        # the RLT relaxation of a multilinear cluster is stated over whole response types; over lifted laws
-        # it is valid too but may be looser, so it serves only when the whole one is beyond the limit
-        whole = _programme(ctx, touched, reads, num_br, den_br, lift=False,
-                           announce=lambda comps: report.size(*_layout_size(n_branches, comps, "multilinear: ")))
-        free_whole = [v for v in range(len(whole[0])) if whole[1].free(v) or whole[2].free(v)]
-        if _rlt_size(whole[0], _clusters(free_whole, whole[1:3]), *whole[1:3]) <= _MAX_RLT:
-            (rc, num, den, same), free = whole, free_whole
-        else:
-            report.step("the RLT over whole response types is beyond the limit: relaxing the lifted laws")
+        # the RLT relaxation of a multilinear cluster is stated over whole response types (over lifted
+        # laws it would be valid too, but possibly looser)
+        rc, num, den, same = _programme(
+            ctx, touched, reads, num_br, den_br, lift=False,
+            announce=lambda comps: report.size(lambda: _layout_size(n_branches, comps, "multilinear, so not lifted: ")))
+        free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]
     m = len(rc)
     one = _Poly.constant(1.0, m)
     den_free = [v for v in free if den.free(v)]
     identified = same or not free or not len(num.coef)
     clusters = _clusters(free, [num, den])
     if identified:
-        report.size(*_programme_size(rc, _clusters(den_free, [den]), den, one, identified))
+        report.size(lambda: _programme_size(rc, _clusters(den_free, [den]), den, one, identified))
     else:
-        report.size(*_programme_size(rc, clusters, num, den, identified))
+        report.size(lambda: _programme_size(rc, clusters, num, den, identified))
     # -- evidence must have positive probability in some compatible model
     if den_free:
         den_clusters = _clusters(den_free, [den])
@@ -301,8 +288,12 @@ class _Report:
         self.log, self.on = log, False
         self.t = time.perf_counter()
 
-    def size(self, line: str, work: int) -> None:
-        if self.log is not None and (self.on or work >= REPORT_ABOVE):
+    def size(self, make: Callable[[], tuple[str, int]]) -> None:
+        """``make()`` gives a size line and its work (not computed without a ``log``)."""
+        if self.log is None:
+            return
+        line, work = make()
+        if self.on or work >= REPORT_ABOVE:
             self.on = True
             self.log(line)
             self.t = time.perf_counter()

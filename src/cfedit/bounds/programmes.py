@@ -136,11 +136,6 @@ def _relaxed(clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly) -> list[
     return [len(K) > 1 and _product(K, num, den, free) is None for K in clusters]
 
 
-def _rlt_size(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly) -> int:
-    """The joint coordinates of the clusters that :func:`_block_lfp` relaxes (at most :data:`_MAX_RLT`)."""
-    return sum(math.prod(comps[v].n for v in K) for K, r in zip(clusters, _relaxed(clusters, num, den)) if r)
-
-
 _Extremes = tuple[float, np.ndarray, float, np.ndarray]
 """min, a law attaining it, max, a law attaining it."""
 
