@@ -1,0 +1,1 @@
+"""The web editor (``cfedit serve``): a JSON API over one trained run and a single offline page."""
