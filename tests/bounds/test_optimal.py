@@ -265,7 +265,7 @@ def test_bounds_from_an_empirical_table_of_the_backdoor_world():
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("D,C\n7,red\n", "missing column"),
+        ("D,C\n7,red\n", "lacks column.*B"),
         ("D,C,B\n7,blue,0\n", "line 2.*'blue' is not a value of C"),
         ("D,C,B\n7,red,0\n11,red,0\n", "line 3.*'11' is not a value of D"),
         ("D,C,B\n", "no rows"),

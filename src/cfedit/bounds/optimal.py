@@ -159,18 +159,15 @@ def read_labels_csv(path: str | Path, domains: Domains) -> dict[str, np.ndarray]
     where = clip(path)
     missing = [n for n in domains.names if n not in header]
     if missing:
-        raise DataError(
-            f"{where}: missing column(s) {clip(', '.join(missing))}; found {clip(', '.join(header))}; "
-            f"expected {clip(', '.join(domains.names))}"
-        )
+        raise DataError(f"labels file {where} lacks column(s) {clip(', '.join(missing))} (columns: {clip(', '.join(header))})")
     if not rows:
-        raise DataError(f"{where} has a header but no rows")
+        raise DataError(f"labels file {where} has no rows")
     out: dict[str, list[int]] = {n: [] for n in domains.names}
     for line, row in enumerate(rows, start=2):
         for n in domains.names:
             if not row.get(n):
-                raise DataError(f"{where}, line {line}: no value in column {n!r}")
-            out[n].append(_code(domains, n, str(row[n]), f"{where}, line {line}"))
+                raise DataError(f"{where} line {line}: no value in column {n!r}")
+            out[n].append(_code(domains, n, str(row[n]), f"{where} line {line}"))
     return {n: np.asarray(v, dtype=np.int64) for n, v in out.items()}
 
 
