@@ -365,3 +365,25 @@ def _peak_rss_mib() -> float:
     import resource  # POSIX only; ru_maxrss is in KiB on Linux
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def test_a_cluster_contracted_in_the_evidence_is_not_one_product(monkeypatch):
+    """Frontdoor D -> C -> B, D <-> B: P(B = 0 | D = 0, C = 0, B_{D=1} = 1). The numerator is one product
+    q_C(r_C(0) = 0, r_C(1) = 1) q_DB(r_D = 0, r_B(0) = 0, r_B(1) = 1) of two free laws, but in the evidence
+    q_DB is fixed (contracted: P(D = 0) P(B = 1 | D = 0, c)) while q_C is free. The cluster is then not one
+    product (its terms differ); it used to raise a TypeError in the product test. The bounds equal
+    those of the RLT path (the product test disabled) and the witnesses attain them."""
+    from cfedit.bounds import programmes
+
+    g = CausalGraph.parse("D -> C; C -> B; D <-> B")
+    dom = Domains({"D": BIN, "C": BIN, "B": BIN})
+    p = np.random.default_rng(0).dirichlet(np.ones(8)).reshape(2, 2, 2)
+    q = parse_query("P(B=0 | D=0, C=0, B[D=1]=1)", dom)
+    b = optimal_bounds(q, g, dom, p)
+    m_lo, m_hi = extremal_models(q, g, dom, p)
+    monkeypatch.setattr(programmes, "_product", lambda *args: None)
+    rlt = optimal_bounds(q, g, dom, p)
+    assert b.method == "multilinear" and b.certified and b.width > 0.05
+    assert (b.lower, b.upper) == pytest.approx((rlt.lower, rlt.upper), abs=1e-9)
+    for m, v in ((m_lo, b.attained[0]), (m_hi, b.attained[1])):
+        assert np.abs(m.observational() - p).max() < 1e-8 and abs(m.probability(q) - v) < 1e-8

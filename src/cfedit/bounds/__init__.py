@@ -46,7 +46,8 @@ can read, or that P(V) constrains, are kept:
 (X <-> Z, D -> X, X -> Z: Z's key holds D, so each of X's 10 slots meets Z's slots in a constraint), its
 law is a main block over the read slots plus one block per group of unread slots with the slots their
 constraints share, tied by equal marginals: exact for a linear-fractional programme (gluing the blocks
-gives a full law with those marginals), 10 x 2^5 coordinates instead of 2^14 response types. A
+gives a full law with those marginals): with binary X, Z about 10 x 2^3 coordinates instead of 2^12
+response types (10 x 2^5 instead of 2^14 when Z has a second binary parent). A
 multilinear cluster that needs the RLT relaxation (below) uses whole response types.
 
 In the world queries a Markovian bar B with parents (D, C) keeps 2 of its 20 slots (4 response types

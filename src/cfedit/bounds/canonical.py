@@ -161,7 +161,8 @@ class _Component:
     q_C = q_main prod_i q_i(group_i | separator_i), turns any such y into a feasible q_C with these
     marginals, so the feasible main-block laws are exactly the marginals of the feasible q_C and a
     linear-fractional programme in y has the optimum of the one in q_C (10 x 2^5 coordinates instead of
-    2^14). ``norm`` is the sure event (ones on the main block); :meth:`joint` glues a law for witnesses.
+    2^14 for binary X and Z with parents X, Y). ``norm`` is the sure event (ones on the main block);
+    :meth:`joint` glues a law for witnesses.
     """
 
     def __init__(self, ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]], *,

@@ -213,12 +213,16 @@ class _Poly:
         return const, dense
 
     def cluster_terms(self, K: Sequence[int], free: Sequence[int]) -> dict[tuple[bytes, ...], float]:
-        """The terms that involve cluster K: coefficient per tuple of events (mask rows) of K's members."""
+        """The terms that involve cluster K: coefficient per tuple of events (mask rows) of K's members.
+
+        A member contracted in this form (free in the other) enters its terms as the sure event: its
+        expectation is already in the coefficient."""
         out: dict[tuple[bytes, ...], float] = {}
         for t in range(len(self.coef)):
             inv = self.involved(t, free)
             if inv and inv[0] in K:
-                key = tuple(self.masks[v][self.idx[t, v]].tobytes() for v in K)
+                key = tuple((self.sure[v] if self.masks[v] is None else self.masks[v][self.idx[t, v]]).tobytes()
+                            for v in K)
                 out[key] = out.get(key, 0.0) + self.coef[t]
         return out
 
