@@ -119,7 +119,8 @@ def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, out
     for which in EXTREMES:
         r = out.edits[which]
         rows += [x, r.images[0]]
-        caps += [f"{which} {out.attained(which):.3f}"] + [" ".join(f"{k}={dom.decode(k, a[0, j])}" for k, a in r.factors.items())[:14]
+        shown = list(dict.fromkeys(a.var for a in out.query.outcome))  # the factors the query asks about
+        caps += [f"{which} {out.attained(which):.3f}"] + [" ".join(f"{k}={dom.decode(k, r.factors[k][0, j])}" for k in shown)[:14]
                                                            for j in range(n)]
         hits = np.ones(n, dtype=bool)
         for a in out.query.outcome:
