@@ -44,3 +44,38 @@ def test_unit_counts_seeds_and_values_out_of_bounds_are_refused(cli, tmp_path):
         code, _, err = cli("world", "counterfactual", "backdoor", "--do", do, "-o", out)
         assert code == 2 and msg in err and "Traceback" not in err and len(err) < 1000, err[:300]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_world_export_reads_back_as_user_data(cli, tmp_path):
+    """`world export`: the PNGs and labels.csv read back as the world's units, graph.cg as its graph,
+    truth.json holds the exact P(V) and the documented queries' true values."""
+    import json
+
+    from cfedit.core.graph import CausalGraph
+    from cfedit.core.query import parse_query
+    from cfedit.data import LabelledImages
+    from cfedit.worlds import get_world
+
+    out = tmp_path / "bd"
+    code, msg, err = cli("world", "export", "backdoor", "-n", "25", "-o", str(out), "--seed", "4", "--split", "train")
+    assert code == 0, err
+    w = get_world("backdoor")
+    a = w.ascm("train", oracle=False)
+    units = a.units(25, seed=4)
+    data = LabelledImages.from_folder(out, out / "labels.csv", w.domains)
+    np.testing.assert_allclose(data.images, a.factual(units), atol=0.5 / 255)
+    for k in w.domains.names:
+        np.testing.assert_array_equal(data.labels[k], units.v[k])
+    assert CausalGraph.load(out / "graph.cg") == w.graph
+    truth = json.loads((out / "truth.json").read_text())
+    np.testing.assert_allclose(np.array(truth["p_v"]), w.scm.observational(), atol=1e-15)
+    assert [q["query"] for q in truth["queries"]] == list(w.queries)
+    assert truth["queries"][1]["truth"] == w.scm.probability(parse_query(w.queries[1], w.domains))
+    assert truth["split"] == "train" and truth["seed"] == 4
+    # an existing, non-empty folder is refused, and so are a bad split and unit count
+    for args, message in ((["-n", "5", "-o", str(out)], "not empty"), (["-n", "5", "-o", str(tmp_path / "x"), "--split", "test"],
+                                                                       "unknown split"),
+                          (["-n", "0", "-o", str(tmp_path / "y")], "'-n'")):
+        code, _, err = cli("world", "export", "backdoor", *args)
+        assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -11,6 +11,7 @@ import typer
 from cfedit.cli import app
 from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
+from cfedit.errors import CfeditError
 
 
 def _print(results: dict) -> None:
@@ -28,7 +29,14 @@ def _print(results: dict) -> None:
 @app.command("evaluate")
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce)")],
-    world: Annotated[str, typer.Option("--world", help="ground-truth world the run was trained on")],
+    world: Annotated[Optional[str], typer.Option("--world", help="ground-truth world the run was trained on")] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="your own labelled images, instead of a world")] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="with --images: CSV, column 'file' + one per factor")] = None,
+    graph: Annotated[Optional[Path], typer.Option("--graph", help="with --images: the diagram (default: the run's)")] = None,
+    query: Annotated[Optional[list[str]], typer.Option("-q", "--query", help="with --images: a query to add (repeatable)")] = None,
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="with --images: file of queries, one per line")] = None,
+    top: Annotated[int, typer.Option(min=0, help="with --images: frequent configurations per action in the automatic queries")] = 2,
+    bootstrap: Annotated[int, typer.Option(min=0, help="with --images: resamples of the label rows for the bounds' range")] = 100,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
@@ -36,8 +44,14 @@ def evaluate(
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Evaluate a trained editor and the baselines on a world; write report.md / report.html / results.json."""
+    """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
+    (--images/--labels: bounds from the labels, a reader trained apart); write report.md / .html / results.json."""
     use_threads(threads)
+    if (world is None) == (images is None):
+        raise CfeditError("give either --world NAME or --images DIR --labels CSV")
+    if images is not None:
+        return _evaluate_userdata(run, images, labels, graph, query or [], queries, output, n, samples, realism, seed,
+                                  top, bootstrap)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
     from cfedit.worlds import get_world
@@ -47,6 +61,27 @@ def evaluate(
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed)
     res = evaluate_run(load_run(run), w, out, eval_cfg, log=console.print)
     _print(res)
+    console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
+
+
+def _evaluate_userdata(run, images, labels, graph, query, queries, output, n, samples, realism, seed, top, bootstrap) -> None:
+    from cfedit.evaluation.report import check_folder_path
+    from cfedit.evaluation.userdata import UserEvalConfig, evaluate_folder
+
+    if labels is None:
+        raise CfeditError("--images needs --labels CSV")
+    out = check_folder_path(output or Path("reports") / images.name)
+    cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap)
+    res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries, log=console.print)
+    _print(res)
+    inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
+    console.print(f"{inside}/{len(res['queries'])} queries consistent (the estimate's 95% interval meets the bounds' "
+                  "95% range); figures are conditional on the reader, whose accuracy on held-out images is "
+                  + ", ".join(f"{k} {e['value']:.3f}" for k, e in res["reader accuracy"].items()))
+    if res["compatibility"]["flagged"]:
+        c = res["compatibility"]
+        console.print(f"[red]warning: the labels break the diagram's equality constraints (TV {c['tv']:.4f}, "
+                      f"p = {c['p_value']:.3g}); check the diagram[/red]")
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 
 

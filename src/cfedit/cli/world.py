@@ -105,3 +105,19 @@ def counterfactual(
     caps = [c for i in range(n) for c in (_caption(w, units.v, i), _caption(w, v_cf, i))]
     path = save_grid(output, images, caps, ncol=8)
     console.print(f"wrote {path}: {n} pairs (factual | counterfactual under do({w.domains.format(x)}))")
+
+
+@world_app.command("export")
+def export(
+    name: str,
+    n: Annotated[int, typer.Option("-n", min=1, help="number of units (one PNG each)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="new or empty folder to write")],
+    split: Annotated[str, typer.Option(help="writer pool: eval or train")] = "eval",
+    seed: SeedOpt = 0,
+    data: DataOpt = None,
+) -> None:
+    """Write n units as a user's data set: PNGs, labels.csv, graph.cg, truth.json (exact P(V), true queries)."""
+    from cfedit.worlds.export import export_world
+
+    path = export_world(get_world(name), n, output, split=split, seed=seed, data_dir=None if data is None else str(data))
+    console.print(f"wrote {path}: {n} images, labels.csv, graph.cg and truth.json ({split} split, seed {seed})")

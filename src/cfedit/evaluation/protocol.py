@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cfedit.core.config import check_ranges
+from cfedit.core.domains import Domains
 from cfedit.core.files import atomic_write
 from cfedit.core.query import parse_query
 from cfedit.editors.ancm import ANCMConfig
@@ -130,7 +131,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])
         m["minimality excess"] = _d(metrics.mean_estimate(edit_dist - true_dist))
         m.update(_null_metrics(editor, x, labels, config))
-        m.update(_reversibility(editor, x, labels, rev, config, world))
+        m.update(_reversibility(editor, x, labels, rev, config, world.domains))
         if config.realism:
             m["realism FD"] = _realism(world, [first_images[d] for d in dos], dos, config)
         m["edits per second"] = {"value": n_edit / max(t_edit, 1e-9), "lower": None, "upper": None, "n": n_edit}
@@ -164,7 +165,7 @@ def _null_metrics(editor, x, labels, config) -> dict:
     return out
 
 
-def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, world: World) -> dict:
+def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, domains: Domains) -> dict:
     """Edit X to each other value, then back to each unit's factual value (the edit's own factors as
     labels); the error of the round trip to the factual image. Whole batches each time, so that every
     editor (the oracle too, which holds its units) is treated alike."""
@@ -172,7 +173,7 @@ def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: 
         return {}
     fact = np.asarray(labels[k])
     back = np.zeros_like(x)
-    for target in range(world.domains.size(k)):
+    for target in range(domains.size(k)):
         rows = fact != target
         if not rows.any():
             continue

@@ -42,7 +42,10 @@ def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     head = ["query", "truth", "optimal bounds", "identified", *methods]
     rows = []
     for q in results["queries"]:
-        cells = [q["query"], _fmt(q["truth"]), f"[{_fmt(q['lower'])}, {_fmt(q['upper'])}]", "yes" if q["identified"] else "no"]
+        bounds = f"[{_fmt(q['lower'])}, {_fmt(q['upper'])}]"
+        if "widened" in q:  # bounds from labels: with the 95% bootstrap range they are widened to
+            bounds += f" (95% range [{_fmt(q['widened'][0])}, {_fmt(q['widened'][1])}])"
+        cells = [q["query"], _fmt(q["truth"]), bounds, "yes" if q["identified"] else "no"]
         for m in methods:
             e = q["methods"].get(m)
             cells.append("-" if e is None else f"{format_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}")
@@ -93,8 +96,11 @@ def interval_plot(results: dict, path: Path) -> Path:
     fig, axes = plt.subplots(len(qs), 1, figsize=(8, 0.5 + 0.32 * len(methods) * len(qs) + 0.4 * len(qs)), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, q in zip(axes[:, 0], qs):
+        if "widened" in q:
+            ax.axvspan(*q["widened"], color="0.93", label="bounds' 95% range")
         ax.axvspan(q["lower"], q["upper"], color="0.85", label="optimal bounds")
-        ax.axvline(q["truth"], color="k", lw=1.5, label="truth")
+        if q["truth"] is not None:
+            ax.axvline(q["truth"], color="k", lw=1.5, label="truth")
         for j, m in enumerate(methods):
             e = q["methods"].get(m)
             if e is None:
@@ -136,6 +142,7 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
             "from the delete-half jackknife), and the world-vs-world floor at the same sample size; 'net' is the "
             "fingerprint of the feature network: distances are comparable only between reports with the same one "
             "(the network is trained once per machine and cached; other CPU kernels can give other weights).")
+    note = results.get("note", note)  # a report without a world (user data) states its own reading
     grids = results.get("grids", {})
     md = [f"# {title}", "", note, "", "## Counterfactual consistency", "", markdown_table(ch, cr), "",
           "![ctf intervals](ctf_intervals.png)", "", "## Metrics", "", markdown_table(mh, mr), ""]

@@ -1,0 +1,72 @@
+"""Check a user-data report against the world it was exported from (issue 12, "done when").
+
+A world exported with ``cfedit world export`` and evaluated with ``cfedit evaluate RUN --images DIR
+--labels CSV`` (no world) gives a report whose bounds come from the labels alone. This script reads that
+report's results.json and the export's truth.json, recomputes every query's optimal bounds from the
+world's exact P(V), and prints, per query: the exact bounds, the report's bounds with their 95% bootstrap
+ranges, whether each exact bound lies inside its range, the world's true value, and the editor's estimate.
+
+    python benchmarks/userdata_check.py reports/backdoor-eval/results.json data/backdoor-eval/truth.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from cfedit.bounds import optimal_bounds
+from cfedit.core.domains import Domains
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import parse_query
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="results.json of a user-data report")
+    ap.add_argument("truth", help="truth.json of the exported folder")
+    args = ap.parse_args()
+    res = json.loads(open(args.results).read())
+    truth = json.loads(open(args.truth).read())
+    graph, dom = CausalGraph.parse(truth["graph"]), Domains(truth["factors"])
+    p = np.array(truth["p_v"])
+    scm = None
+    try:
+        from cfedit.worlds import get_world
+
+        scm = get_world(truth["world"]).scm
+    except Exception:  # a world no longer registered: no true values
+        pass
+    method = res["methods"][0]
+    n_in = n_lo = n_hi = n_cons = n_cons_truth = 0
+    print(f"{'query':44s} {'exact bounds':>16s} {'report bounds':>16s} {'lower range':>16s} {'upper range':>16s} "
+          f"{'in':>5s} {'truth':>6s} {method + ' estimate [95%]':>26s} cons")
+    for q in res["queries"]:
+        query = parse_query(q["query"], dom)
+        b = optimal_bounds(query, graph, dom, p)
+        lo_in = q["lower range"][0] - 1e-9 <= b.lower <= q["lower range"][1] + 1e-9
+        hi_in = q["upper range"][0] - 1e-9 <= b.upper <= q["upper range"][1] + 1e-9
+        n_lo += lo_in
+        n_hi += hi_in
+        n_in += q["widened"][0] - 1e-9 <= b.lower and b.upper <= q["widened"][1] + 1e-9
+        e = q["methods"][method]
+        n_cons += e["inside"]
+        t = scm.probability(query) if scm is not None else float("nan")
+        n_cons_truth += e["n"] > 0 and e["lower"] <= b.upper and e["upper"] >= b.lower
+        iv = lambda a, b: f"[{a:.3f}, {b:.3f}]"  # noqa: E731
+        est = f"{e['estimate']:.3f} {iv(e['lower'], e['upper'])} n={e['n']}"
+        print(f"{q['query'][:44]:44s} {iv(b.lower, b.upper):>16s} {iv(q['lower'], q['upper']):>16s} "
+              f"{iv(*q['lower range']):>16s} {iv(*q['upper range']):>16s} {'yn'[not lo_in] + 'yn'[not hi_in]:>5s} "
+              f"{t:6.3f} {est:>26s} {'yes' if e['inside'] else 'NO'}")
+    n = len(res["queries"])
+    print(f"\n{n} queries; exact lower bound inside the report's lower-bound range: {n_lo}/{n}; exact upper inside the "
+          f"upper-bound range: {n_hi}/{n}; exact bounds inside the widened bounds: {n_in}/{n}")
+    print(f"{method} consistent with the report's widened bounds: {n_cons}/{n}; its interval meets the exact bounds: "
+          f"{n_cons_truth}/{n}")
+    acc = ", ".join(f"{k} {v['value']:.4f}" for k, v in res["reader accuracy"].items())
+    print(f"reader accuracy on {res['reader']['held out']:,} held-out images: {acc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""`cfedit evaluate RUN --images DIR --labels CSV`: evaluation without a world, at toy sizes."""
+
+import json
+
+import pytest
+
+from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.imaging.vae import VAEConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+from cfedit.worlds.export import export_world
+
+
+@pytest.fixture(scope="module")
+def run_and_data(tmp_path_factory):
+    w = get_world("backdoor")
+    tmp = tmp_path_factory.mktemp("userdata")
+    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
+    ANCM.fit(w.graph, LabelledImages.from_world(w, 400, seed=0), tiny, out_dir=tmp / "run", log=None)
+    export_world(w, 400, tmp / "data", split="eval", seed=2)
+    return tmp / "run", tmp / "data"
+
+
+FAST = ("-n", "60", "--samples", "2", "--top", "1", "--bootstrap", "3", "--no-realism")
+
+
+def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_accuracy(cli, run_and_data, tmp_path):
+    run, data = run_and_data
+    out = tmp_path / "rep"
+    (tmp_path / "q.txt").write_text("# my queries\nP(B[C=green]=1 | D=7, C=red)\n")
+    code, stdout, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(data / "labels.csv"),
+                            "--graph", str(data / "graph.cg"), "--queries", str(tmp_path / "q.txt"),
+                            "-q", "P(D[B=1]=7 | D=7, C=red, B=0)", *FAST, "-o", str(out))
+    assert code == 0, err
+    assert "queries consistent" in stdout and "reader" in stdout
+    res = json.loads((out / "results.json").read_text())
+    w = get_world("backdoor")
+    n_auto = sum(w.domains.size(x) for x in w.domains.names) * 2
+    assert len(res["queries"]) == n_auto + 2
+    assert [q["query"] for q in res["queries"][-2:]] == ["P(D[B=1]=7 | D=7, C=red, B=0)", "P(B[C=green]=1 | D=7, C=red)"]
+    for q in res["queries"]:
+        assert q["truth"] is None and q["widened"][0] <= q["lower"] <= q["upper"] <= q["widened"][1]
+        assert q["resamples"] + q["skipped"] == 3
+    assert set(res["reader accuracy"]) == {"D", "C", "B"} and res["reader"]["rows"] == 200
+    assert res["compatibility"]["flagged"] is False
+    assert {"effectiveness", "preservation", "null-edit error", "reversibility error (C)"} <= set(res["metrics"]["ancm"])
+    md = (out / "report.md").read_text()
+    assert "conditional on this reader" in md and "95% range" in md and (out / "ctf_intervals.png").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("-q", "P(Z[C=green]=1 | D=7)"), "unknown factor 'Z'"),
+    (("-q", "P(B=1 | D=7)"), "edit form"),
+    (("--graph", "GRAPH_CHAIN"), "but"),
+    (("--world", "backdoor"), "give either --world NAME or --images"),
+])
+def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):
+    run, data = run_and_data
+    (tmp_path / "chain.cg").write_text("D -> C; C -> B")
+    extra = tuple(str(tmp_path / "chain.cg") if e == "GRAPH_CHAIN" else e for e in extra)
+    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(data / "labels.csv"), *extra, *FAST,
+                       "-o", str(tmp_path / "rep"))
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_labels_with_unknown_values_or_unseen_evidence_are_refused(cli, run_and_data, tmp_path):
+    run, data = run_and_data
+    rows = (data / "labels.csv").read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([rows[0], rows[1].rsplit(",", 2)[0] + ",blue," + rows[1].rsplit(",", 1)[1], *rows[2:]]) + "\n")
+    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(bad), *FAST, "-o", str(tmp_path / "r"))
+    assert code == 2 and "'blue' is not a value of C" in err and "line 2" in err
+    # evidence that no label row shows: D=0 with C=red and B=1 is rare; drop those rows
+    keep = [r for r in rows[1:] if not r.endswith(",0,red,1")]
+    assert len(keep) < len(rows) - 1
+    (tmp_path / "few.csv").write_text("\n".join([rows[0], *keep]) + "\n")
+    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
+                       "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST, "-o", str(tmp_path / "r"))
+    assert code == 2 and "never occurs in the" in err, err

@@ -1,0 +1,137 @@
+"""Bounded editing: edits at the models attaining a query's lower and upper bound.
+
+The image level here is the Backdoor world's own mechanism (exact abduction of the handwriting), so
+that what the world's oracle reads off the edits measures the factor level, the part under test.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.editors.base import Editor
+from cfedit.editors.bounded import AtModel, edit_at_extremes
+from cfedit.errors import CfeditError, QueryError
+from cfedit.evaluation.metrics import ctf_estimate
+from cfedit.imaging.vae import VAEConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+
+QUERY = "P(B[C=green]=1 | D=7, C=red, B=0)"  # Backdoor: not identified, optimal bounds [0.5, 0.75]
+
+
+class _WorldImages:
+    """The world's true image mechanism, in the torch verbs of a learned one."""
+
+    def __init__(self, mech):
+        self.mech = mech
+
+    def abduct(self, images, v):
+        return torch.as_tensor(self.mech.abduct(np.asarray(images), {k: np.asarray(t) for k, t in v.items()}))
+
+    def generate(self, v, u_i):
+        return torch.as_tensor(self.mech.generate({k: np.asarray(t) for k, t in v.items()}, np.asarray(u_i)))
+
+
+class _WorldEditor(Editor):
+    """An editor over the world's graph whose image mechanism is the world's; it has no labeller."""
+
+    name = "world-images"
+
+    def __init__(self, world):
+        self.graph, self.domains, self.image_shape = world.graph, world.domains, world.image_shape
+        self.image = _WorldImages(world.ascm("eval", oracle=False).image)
+
+    def label(self, images):
+        raise CfeditError("no labeller: give labels")
+
+    def abduct(self, images, v, n_samples, generator):
+        raise NotImplementedError
+
+    def predict(self, u_v, u_i, do):
+        raise NotImplementedError
+
+
+@pytest.fixture(scope="module")
+def world():
+    return get_world("backdoor")
+
+
+@pytest.fixture(scope="module")
+def evidence_units(world):
+    """Held-out units of the world whose factors are the query's evidence D=7, C=red, B=0."""
+    a = world.ascm("eval")
+    units = a.units(3000, seed=5)
+    x = a.factual(units)
+    sel = (units.v["D"] == 7) & (units.v["C"] == 1) & (units.v["B"] == 0)
+    return a, x[sel], {k: v[sel] for k, v in units.v.items()}
+
+
+def test_edits_at_each_extremal_model_read_as_its_bound(world, evidence_units):
+    a, x, v = evidence_units
+    k = 16
+    p_v = world.scm.observational()
+    out = edit_at_extremes(_WorldEditor(world), x, QUERY, k, p_v=p_v, labels=v, seed=3)
+    assert (out.bounds.lower, out.bounds.upper) == pytest.approx((0.5, 0.75))
+    for which, bound in (("lower", 0.5), ("upper", 0.75)):
+        assert out.attained(which) == pytest.approx(bound)
+        # each extremal model reproduces the data's P(V)
+        np.testing.assert_allclose(out.models[which].observational(), p_v, atol=1e-12)
+        r = out.edits[which]
+        read = a.oracle(r.images.reshape(-1, *r.images.shape[2:]))
+        read = {f: t.reshape(len(x), k) for f, t in read.items()}
+        assert (read["C"] == 0).all()  # the intervened factor reads as set
+        assert (read["D"] == 7).mean() > 0.97  # the non-descendant D is kept (the oracle's digit reader errs rarely)
+        e = ctf_estimate(out.query, v, read)  # all k * len(x) draws are i.i.d. from the model's posterior
+        n = len(x) * k
+        assert n >= 1500
+        assert abs(e.value - bound) < 4 * math.sqrt(bound * (1 - bound) / n), (which, e)
+
+
+def test_at_model_reproduces_the_models_counterfactual_law(world, evidence_units):
+    """AtModel's factor level is the SCM's: its draws of B' match P_M(B_{C=green} | evidence) exactly in law."""
+    _, x, v = evidence_units
+    ed = AtModel(_WorldEditor(world), world.scm, "truth")
+    r = ed.edit(x, {"C": "green"}, 32, labels=v, seed=0)
+    truth = world.scm.probability(_parse(world, QUERY))
+    n = r.factors["B"].size
+    assert abs(r.factors["B"].mean() - truth) < 4 * math.sqrt(truth * (1 - truth) / n)
+
+
+def _parse(world, text):
+    from cfedit.core.query import parse_query
+
+    return parse_query(text, world.domains)
+
+
+def test_bad_requests_are_refused(world, evidence_units):
+    _, x, v = evidence_units
+    ed, p_v = _WorldEditor(world), world.scm.observational()
+    with pytest.raises(QueryError, match="edit form"):
+        edit_at_extremes(ed, x, "P(B=1 | D=7)", 2, p_v=p_v, labels=v)
+    with pytest.raises(QueryError, match="unknown factor"):
+        edit_at_extremes(ed, x, "P(Z[C=green]=1 | D=7)", 2, p_v=p_v, labels=v)
+    with pytest.raises(QueryError, match="query's evidence is D=2"):  # the images show 7s
+        edit_at_extremes(ed, x, "P(B[C=green]=1 | D=2, C=red)", 2, p_v=p_v, labels=v)
+    p0 = p_v.copy()
+    p0[7, 1, 0] = 0
+    with pytest.raises(QueryError, match="probability zero"):  # evidence never seen
+        edit_at_extremes(ed, x, QUERY, 2, p_v=p0 / p0.sum(), labels=v)
+
+
+def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units):
+    """The API on an ANCM (barely trained: the factor level is the point): P(V) is the NCM's fit."""
+    from cfedit.data import LabelledImages
+
+    _, x, v = evidence_units
+    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
+    model = ANCM.fit(world.graph, LabelledImages.from_world(world, 400, seed=0), tiny, log=None)
+    out = edit_at_extremes(model, x[:4], QUERY, 3, labels={k: t[:4] for k, t in v.items()})
+    table = model.ncm.table()
+    for which in ("lower", "upper"):
+        np.testing.assert_allclose(out.models[which].observational(), table / table.sum(), atol=1e-9)
+        assert out.edits[which].images.shape == (4, 3, *world.image_shape)
+        assert (out.edits[which].factors["C"] == 0).all() and (out.edits[which].factors["D"] == 7).all()
+    assert out.bounds.lower <= out.attained("lower") + 1e-9 and out.attained("upper") <= out.bounds.upper + 1e-9
