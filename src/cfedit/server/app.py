@@ -304,4 +304,25 @@ def create_app(editor: Editor, world: World | None = None, examples: Path | None
         return BoundsResponse(query=q.format(dom), lower=b.lower, upper=b.upper, identified=b.identified,
                               certified=b.certified, method=b.method, truth=bounds.truth(q), p_v=bounds.source)
 
+    app.openapi = lambda: app.openapi_schema or _schema(app, dom, len(ex_images))
     return app
+
+
+def _schema(app: FastAPI, dom, n_examples: int) -> dict:
+    """The OpenAPI schema, with this run's factor names and values (and example ids) in the edit request:
+    documentation for clients, and what the schema fuzzer draws from."""
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    props = schema["components"]["schemas"]["EditRequest"]["properties"]
+    values = sorted({v for f in dom.names for v in dom.values(f)})
+    for key in ("do", "labels"):
+        for branch in [props[key], *props[key].get("anyOf", [])]:
+            if branch.get("type") == "object":
+                branch["propertyNames"] = {"enum": list(dom.names)}
+                branch["additionalProperties"] = {"type": "string", "enum": values}
+    for branch in props["example"].get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch["maximum"] = max(0, n_examples - 1)
+    app.openapi_schema = schema
+    return schema
