@@ -181,10 +181,10 @@ def certify(editor: Editor, image: np.ndarray, do: Mapping[str, object], k: int,
             except QueryError as e:  # the reading has probability zero under P(V): no query is defined
                 note = f"no bounds: {e}"
                 break
-            est = ctf_estimate(q, factual_k, read)
             if w != v[f] and dist[f][w] == 0 and b.lower <= 1e-9:
                 omitted += 1
                 continue
+            est = ctf_estimate(q, factual_k, read)
             ok = bool(est.n > 0 and est.overlaps(b.lower - 1e-9, b.upper + 1e-9))
             rows.append(Row(q, f, w, w == v[f], b, est, ok, bounds.truth(q)))
         if note:
