@@ -56,6 +56,8 @@ class QueryBounds:
     """Optimal bounds of queries over one diagram and one P(V), memoised (safe to share between threads:
     two threads asking the same new query both solve it and store the same answer)."""
 
+    MEMO_SIZE = 10_000  # queries remembered; later ones are solved each time (a server's memory stays bounded)
+
     def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None):
         self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
         self._memo: dict[Query, Bounds] = {}
@@ -81,7 +83,8 @@ class QueryBounds:
         if hit is None:
             hit = optimal_bounds(query, self.graph, self.domains, self.p_v)
             with self._lock:
-                self._memo[query] = hit
+                if len(self._memo) < self.MEMO_SIZE:
+                    self._memo[query] = hit
         return hit
 
     def truth(self, query: Query) -> float | None:
