@@ -93,7 +93,7 @@ def test_pick_intervene_edit_certify(server, tmp_path):
             assert not errors, errors
             page.screenshot(path=str(tmp_path / "web-editor.png"), full_page=True)
             if os.environ.get("CFEDIT_SCREENSHOT"):
-                page.screenshot(path=os.environ["CFEDIT_SCREENSHOT"])
+                page.screenshot(path=os.environ["CFEDIT_SCREENSHOT"], full_page=True)
             page.fill("#query", "P(B[C=green]=1 | D=7, C=red, B=0)")
             page.click("#bounds-form button")
             expect(page.locator("#bounds-out")).to_contain_text("[0.500, 0.750]")
