@@ -15,6 +15,8 @@ from cfedit.core.query import parse_query
 from cfedit.server import images
 from cfedit.worlds import get_world
 
+pytestmark = pytest.mark.slow  # every test here uses the trained run of conftest.py
+
 W = get_world("backdoor")
 
 

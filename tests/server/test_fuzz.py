@@ -7,6 +7,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance
 
+pytestmark = pytest.mark.slow  # every test here uses the trained run of conftest.py
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 OPERATIONS = [("GET", "/api/model", 3), ("GET", "/api/examples", 3), ("POST", "/api/edit", 60), ("POST", "/api/bounds", 40)]
 
