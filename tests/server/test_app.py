@@ -201,3 +201,25 @@ def test_the_server_never_unpickles():
     for f in src.rglob("*.py"):
         text = f.read_text()
         assert not re.search(r"\bpickle\b|torch\.load|np\.load|allow_pickle", text), f
+
+
+def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
+    """--examples DIR: its PNG/JPEG files (sorted, resized to the run's size) are the examples; a folder
+    without images, or no folder, is refused."""
+    from fastapi.testclient import TestClient
+
+    from cfedit.errors import CfeditError
+    from cfedit.server.app import create_app
+
+    x, _ = unit
+    (tmp_path / "b.png").write_bytes(base64.b64decode(encode(np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))))
+    (tmp_path / "a.jpg").write_bytes(base64.b64decode(encode(x, "JPEG")))
+    (tmp_path / "notes.txt").write_text("not an example")
+    ex = TestClient(create_app(tiny_run[0], None, tmp_path)).get("/api/examples").json()
+    assert ex["source"] == f"folder {tmp_path.name}" and len(ex["examples"]) == 2
+    assert all(decoded(e["png"]).shape == (28, 28, 3) for e in ex["examples"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CfeditError, match="no PNG or JPEG"):
+        create_app(tiny_run[0], None, tmp_path / "empty")
+    code, _, err = cli("serve", str(tiny_run[1]), "--examples", str(tmp_path / "missing"))
+    assert code == 2 and "is not a folder" in err
