@@ -61,6 +61,7 @@ class QueryBounds:
     def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None):
         self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
         self._memo: dict[Query, Bounds] = {}
+        self._truths: dict[Query, float] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -78,18 +79,23 @@ class QueryBounds:
         return cls(editor.graph, editor.domains, ncm.table(), "the editor's NCM (its fitted P(V))")
 
     def __call__(self, query: Query) -> Bounds:
-        with self._lock:
-            hit = self._memo.get(query)
-        if hit is None:
-            hit = optimal_bounds(query, self.graph, self.domains, self.p_v)
-            with self._lock:
-                if len(self._memo) < self.MEMO_SIZE:
-                    self._memo[query] = hit
-        return hit
+        return self._memoised(self._memo, query, lambda: optimal_bounds(query, self.graph, self.domains, self.p_v))
 
     def truth(self, query: Query) -> float | None:
         """The world's true value of ``query`` (None without a world)."""
-        return None if self.world is None else float(self.world.scm.probability(query))
+        if self.world is None:
+            return None
+        return self._memoised(self._truths, query, lambda: float(self.world.scm.probability(query)))
+
+    def _memoised(self, store: dict, query: Query, solve: Callable[[], object]):
+        with self._lock:
+            hit = store.get(query)
+        if hit is None:
+            hit = solve()
+            with self._lock:
+                if len(store) < self.MEMO_SIZE:
+                    store[query] = hit
+        return hit
 
 
 @dataclass(frozen=True)

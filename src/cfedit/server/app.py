@@ -14,6 +14,8 @@ or JPEG) or 422 (a request that does not match the schema). OpenAPI at ``/openap
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -42,9 +44,10 @@ log = logging.getLogger("cfedit")
 class ServeConfig:
     n_examples: int = 12  # example images offered (from the world's evaluation pool or the --examples folder)
     seed: int = 0  # which units of the world's evaluation pool are the examples
+    parallel: int = 0  # edits computed at once (others wait their turn); 0: one per core, so threads do not thrash
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1)})
+        check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1), "parallel": (int, 0, 1024)})
 
 
 # ---------------------------------------------------------------------------------------------- schemas
@@ -236,6 +239,7 @@ def create_app(editor: Editor, world: World | None = None, examples: Path | None
         world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
         limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS})
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
+    turns = threading.BoundedSemaphore(config.parallel or os.cpu_count() or 1)
 
     app = FastAPI(title="cfedit web editor", version="1", description=__doc__.split("\n\n")[0])
 
@@ -287,7 +291,8 @@ def create_app(editor: Editor, world: World | None = None, examples: Path | None
             x = ex_images[req.example]
         else:
             x, resized = decode(from_base64(req.image), editor.image_shape)
-        cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=req.labels)
+        with turns:
+            cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=req.labels)
         r = cert.result
         edits = [Edit(png=png_base64(r.images[0, j]), factors=names({f: a[0, j] for f, a in r.factors.items()}),
                       reading=names({f: a[j] for f, a in cert.readings.items()})) for j in range(req.k)]
