@@ -22,6 +22,20 @@ def test_train_then_edit_a_png(cli, tmp_path):
     assert code == 0, err
     with Image.open(tmp_path / "e.png") as grid:
         assert grid.mode == "RGB" and grid.width > grid.height  # the image, then 3 samples in one row
+    code, out, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "C=green", "-n", "4", "--label", "D=7",
+                         "--label", "C=red", "--label", "B=0", "-o", str(tmp_path / "c.png"), "--certify", "--json")
+    assert code == 0, err
+    cert = json.loads(out)  # stdout is the JSON alone: the certificate of the world the run matches
+    assert cert["factual"] == {"D": "7", "C": "red", "B": "0"} and cert["k"] == 4 and "world backdoor" in cert["p_v"]
+    assert all(abs(sum(d.values()) - 1) < 1e-9 for d in cert["distributions"].values())
+    kept = next(q for q in cert["queries"] if q["query"] == "P(D[C=green]=7 | D=7, C=red, B=0)")
+    assert kept["lower"] == kept["upper"] == 1 and kept["identified"]  # D is not a descendant of C
+    assert (tmp_path / "c.png").is_file()
+    code, out, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "B=1", "-n", "4", "-o", str(tmp_path / "c.png"),
+                         "--certify")
+    assert code == 0 and "certificate: optimal bounds" in out and "consistent" in out, err
+    code, _, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "B=1", "-o", str(tmp_path / "c.png"), "--json")
+    assert code == 2 and "--certify" in err
     code, _, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "C=blue", "-o", str(tmp_path / "f.png"))
     assert code == 2 and "blue" in err and "Traceback" not in err
     Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(tmp_path / "gray.png")

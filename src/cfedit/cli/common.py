@@ -28,7 +28,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", min=1, max=256, help="torch threads for this command [default: the cores not busy with other work]")]
 
 
-def use_threads(threads: int | None) -> int:
+def use_threads(threads: int | None, quiet: bool = False) -> int:
     """Set torch's intra-op threads for this command (the CLI owns its process; the library never does this).
 
     By default: the cores minus those that other work keeps busy (the 1-minute load average, rounded), at
@@ -41,6 +41,6 @@ def use_threads(threads: int | None) -> int:
         busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
         threads = max(1, min(cores, cores - busy))
     torch.set_num_threads(threads)
-    if threads < cores:
+    if threads < cores and not quiet:  # quiet: the command's stdout is JSON
         console.print(f"using {threads} of {cores} cores for torch (the others are busy; --threads sets it)")
     return threads

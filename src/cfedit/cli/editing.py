@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -83,10 +84,19 @@ def edit(
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
     extremes: Annotated[Optional[str], typer.Option("--extremes", help="a query P(W[X=x']=w | V=v) about this image: edit "
                                                     "at the two models attaining its lower and upper bound")] = None,
+    certify: Annotated[bool, typer.Option("--certify", help="also print the certificate: each factor's distribution "
+                                          "over the samples, each implied query's optimal bounds, consistent or not")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --certify: print the certificate as JSON")] = False,
+    world: Annotated[Optional[str], typer.Option("--world", help="with --certify: the run's world, for its exact P(V) "
+                                                 "[default: the world matching the run, else the run's own NCM]")] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Counterfactual samples of one image under do(X = x'); the factual image comes first in the grid."""
-    use_threads(threads)
+    if as_json and not certify:
+        raise DataError("--json prints the certificate: give --certify too")
+    if certify and extremes is not None:
+        raise DataError("--certify and --extremes are two different outputs: give one of them")
+    use_threads(threads, quiet=as_json)
     from cfedit.core.files import read_rgb
     from cfedit.evaluation.protocol import load_run
     from cfedit.evaluation.report import check_png_path
@@ -103,11 +113,45 @@ def edit(
         labels = {k: [v] for k, v in given.items()}
     if extremes is not None:
         return _edit_at_extremes(model, x, x_do, extremes, n, labels, seed, output)
-    r = model.edit(x, x_do, n, labels=labels, seed=seed)
+    if certify:
+        from cfedit.evaluation.certificate import QueryBounds, matching_world
+        from cfedit.evaluation.certificate import certify as certify_edits
+        from cfedit.worlds import get_world
+
+        qb = QueryBounds.for_editor(model, get_world(world) if world else matching_world(model))
+        cert = certify_edits(model, x[0], x_do, n, seed, qb,
+                             labels={k: v[0] for k, v in labels.items()} if labels else None)
+        r = cert.result
+    else:
+        r = model.edit(x, x_do, n, labels=labels, seed=seed)
     cap = lambda v, i: " ".join(f"{k}={model.domains.decode(k, v[k][i])}" for k in model.domains.names)  # noqa: E731
     caps = [cap(r.factual, 0)] + [cap({k: a[0] for k, a in r.factors.items()}, j) for j in range(n)]
     path = save_grid(output, np.concatenate([x, r.images[0]]), [c[:14] for c in caps], ncol=min(9, n + 1))
-    console.print(f"wrote {path}: the image, then {n} samples under do({model.domains.format(x_do)})")
+    msg = f"wrote {path}: the image, then {n} samples under do({model.domains.format(x_do)})"
+    if not certify:
+        console.print(msg)
+    elif as_json:
+        typer.echo(json.dumps({**cert.to_dict(model.domains), "grid": str(path)}, indent=2))
+    else:
+        console.print(msg)
+        print_certificate(cert.to_dict(model.domains))
+
+
+def print_certificate(c: dict) -> None:
+    """The certificate of :func:`cfedit.evaluation.certificate.certify` (its JSON form) as two tables."""
+    fmt = lambda d: ", ".join(f"{v} {p:.2f}" for v, p in d.items() if p > 0)  # noqa: E731
+    print_table(f"readings of the {c['k']} edits (the labeller's)", ["factor", "factual", "counterfactual distribution"],
+                [(f, c["factual"][f], fmt(d)) for f, d in c["distributions"].items()])
+    rows = [(q["query"], f"[{q['lower']:.3f}, {q['upper']:.3f}]", "yes" if q["identified"] else "no",
+             f"{q['estimate']:.3f} [{q['estimate_lower']:.3f}, {q['estimate_upper']:.3f}] (n={q['n']})",
+             "yes" if q["consistent"] else "NO", *([f"{q['truth']:.3f}"] if "truth" in q else [])) for q in c["queries"]]
+    truth = ["truth"] if any("truth" in q for q in c["queries"]) else []
+    print_table(f"certificate: optimal bounds given the image's reading (P(V): {c['p_v']})",
+                ["query", "optimal bounds", "identified", "estimate [95% CI]", "consistent", *truth], rows)
+    if c["omitted"]:
+        console.print(f"{c['omitted']} queries not shown: no edit shows their value and their lower bound is 0 (consistent)")
+    if c["note"]:
+        console.print(c["note"])
 
 
 def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, output: Path) -> None:

@@ -1,0 +1,202 @@
+"""A certificate for the edits of one image: what the editor did, next to what any causal model could do.
+
+Editing one image i under do(X = x') with k samples (DESIGN.md sec. 1), :func:`certify` returns
+
+* the factual reading v = h(i) (or the labels the caller gives), as the editor used it;
+* for each factor, the distribution of its counterfactual value over the k edits, read off the edited
+  images by the editor's own labeller h (ctf-consistency reads h_W(I_x'));
+* for each query the edit implies, P(W_{x'} = w | V = v) for every factor W not intervened on: its optimal
+  bounds from G and P(V) (:func:`cfedit.bounds.optimal_bounds`), whether it is identified, the editor's
+  estimate from the k samples with the 95% Wilson interval the evaluation uses for proportions
+  (:func:`cfedit.evaluation.metrics.ctf_estimate`; the k edits of one image are independent draws given the
+  image), and whether that interval meets the bounds (*consistent*, the evaluation's ``inside`` test).
+
+Rows whose value no edit shows and whose lower bound is 0 are left out (their count is kept): such a row
+is always consistent, so leaving it out hides no failure. The row of W's factual value ("kept") is always
+shown; for a non-descendant of X it has bounds [1, 1].
+
+P(V) comes from the run's world when it belongs to one (exact), else from the editor's fitted NCM (the law
+the ANCM reproduces): :class:`QueryBounds` says which, and memoises the bounds of each query it is asked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cfedit.bounds import Bounds, optimal_bounds
+from cfedit.core.domains import Domains
+from cfedit.core.graph import CausalGraph
+from cfedit.core.query import Query
+from cfedit.editors.base import Editor, EditResult
+from cfedit.errors import CfeditError, QueryError
+from cfedit.evaluation.metrics import Estimate, ctf_estimate
+from cfedit.worlds import World, get_world, world_names
+
+Reader = Callable[[np.ndarray], Mapping[str, np.ndarray]]
+"""Images (N, C, H, W) in [0, 1] -> codes (N,) per factor."""
+
+
+def matching_world(editor: Editor) -> World | None:
+    """The registered world whose graph, factors and image shape are the editor's (a run trained on that
+    world), or None."""
+    graph = getattr(editor, "graph", None)
+    for name in world_names():
+        w = get_world(name)
+        if graph == w.graph and editor.domains == w.domains and tuple(editor.image_shape) == tuple(w.image_shape):
+            return w
+    return None
+
+
+class QueryBounds:
+    """Optimal bounds of queries over one diagram and one P(V), memoised (safe to share between threads:
+    two threads asking the same new query both solve it and store the same answer)."""
+
+    MEMO_SIZE = 10_000  # queries remembered; later ones are solved each time (a server's memory stays bounded)
+
+    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None):
+        self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
+        self._memo: dict[Query, Bounds] = {}
+        self._truths: dict[Query, float] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_editor(cls, editor: Editor, world: World | None = None) -> QueryBounds:
+        """The world's exact P(V) and graph when ``world`` is given (checked against the editor), else the
+        editor's own graph and its NCM's P(V) (an ANCM; other editors need a world)."""
+        if world is not None:
+            graph = getattr(editor, "graph", world.graph)
+            if graph != world.graph or editor.domains != world.domains or tuple(editor.image_shape) != tuple(world.image_shape):
+                raise CfeditError(f"the run does not belong to world {world.name!r}: its graph, factors or image shape differ")
+            return cls(world.graph, world.domains, world.scm.observational(), f"world {world.name} (exact P(V))", world)
+        ncm = getattr(editor, "ncm", None)
+        if ncm is None or getattr(editor, "graph", None) is None:
+            raise CfeditError(f"editor {editor.name!r} carries no causal diagram and P(V): give the world it was trained on")
+        return cls(editor.graph, editor.domains, ncm.table(), "the editor's NCM (its fitted P(V))")
+
+    def __call__(self, query: Query) -> Bounds:
+        return self._memoised(self._memo, query, lambda: optimal_bounds(query, self.graph, self.domains, self.p_v))
+
+    def truth(self, query: Query) -> float | None:
+        """The world's true value of ``query`` (None without a world)."""
+        if self.world is None:
+            return None
+        return self._memoised(self._truths, query, lambda: float(self.world.scm.probability(query)))
+
+    def _memoised(self, store: dict, query: Query, solve: Callable[[], object]):
+        with self._lock:
+            hit = store.get(query)
+        if hit is None:
+            hit = solve()
+            with self._lock:
+                if len(store) < self.MEMO_SIZE:
+                    store[query] = hit
+        return hit
+
+
+@dataclass(frozen=True)
+class Row:
+    """One implied query P(W_{x'} = w | V = v), its bounds and the editor's estimate."""
+
+    query: Query
+    factor: str
+    value: int
+    kept: bool  # w is W's factual value
+    bounds: Bounds
+    estimate: Estimate  # from the k edits' readings, Wilson 95%
+    consistent: bool  # the estimate's interval meets the bounds
+    truth: float | None = None  # the world's value, when the run belongs to a world
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The certificate of one image's edits (see the module docstring)."""
+
+    do: dict[str, int]
+    factual: dict[str, int]  # v: the labels given, or the labeller's reading of the image
+    readings: dict[str, np.ndarray]  # (k,) codes read off each edited image by the labeller
+    distributions: dict[str, np.ndarray]  # per factor, the share of the k readings taking each value
+    rows: tuple[Row, ...]
+    omitted: int  # rows left out: no edit shows the value and its lower bound is 0 (always consistent)
+    source: str  # where P(V) came from
+    note: str  # why there are no rows, when there are none
+    result: EditResult = field(repr=False, compare=False)  # the edits themselves (images (1, k, C, H, W), v')
+
+    @property
+    def k(self) -> int:
+        return len(next(iter(self.readings.values())))
+
+    def to_dict(self, domains: Domains) -> dict:
+        """JSON-able form, value names instead of codes."""
+        return {
+            "do": {f: domains.decode(f, c) for f, c in self.do.items()},
+            "factual": {f: domains.decode(f, c) for f, c in self.factual.items()},
+            "k": self.k,
+            "distributions": {f: {domains.decode(f, c): float(p) for c, p in enumerate(d)} for f, d in self.distributions.items()},
+            "queries": [{
+                "query": r.query.format(domains), "factor": r.factor, "value": domains.decode(r.factor, r.value), "kept": r.kept,
+                "lower": float(r.bounds.lower), "upper": float(r.bounds.upper), "identified": bool(r.bounds.identified),
+                "certified": bool(r.bounds.certified),
+                "estimate": None if r.estimate.n == 0 else float(r.estimate.value), "estimate_lower": float(r.estimate.lower),
+                "estimate_upper": float(r.estimate.upper), "n": int(r.estimate.n), "consistent": r.consistent,
+                **({"truth": r.truth} if r.truth is not None else {}),
+            } for r in self.rows],
+            "omitted": self.omitted,
+            "p_v": self.source,
+            "note": self.note,
+        }
+
+
+def label_reader(editor: Editor) -> Reader:
+    """The editor's labeller h as a reader of numpy images."""
+    def read(images: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(images, np.float32)).to(editor.device)
+            return {f: t.cpu().numpy() for f, t in editor.label(x).items()}
+    return read
+
+
+def certify(editor: Editor, image: np.ndarray, do: Mapping[str, object], k: int, seed: int, bounds: QueryBounds,
+            labels: Mapping[str, object] | None = None, reader: Reader | None = None) -> Certificate:
+    """Edit ``image`` (C, H, W) in [0, 1] under ``do`` (names or codes, one factor or several) with ``k``
+    samples, and certify the edits against the optimal bounds of every implied query (module docstring).
+
+    ``labels`` (every factor) replace the labeller's reading of the image; ``reader`` reads the edited
+    images (default: the editor's labeller)."""
+    dom = editor.domains
+    x_do = dom.encode(do)
+    if not x_do:
+        raise CfeditError("certify needs an intervention: at least one FACTOR=VALUE")
+    img = np.asarray(image, np.float32)[None]
+    given = {f: [v] for f, v in labels.items()} if labels is not None else None
+    r = editor.edit(img, x_do, k, labels=given, seed=seed)
+    v = {f: int(r.factual[f][0]) for f in dom.names}
+    flat = r.images[0]  # (k, C, H, W)
+    read = {f: np.asarray(a, np.int64).reshape(k) for f, a in (reader or label_reader(editor))(flat).items()}
+    dist = {f: np.bincount(read[f], minlength=dom.size(f)) / k for f in dom.names}
+    rows, omitted, note = [], 0, ""
+    factual_k = {f: np.full(k, c) for f, c in v.items()}  # each of the k edits is one trial of the same unit
+    for f in dom.names:
+        if f in x_do:
+            continue
+        for w in range(dom.size(f)):
+            q = Query.edit(x_do, {f: w}, v)
+            try:
+                b = bounds(q)
+            except QueryError as e:  # the reading has probability zero under P(V): no query is defined
+                note = f"no bounds: {e}"
+                break
+            if w != v[f] and dist[f][w] == 0 and b.lower <= 1e-9:
+                omitted += 1
+                continue
+            est = ctf_estimate(q, factual_k, read)
+            ok = bool(est.n > 0 and est.overlaps(b.lower - 1e-9, b.upper + 1e-9))
+            rows.append(Row(q, f, w, w == v[f], b, est, ok, bounds.truth(q)))
+        if note:
+            rows, omitted = [], 0
+            break
+    return Certificate(dict(x_do), v, read, dist, tuple(rows), omitted, bounds.source, note, r)

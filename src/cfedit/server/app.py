@@ -1,0 +1,333 @@
+"""The web editor: a JSON API over one trained run and the one page that uses it (``cfedit serve``).
+
+:func:`create_app` builds a FastAPI application from an :class:`~cfedit.editors.base.Editor` (with its
+world, when the run belongs to one). Everything it holds is built once and only read by requests: the
+editor (inference only, no per-request state), the bounds of queries (:class:`QueryBounds`, memoised under
+a lock), the example images, the page's three files (read from the package into memory, so no request
+names a file). Each edit is :func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
+
+Bad input never yields a 5xx: a refusal is ``{"detail": "one line"}`` with 400 (bad values, unknown
+factors, unreadable query), 404 (unknown example), 413 (a body or image over the limits), 415 (not a PNG
+or JPEG) or 422 (a request that does not match the schema). OpenAPI at ``/openapi.json``, docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from cfedit.core.config import check_ranges
+from cfedit.editors.base import Editor
+from cfedit.errors import CfeditError
+from cfedit.evaluation.certificate import QueryBounds, certify, label_reader
+from cfedit.server.images import MAX_UPLOAD_BYTES, ImageRefused, decode, from_base64, png_base64, read_file
+from cfedit.worlds import World
+
+MAX_K = 64  # edit samples of one request
+MAX_BODY_BYTES = (MAX_UPLOAD_BYTES * 4) // 3 + (64 << 10)  # a request body: a base64 image at the limit plus the rest
+MAX_QUERY_CHARS = 1000
+log = logging.getLogger("cfedit")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    n_examples: int = 12  # example images offered (from the world's evaluation pool or the --examples folder)
+    seed: int = 0  # which units of the world's evaluation pool are the examples
+    parallel: int = 0  # edits computed at once (others wait their turn); 0: one per core, so threads do not thrash
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1), "parallel": (int, 0, 1024)})
+
+
+# ---------------------------------------------------------------------------------------------- schemas
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong, in one line")
+
+
+class EditRequest(BaseModel):
+    image: Optional[str] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
+                                 "is allowed); resized to the run's image size. Give this or `example`")
+    example: Optional[int] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
+    do: dict[Name, Name] = Field(min_length=1, max_length=32, description='the intervention, value names by factor: {"C": "green"}')
+    k: int = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
+    labels: Optional[dict[Name, Name]] = Field(None, max_length=32, description="the image's factors (all of them), "
+                                               "used instead of the labeller's reading")
+
+
+class Edit(BaseModel):
+    png: str = Field(description="the edited image, base64 PNG")
+    factors: dict[str, str] = Field(description="the factors the editor generated the image from (v')")
+    reading: dict[str, str] = Field(description="the factors the labeller reads off the edited image")
+
+
+class Factual(BaseModel):
+    png: str
+    reading: dict[str, str] = Field(description="v: the labeller's reading of the image, or the labels given")
+    resized_from: Optional[list[int]] = Field(None, description="[width, height] of an upload that was resized")
+
+
+class CertificateRow(BaseModel):
+    query: str
+    factor: str
+    value: str
+    kept: bool = Field(description="the value is the factor's factual one")
+    lower: float
+    upper: float
+    identified: bool
+    certified: bool = Field(description="the bounds are proven optimal (else valid, maybe loose)")
+    estimate: Optional[float] = Field(description="share of the k edits read with this value")
+    estimate_lower: float
+    estimate_upper: float
+    n: int
+    consistent: bool = Field(description="the estimate's 95% interval meets the bounds")
+    truth: Optional[float] = None
+
+
+class Certificate(BaseModel):
+    do: dict[str, str]
+    factual: dict[str, str]
+    k: int
+    distributions: dict[str, dict[str, float]] = Field(description="per factor, the share of the k edits read with each value")
+    queries: list[CertificateRow]
+    omitted: int = Field(description="queries not listed: no edit shows their value and their lower bound is 0 (consistent)")
+    p_v: str = Field(description="where the P(V) of the bounds comes from")
+    note: str
+
+
+class EditResponse(BaseModel):
+    factual: Factual
+    edits: list[Edit]
+    certificate: Certificate
+
+
+class BoundsRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')
+
+
+class BoundsResponse(BaseModel):
+    query: str
+    lower: float
+    upper: float
+    identified: bool
+    certified: bool
+    method: str
+    truth: Optional[float] = Field(None, description="the world's true value (runs of a world only)")
+    p_v: str
+
+
+class Example(BaseModel):
+    id: int
+    png: str
+    reading: dict[str, str] = Field(description="the labeller's reading")
+
+
+class Examples(BaseModel):
+    source: str
+    examples: list[Example]
+
+
+class Graph(BaseModel):
+    nodes: list[str]
+    directed: list[list[str]] = Field(description="[parent, child] pairs")
+    bidirected: list[list[str]] = Field(description="pairs sharing a hidden cause")
+
+
+class ModelInfo(BaseModel):
+    editor: str
+    graph: Graph
+    factors: dict[str, list[str]]
+    image_shape: list[int]
+    training: dict = Field(description="the run's training summary and settings")
+    world: Optional[str]
+    queries: list[str] = Field(description="the world's documented queries")
+    p_v: str
+    limits: dict[str, int]
+
+
+REFUSALS = {400: {"model": Error}, 404: {"model": Error}, 413: {"model": Error}, 415: {"model": Error}, 422: {"model": Error}}
+
+
+# ---------------------------------------------------------------------------------------------- the app
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes (announced, or counted as it arrives) gets a 413
+    before the application reads any of it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        size = dict(scope.get("headers") or []).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.limit):
+            return await self._refuse(scope, receive, send)
+        chunks, seen, more = [], 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":  # the client left
+                return None
+            chunks.append(msg.get("body", b""))
+            seen += len(chunks[-1])
+            more = msg.get("more_body", False)
+            if seen > self.limit:
+                return await self._refuse(scope, receive, send)
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        await JSONResponse({"detail": f"the request body is larger than {self.limit:,} bytes"}, status_code=413)(scope, receive, send)
+
+
+def _examples(editor: Editor, world: World | None, folder: Path | None, config: ServeConfig) -> tuple[str, np.ndarray]:
+    if folder is not None:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg") and p.is_file())
+        if not files:
+            raise CfeditError(f"example folder {folder} holds no PNG or JPEG images")
+        imgs = [read_file(p, editor.image_shape) for p in files[:config.n_examples]]
+        return f"folder {Path(folder).name}", np.stack(imgs)
+    if world is not None and config.n_examples:
+        a = world.ascm("eval", oracle=False)
+        return f"world {world.name} (held-out evaluation pool)", a.factual(a.units(config.n_examples, config.seed))
+    return "none (upload an image)", np.zeros((0, *editor.image_shape), np.float32)
+
+
+def _static(name: str) -> str:
+    return resources.files("cfedit.server").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def create_app(editor: Editor, world: World | None = None, examples: Path | None = None,
+               config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The application for one editor (``world``: the world the run belongs to, for exact bounds, truths,
+    documented queries and examples; ``examples``: a folder of example images instead)."""
+    dom = editor.domains
+    bounds = QueryBounds.for_editor(editor, world)
+    source, ex_images = _examples(editor, world, examples, config)
+    read = label_reader(editor)
+    names = lambda codes: {f: dom.decode(f, int(c)) for f, c in codes.items()}  # noqa: E731
+    ex_read = read(ex_images) if len(ex_images) else {}
+    example_list = Examples(source=source, examples=[
+        Example(id=i, png=png_base64(x), reading=names({f: a[i] for f, a in ex_read.items()})) for i, x in enumerate(ex_images)])
+    graph = getattr(editor, "graph", None) or bounds.graph
+    info = ModelInfo(
+        editor=editor.name, graph=Graph(nodes=list(graph.nodes), directed=[list(e) for e in graph.directed],
+                                        bidirected=[list(e) for e in graph.bidirected]),
+        factors=dom.as_dict(), image_shape=list(editor.image_shape),
+        training={**getattr(editor, "fit_report", {}), **({"config": editor.config.to_dict()} if hasattr(editor, "config") else {})},
+        world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
+        limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS})
+    page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
+    turns = threading.BoundedSemaphore(config.parallel or os.cpu_count() or 1)
+
+    app = FastAPI(title="cfedit web editor", version="1", description=__doc__.split("\n\n")[0])
+
+    @app.exception_handler(CfeditError)
+    async def _refused(request: Request, e: CfeditError) -> JSONResponse:
+        status = e.status if isinstance(e, ImageRefused) else 400
+        return JSONResponse({"detail": str(e)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        return JSONResponse({"detail": f"{where + ': ' if where else ''}{first.get('msg', 'invalid')}"[:300]}, status_code=422)
+
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page["index.html"])
+
+    @app.get("/app.js", include_in_schema=False)
+    def script() -> Response:
+        return Response(page["app.js"], media_type="text/javascript")
+
+    @app.get("/style.css", include_in_schema=False)
+    def style() -> Response:
+        return Response(page["style.css"], media_type="text/css")
+
+    @app.get("/api/model", response_model=ModelInfo)
+    def model() -> ModelInfo:
+        """The diagram, factors and values, image shape, training summary and the world's documented queries."""
+        return info
+
+    @app.get("/api/examples", response_model=Examples)
+    def list_examples() -> Examples:
+        """Held-out example images with the labeller's reading."""
+        return example_list
+
+    @app.post("/api/edit", response_model=EditResponse, responses=REFUSALS)
+    def edit(req: Annotated[EditRequest, Body()]) -> EditResponse:
+        """Edit an image (upload or example) under one or several interventions: the k edits, their factors
+        and readings, each factor's counterfactual distribution and the certificate of the implied queries."""
+        if (req.image is None) == (req.example is None):
+            raise CfeditError("give either an image (base64 PNG or JPEG) or the id of an example")
+        resized = None
+        if req.example is not None:
+            if req.example >= len(ex_images):
+                return JSONResponse({"detail": f"no example {req.example}; there are {len(ex_images)}"}, status_code=404)
+            x = ex_images[req.example]
+        else:
+            x, resized = decode(from_base64(req.image), editor.image_shape)
+        with turns:
+            cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=req.labels)
+        r = cert.result
+        edits = [Edit(png=png_base64(r.images[0, j]), factors=names({f: a[0, j] for f, a in r.factors.items()}),
+                      reading=names({f: a[j] for f, a in cert.readings.items()})) for j in range(req.k)]
+        return EditResponse(factual=Factual(png=png_base64(x), reading=names(cert.factual), resized_from=resized),
+                            edits=edits, certificate=Certificate(**cert.to_dict(dom)))
+
+    @app.post("/api/bounds", response_model=BoundsResponse, responses=REFUSALS)
+    def query_bounds(req: Annotated[BoundsRequest, Body()]) -> BoundsResponse:
+        """Optimal bounds of a counterfactual query over the run's diagram and P(V); the truth for a world's run."""
+        from cfedit.core.query import parse_query
+
+        q = parse_query(req.query, dom)
+        b = bounds(q)
+        return BoundsResponse(query=q.format(dom), lower=b.lower, upper=b.upper, identified=b.identified,
+                              certified=b.certified, method=b.method, truth=bounds.truth(q), p_v=bounds.source)
+
+    app.openapi = lambda: app.openapi_schema or _schema(app, dom, len(ex_images))
+    return app
+
+
+def _schema(app: FastAPI, dom, n_examples: int) -> dict:
+    """The OpenAPI schema, with this run's factor names and values (and example ids) in the edit request:
+    documentation for clients, and what the schema fuzzer draws from."""
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    props = schema["components"]["schemas"]["EditRequest"]["properties"]
+    values = sorted({v for f in dom.names for v in dom.values(f)})
+    for key in ("do", "labels"):
+        for branch in [props[key], *props[key].get("anyOf", [])]:
+            if branch.get("type") == "object":
+                branch["propertyNames"] = {"enum": list(dom.names)}
+                branch["additionalProperties"] = {"type": "string", "enum": values}
+    for branch in props["example"].get("anyOf", []):
+        if branch.get("type") == "integer":
+            branch["maximum"] = max(0, n_examples - 1)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,107 @@
+"""The page in a real browser: Playwright drives the system's headless Chromium (never `playwright install`)
+against `cfedit serve` on a free loopback port with the tiny trained run.
+
+It loads the page, picks an example, sets do(C = green), clicks Edit, waits for the grid and the
+certificate, checks what they show, and saves screenshots (1280x800 and a narrow one) as test artefacts
+(the pytest tmp folder). ``CFEDIT_SCREENSHOT_RUN=runs/demo/editor CFEDIT_SCREENSHOT=docs/web-editor.png``
+serves that run instead and also writes the wide screenshot there (the README's figure).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # every test here uses the trained run of conftest.py
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
+                 if p and Path(p).exists()), None)
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("NO BROWSER: Chromium not found (/usr/bin/chromium); install it (apt-get install chromium) to run the page test",
+                    allow_module_level=False)
+    run = os.environ.get("CFEDIT_SCREENSHOT_RUN") or str(tiny_run[1])
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "cfedit", "serve", run, "--port", str(port), "--threads", "1"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                pytest.fail(f"cfedit serve exited: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(url + "/api/model", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"cfedit serve did not answer within 30 s: {log.read_text()[-2000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_pick_intervene_edit_certify(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    k = 6
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server)
+            expect(page.locator("#diagram svg circle")).to_have_count(3)
+            assert page.locator("#diagram svg path.bidirected").get_attribute("stroke-dasharray")  # D <-> C, dashed
+            expect(page.locator("#diagram svg line.directed")).to_have_count(2)
+            expect(page.locator("#examples button")).not_to_have_count(0)
+            page.locator("#examples button").first.click()
+            expect(page.locator("#factual-reading")).to_contain_text("C=")
+            page.select_option("select[data-factor=C]", "green")
+            page.fill("#k", str(k))
+            page.click("#edit-button")
+            expect(page.locator("#grid .tile")).to_have_count(k + 1, timeout=30_000)  # the factual image, then k edits
+            expect(page.locator("#edit-title")).to_have_text(f"do(C=green), k = {k}")
+            rows = page.locator("#certificate tr")
+            expect(rows.first).to_contain_text("optimal bounds")
+            texts = rows.all_inner_texts()[1:]
+            kept = [t for t in texts if re.match(r"P\(D\[C=green\]=(\d) \| D=\1,", t)]  # D keeps its factual digit
+            assert len(kept) == 1 and kept[0].split("\t")[1:3] == ["[1.000, 1.000]", "yes"], texts  # D is no descendant of C
+            assert texts and all(len(t.split("\t")) == 6 and t.split("\t")[4] in ("yes", "no") for t in texts), texts
+            assert page.locator("#grid .tile a[download]").count() == k + 1
+            expect(page.locator("#distributions tr")).to_have_count(4)
+            assert not errors, errors
+            page.screenshot(path=str(tmp_path / "web-editor.png"), full_page=True)
+            if os.environ.get("CFEDIT_SCREENSHOT"):
+                page.screenshot(path=os.environ["CFEDIT_SCREENSHOT"], full_page=True)
+            page.fill("#query", "P(B[C=green]=1 | D=7, C=red, B=0)")
+            page.click("#bounds-form button")
+            expect(page.locator("#bounds-out")).to_contain_text("[0.500, 0.750]")
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, nothing wider than the screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.screenshot(path=str(tmp_path / "web-editor-narrow.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"screenshots: {tmp_path}")
