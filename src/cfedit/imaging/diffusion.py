@@ -171,10 +171,13 @@ class DiffusionMechanism(ImageMechanism):
 
         x0 = self._to_model(images)
         dev = x0.device
-        rand = (lambda *s: torch.rand(*s, generator=generator).to(dev)) if generator is not None else (lambda *s: torch.rand(*s, device=dev))
-        noise = torch.randn(x0.shape, generator=generator).to(dev) if generator is not None else torch.randn_like(x0)
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator).to(dev)
+
+        noise = torch.randn(x0.shape, generator=generator).to(dev)
         t = (rand(len(x0)) * TRAIN_TIMESTEPS).long().clamp_max(TRAIN_TIMESTEPS - 1)
-        sched = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule=self.config.schedule, prediction_type=self.config.prediction)
+        sched = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule=self.config.schedule,
+                              prediction_type=self.config.prediction)
         xt = sched.add_noise(x0, noise, t)
         target = noise if self.config.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
         y = self.cond(v) * (rand(len(x0), 1) >= self.config.cond_dropout).float()
