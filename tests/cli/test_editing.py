@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from cfedit.worlds import get_world
@@ -52,3 +53,23 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     res = json.loads((tmp_path / "demo" / "report" / "results.json").read_text())
     assert res["methods"] == ["ancm"] and len(res["queries"]) == len(get_world("backdoor").queries)
     assert set(res["interventions"]["ancm"]) == {"C=green", "D=2", "B=1"}
+
+
+@pytest.mark.slow
+def test_train_with_the_diffusion_mechanism_then_edit(cli, tmp_path):
+    """`--mechanism diffusion` trains (ctf term off) and `edit` uses the saved backend; a ctf weight is refused."""
+    f = tmp_path / "toy.toml"
+    f.write_text('batch_size = 16\n[image]\nkind = "diffusion"\nchannels = [8, 16]\nsteps = 2\n[ncm]\nsteps = 20\n')
+    run = tmp_path / "run"
+    code, out, err = cli("train", "--world", "backdoor", "-n", "200", "--steps", "3", "--config", str(f), "-o", str(run))
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg["image"]["kind"] == "diffusion" and cfg["ctf_weight"] == 0.0
+    a = get_world("backdoor").ascm("eval", oracle=False)
+    x = a.factual(a.units(1, seed=0))[0]
+    Image.fromarray((x.transpose(1, 2, 0) * 255).round().astype(np.uint8), "RGB").save(tmp_path / "x.png")
+    code, out, err = cli("edit", str(run), "--image", str(tmp_path / "x.png"), "--do", "D=2", "-n", "2", "-o", str(tmp_path / "e.png"))
+    assert code == 0, err
+    f.write_text('ctf_weight = 0.1\n[image]\nkind = "diffusion"\n')
+    code, _, err = cli("train", "--world", "backdoor", "-n", "200", "--config", str(f), "-o", str(tmp_path / "r2"))
+    assert code == 2 and "cannot edit differentiably" in err and "Traceback" not in err

@@ -5,7 +5,7 @@ import pytest
 
 from cfedit.core.query import parse_query
 from cfedit.errors import QueryError
-from cfedit.evaluation.metrics import ctf_estimate, effectiveness, preservation, reconstruction_error, wilson
+from cfedit.evaluation.metrics import ctf_estimate, effectiveness, faithfulness, preservation, reconstruction_error, wilson
 from cfedit.worlds.colored_mnist import DOMAINS
 
 
@@ -38,3 +38,11 @@ def test_ctf_estimate_reads_the_edit_form():
     assert 0 <= e.lower <= e.value <= e.upper <= 1
     with pytest.raises(QueryError):
         ctf_estimate(parse_query("P(B=1 | D=7)", DOMAINS), factual, edited)
+
+
+def test_faithfulness_per_factor():
+    read = {"D": np.array([[3, 3], [5, 4]]), "C": np.array([[1, 1], [0, 0]])}
+    made = {"D": np.array([[3, 3], [5, 5]]), "C": np.array([[1, 1], [0, 0]])}
+    f = faithfulness(read, made)
+    assert f["D"].value == pytest.approx(0.75) and f["C"].value == 1.0 and f["D"].n == 2
+    assert faithfulness(made, made)["D"].value == 1.0

@@ -3,6 +3,7 @@ ignores the intervention (ideal on null edits, wrong wherever the action should 
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,3 +87,26 @@ def test_world_without_queries_is_refused():
     empty = dataclasses.replace(w, queries=())
     with pytest.raises(CfeditError, match="documents no queries"):
         check_queries(empty)
+
+
+class ClaimsTheAction(IgnoresTheAction):
+    """Says it set the intervened factors but returns the factual images: what faithfulness must catch."""
+
+    def predict(self, u_v, u_i, do):
+        return {k: torch.full_like(t, do[k]) if k in do else t for k, t in u_v.items()}, u_i
+
+
+def test_faithfulness_compares_the_reading_of_an_edit_with_the_editors_own_factors(results):
+    oracle, ignore = results["metrics"]["oracle"], results["metrics"]["ignore"]
+    for k in ("D", "C", "B"):
+        assert ignore[f"faithfulness ({k})"]["value"] == 1.0  # its images carry the (factual) factors it reports
+        assert oracle[f"faithfulness ({k})"]["value"] > 0.99
+    claims = evaluate(get_world("backdoor"), {"claims": ClaimsTheAction()},
+                      EvalConfig(n_units=200, n_samples=2, realism=False, composition_steps=0, reversibility=""))
+    a = get_world("backdoor").ascm("eval")
+    before = a.oracle(a.factual(a.units(200, 1)))  # the readings of its (unchanged) images
+    dos = [dict(q.outcome[0].do) for q in check_queries(get_world("backdoor"))]
+    dos = [d for i, d in enumerate(dos) if d not in dos[:i]]
+    for k in ("D", "C", "B"):  # wrong exactly where it claims a value that the factual image does not carry
+        wrong = sum(float(np.mean(before[k] != d[k])) for d in dos if k in d) / len(dos)
+        assert 0 < wrong and claims["metrics"]["claims"][f"faithfulness ({k})"]["value"] == pytest.approx(1 - wrong)

@@ -41,13 +41,21 @@ class ANCMConfig:
     steps: int = 1200  # optimisation steps of the image mechanism and labeller (trained together)
     batch_size: int = 128  # images per step, over all processes
     lr: float = 2e-3  # Adam learning rate of the image stage
-    ctf_weight: float = 0.1  # weight of the counterfactual-consistency term (0: off; 1.0 blurs the VAE's null edit)
+    ctf_weight: float | None = None  # weight of the counterfactual-consistency term (0: off; None: 0.1 where the image
+    # mechanism edits differentiably, else 0; 1.0 blurs the VAE's null edit)
     ctf_fraction: float = 1.0  # share of each batch the ctf term sees (below 1: faster, less realistic edits)
     seed: int = 0  # initialisation, batching and sampling seed
     checkpoint_every: int = 500  # steps between resumable training checkpoints (needs an output folder)
     log_every: int = 250  # steps between progress lines
 
     def __post_init__(self) -> None:
+        from cfedit.imaging import edits_differentiably
+
+        differentiable = edits_differentiably(self.image.kind)
+        if self.ctf_weight is None:
+            object.__setattr__(self, "ctf_weight", 0.1 if differentiable else 0.0)
+        elif self.ctf_weight and not differentiable:
+            raise CfeditError(f"the {self.image.kind!r} mechanism cannot edit differentiably: set ctf_weight = 0")
         check_ranges(self, {"steps": (int, 1, 10**7), "batch_size": (int, 1, 65536), "checkpoint_every": (int, 1, 10**7),
                             "log_every": (int, 1, 10**7), "seed": (int, 0, 2**31 - 1), "lr": (float, 1e-9, 10),
                             "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1)})
@@ -87,7 +95,7 @@ class ANCMConfig:
         another backend than ``image.kind``, that backend's default config."""
         from dataclasses import replace
 
-        from cfedit.imaging import image_config
+        from cfedit.imaging import edits_differentiably, image_config
 
         given = {k: v for k, v in settings.items() if v is not None}
         unknown = sorted(set(given) - {f for f in self.to_dict() if f not in ("ncm", "image", "labeller")})
@@ -95,6 +103,8 @@ class ANCMConfig:
             raise CfeditError(f"unknown setting(s) {', '.join(unknown)}")
         if mechanism is not None and mechanism != self.image.kind:
             given["image"] = image_config(mechanism)
+            if "ctf_weight" not in given and not edits_differentiably(mechanism):
+                given["ctf_weight"] = 0.0
         return replace(self, **given)
 
 

@@ -118,6 +118,7 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
         opt.zero_grad()
         loss.backward()
         opt.step()
+        model.image.after_step()
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:

@@ -103,6 +103,16 @@ def preservation(before: Mapping[str, np.ndarray], edited: Mapping[str, np.ndarr
     return _unit_proportion(hits)
 
 
+def faithfulness(edited: Mapping[str, np.ndarray], generated_from: Mapping[str, np.ndarray]) -> dict[str, Estimate]:
+    """Image-stage faithfulness per factor: P(the reading of an edit equals the factor value v' the editor
+    generated it from), i.e. whether the image carries the factors it was made with. Both (N,) or (N, k).
+
+    >>> faithfulness({"C": np.array([[0, 1]])}, {"C": np.array([[0, 0]])})["C"].value
+    0.5
+    """
+    return {k: _unit_proportion(np.asarray(edited[k]) == np.asarray(v)) for k, v in generated_from.items()}
+
+
 def reconstruction_error(images: np.ndarray, reconstructions: np.ndarray) -> Estimate:
     """Mean absolute pixel error of the null edit, with a normal interval over images."""
     a, b = np.asarray(images, dtype=np.float64), np.asarray(reconstructions, dtype=np.float64)

@@ -110,7 +110,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
             editor = editor(a, units)
         log(f"[{world.name}] evaluating {name}")
         m: dict = {}
-        read_by_do, first_images, t_edit, n_edit = {}, {}, 0.0, 0
+        read_by_do, first_images, t_edit, n_edit, made_from = {}, {}, 0.0, 0, {}
         for d in dos:
             t0 = time.perf_counter()
             r = editor.edit(x, dict(d), config.n_samples, labels=labels, seed=config.seed)
@@ -119,6 +119,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
             flat = a.oracle(r.images.reshape(-1, *r.images.shape[2:]))
             read_by_do[d] = {k: v.reshape(config.n_units, config.n_samples) for k, v in flat.items()}
             first_images[d] = r.images[:, 0]
+            made_from[d] = r.factors
         readings[name] = read_by_do
         eff = [metrics.effectiveness(read_by_do[d], dict(d)) for d in dos]
         pres = [metrics.preservation(before, read_by_do[d], list(world.graph.non_descendants(dict(d)))) for d in dos]
@@ -126,6 +127,9 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         m["preservation"] = _d(_pool(pres))
         results["interventions"][name] = {world.domains.format(dict(d)): {"effectiveness": _d(e), "preservation": _d(p)}
                                           for d, e, p in zip(dos, eff, pres)}
+        stack = lambda per: {k: np.concatenate([per[d][k] for d in dos]) for k in world.domains.names}  # noqa: E731
+        for k, e in metrics.faithfulness(stack(read_by_do), stack(made_from)).items():
+            m[f"faithfulness ({k})"] = _d(e)  # the oracle's reading of an edit = the editor's own v'
         m["ground-truth error"] = _d(metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])))
         edit_dist = np.concatenate([_mae(first_images[d], x) for d in dos])
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])

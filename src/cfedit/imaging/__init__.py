@@ -19,6 +19,7 @@ from cfedit.imaging.labeller import Labeller, LabellerConfig
 # kind -> (module, mechanism class, config class)
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "vae": ("cfedit.imaging.vae", "ConditionalVAE", "VAEConfig"),
+    "diffusion": ("cfedit.imaging.diffusion", "DiffusionMechanism", "DiffusionConfig"),
 }
 
 
@@ -44,6 +45,11 @@ def image_config(kind: str = "vae", **settings: object) -> ImageConfig:
     return cls(**settings)  # type: ignore[arg-type]
 
 
+def edits_differentiably(kind: str) -> bool:
+    """Whether backend ``kind`` implements :class:`DifferentiableEdit` (what the counterfactual-consistency term needs)."""
+    return issubclass(_backend(kind)[0], DifferentiableEdit)
+
+
 def config_from_dict(d: Mapping[str, object]) -> ImageConfig:
     """An image config from its dict form (``{"kind": "vae", ...}``)."""
     d = dict(d)
@@ -65,5 +71,5 @@ def build_mechanism(config: ImageConfig, domains: Domains, image_shape: tuple[in
 
 __all__ = [
     "BACKENDS", "DifferentiableEdit", "ImageConfig", "ImageMechanism", "Labeller", "LabellerConfig", "backend_names",
-    "build_mechanism", "check_images", "config_from_dict", "config_to_dict", "image_config", "one_hot_factors",
+    "build_mechanism", "check_images", "config_from_dict", "config_to_dict", "edits_differentiably", "image_config", "one_hot_factors",
 ]

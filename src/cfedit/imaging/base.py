@@ -71,6 +71,9 @@ class ImageMechanism(nn.Module, abc.ABC):
     def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
         """Training loss of a batch, per pixel."""
 
+    def after_step(self) -> None:
+        """Called by the training loop after each optimiser step (e.g. an EMA of the weights); nothing by default."""
+
 
 @runtime_checkable
 class DifferentiableEdit(Protocol):

@@ -1,0 +1,233 @@
+"""Backend ``"diffusion"``: a conditional denoiser whose abduction is a deterministic inversion of its sampler.
+
+The network is a ``diffusers`` ``UNet2DModel``; the factor codes v (one-hot) are embedded by a linear map
+and added to its time embedding (``class_embed_type="identity"``). It is trained with the DDPM objective
+(noise or velocity prediction), with the condition dropped for a share of each batch so that
+classifier-free guidance is available, and keeps an exponential moving average (EMA) of its weights for
+inference once the training loop has updated it (:meth:`after_step`).
+
+* ``generate(v, u)``: the deterministic DDIM sampler (``DDIMScheduler``, eta = 0) from the terminal noise
+  u = x_T, conditioned on v;
+* ``abduct(i, v)``: DDIM inversion (``DDIMInverseScheduler``) of the image conditioned on its factual v,
+  giving u_I = x_T; it never sees the action. Each inversion step can be refined by fixed-point
+  iterations (``inversion_iters``), which make the inverse step solve the sampler's step exactly instead
+  of reusing the noise predicted at the lower time;
+* the same guidance weight is used both ways, so that both run one ODE (guidance 1: no guidance, one
+  network evaluation a step).
+
+Images are mapped to [-1, 1], padded with black to the network's multiple and cropped back. bf16 autocast
+(``amp``) is used for the training loss on CUDA only; sampling and inversion run in float32 so that the
+inversion stays exact. It does not edit differentiably (no :class:`~cfedit.imaging.base.DifferentiableEdit`):
+a gradient through 2 x ``steps`` network evaluations costs many training steps (see the README), so configs
+of this backend train with ``ctf_weight = 0``.
+
+Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I = x_T (padded image shape), ``images`` -> I.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cfedit.core.config import check_choice, check_ranges
+from cfedit.core.domains import Domains
+from cfedit.errors import CfeditError
+from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffusionConfig(ImageConfig):
+    kind: str = "diffusion"  # the backend's name in the registry
+    channels: tuple[int, ...] = (32, 64, 64)  # UNet channels per resolution (each level halves the image)
+    layers_per_block: int = 1  # resnet layers per UNet block
+    attention: bool = False  # self-attention at the lowest resolution (and in the middle block)
+    prediction: str = "v_prediction"  # network target: "epsilon" (noise) or "v_prediction" (velocity)
+    schedule: str = "linear"  # beta schedule of the 1000-step forward process: linear, scaled_linear, squaredcos_cap_v2
+    steps: int = 8  # DDIM steps of the sampler and of the inversion (network evaluations: steps x (1 + inversion_iters) to abduct)
+    inversion_iters: int = 1  # fixed-point refinements of each inversion step (0: plain DDIM inversion)
+    guidance: float = 1.0  # classifier-free guidance weight, sampler and inversion alike (1: none; above 1 doubles the cost)
+    cond_dropout: float = 0.1  # share of training images whose condition is dropped (needed for guidance)
+    ema_decay: float = 0.999  # EMA of the weights used for inference (0: the live weights)
+    amp: bool = True  # bf16 autocast of the training loss on CUDA (never on CPU; sampling stays float32)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if not self.channels or len(self.channels) > 6 or not all(isinstance(c, int) and 1 <= c <= 4096 for c in self.channels):
+            raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 4096, got {self.channels!r}")
+        check_ranges(self, {"layers_per_block": (int, 1, 16), "steps": (int, 1, 1000), "inversion_iters": (int, 0, 20),
+                            "guidance": (float, 0, 100), "cond_dropout": (float, 0, 1), "ema_decay": (float, 0, 1)})
+        check_choice(self, "prediction", ("epsilon", "v_prediction"))
+        check_choice(self, "schedule", ("linear", "scaled_linear", "squaredcos_cap_v2"))
+        if self.guidance != 1.0 and self.cond_dropout == 0:
+            raise CfeditError("DiffusionConfig.guidance other than 1 needs cond_dropout > 0 (the unconditional model)")
+
+
+TRAIN_TIMESTEPS = 1000
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 on CUDA when ``amp`` is set; None (no autocast) anywhere else."""
+    return torch.bfloat16 if amp and device.type == "cuda" else None
+
+
+class DiffusionMechanism(ImageMechanism):
+    """A conditional UNet denoiser with DDIM sampling and DDIM inversion as f^_I and its abduction."""
+
+    kind = "diffusion"
+    config: DiffusionConfig
+
+    def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: DiffusionConfig = DiffusionConfig()):
+        from diffusers import UNet2DModel
+
+        super().__init__(domains, image_shape, config)
+        c, h, w = self.image_shape
+        m = 2 ** (len(config.channels) - 1)
+        self.padded = (c, math.ceil(h / m) * m, math.ceil(w / m) * m)
+        levels = len(config.channels)
+        down = ["DownBlock2D"] * levels
+        up = ["UpBlock2D"] * levels
+        if config.attention:
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        groups = min(32, math.gcd(*config.channels))
+        self.net = UNet2DModel(sample_size=self.padded[1:], in_channels=c, out_channels=c, block_out_channels=config.channels,
+                               layers_per_block=config.layers_per_block, down_block_types=tuple(down), up_block_types=tuple(up),
+                               add_attention=config.attention, norm_num_groups=groups, class_embed_type="identity",
+                               attention_head_dim=min(8, config.channels[-1]))
+        self.embed = nn.Linear(sum(domains.shape), 4 * config.channels[0])  # v -> added to the time embedding
+        for name, p in self._live().items():
+            self.register_buffer(_ema_name(name), p.detach().clone())
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ weights: live and EMA
+    def _live(self) -> dict[str, torch.Tensor]:
+        return {n: p for n, p in self.named_parameters()}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """EMA update after an optimiser step (decay warmed up as (1 + n) / (10 + n), so short runs are not stuck at init)."""
+        if self.config.ema_decay == 0:
+            return
+        n = int(self.ema_updates)
+        d = min(self.config.ema_decay, (1 + n) / (10 + n))
+        for name, p in self._live().items():
+            getattr(self, _ema_name(name)).lerp_(p.detach(), 1 - d)
+        self.ema_updates += 1
+
+    def _weights(self) -> dict[str, torch.Tensor] | None:
+        """The EMA weights once the training loop has updated them (and the module is not training), else None (live)."""
+        if self.training or self.config.ema_decay == 0 or int(self.ema_updates) == 0:
+            return None
+        return {name: getattr(self, _ema_name(name)) for name in self._live()}
+
+    # ------------------------------------------------------------------ the network
+    def _eps(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor, weights: dict | None) -> torch.Tensor:
+        """The network's output at (x, t) given condition vectors y (one-hot codes; zeros: unconditional)."""
+        t = torch.as_tensor(t, device=x.device).expand(len(x)) if torch.as_tensor(t).dim() == 0 else t
+        if weights is None:
+            return self.net(x, t, class_labels=self.embed(y)).sample
+        emb = F.linear(y, weights["embed.weight"], weights["embed.bias"])
+        net_w = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
+        return torch.func.functional_call(self.net, net_w, (x, t), {"class_labels": emb}).sample
+
+    def _guided(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: dict | None) -> torch.Tensor:
+        g = self.config.guidance
+        if g == 1.0:
+            return self._eps(x, t, y, weights)
+        both = self._eps(torch.cat([x, x]), t, torch.cat([y, torch.zeros_like(y)]), weights)
+        cond, uncond = both.chunk(2)
+        return uncond + g * (cond - uncond)
+
+    def _schedulers(self):
+        from diffusers import DDIMInverseScheduler, DDIMScheduler
+
+        kw = dict(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule=self.config.schedule, clip_sample=False,
+                  set_alpha_to_one=True, timestep_spacing="trailing")
+        # the inverse scheduler is given the noise (converted by _noise at the sample the network saw), so that
+        # its step is the exact inverse of the sampler's step when the noise is evaluated at the upper sample
+        fwd, inv = DDIMScheduler(prediction_type=self.config.prediction, **kw), DDIMInverseScheduler(prediction_type="epsilon", **kw)
+        fwd.set_timesteps(self.config.steps)
+        inv.set_timesteps(self.config.steps)
+        return fwd, inv
+
+    def _to_model(self, images: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.image_shape
+        x = images * 2 - 1
+        return F.pad(x, (0, self.padded[2] - w, 0, self.padded[1] - h), value=-1.0)
+
+    def _to_images(self, x: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.image_shape
+        return ((x[:, :, :h, :w] + 1) / 2).clamp(0, 1)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, images: torch.Tensor, v: Codes, generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDPM loss per pixel: the network's prediction of the noise (or velocity) of a noised image, the
+        condition dropped for a ``cond_dropout`` share of the batch."""
+        from diffusers import DDIMScheduler
+
+        x0 = self._to_model(images)
+        dev = x0.device
+        def rand(*shape: int) -> torch.Tensor:
+            return torch.rand(*shape, generator=generator).to(dev)
+
+        noise = torch.randn(x0.shape, generator=generator).to(dev)
+        t = (rand(len(x0)) * TRAIN_TIMESTEPS).long().clamp_max(TRAIN_TIMESTEPS - 1)
+        sched = DDIMScheduler(num_train_timesteps=TRAIN_TIMESTEPS, beta_schedule=self.config.schedule,
+                              prediction_type=self.config.prediction)
+        xt = sched.add_noise(x0, noise, t)
+        target = noise if self.config.prediction == "epsilon" else sched.get_velocity(x0, noise, t)
+        y = self.cond(v) * (rand(len(x0), 1) >= self.config.cond_dropout).float()
+        dtype = autocast_dtype(dev, self.config.amp)
+        ctx = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx:
+            out = self._eps(xt, t, y, None)
+        return F.mse_loss(out.float(), target)
+
+    # ------------------------------------------------------------------ the protocol
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of U_I = x_T ~ N(0, I) in the padded image shape."""
+        return torch.randn(n, *self.padded, generator=generator).to(self._device())
+
+    @torch.no_grad()
+    def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
+        """The DDIM sampler (deterministic) from x_T = u under v; images in [0, 1]."""
+        u = torch.as_tensor(u)
+        if u.dim() != 4 or tuple(u.shape[1:]) != self.padded:
+            raise CfeditError(f"expected U_I of shape (N, {', '.join(map(str, self.padded))}), got {tuple(u.shape)}")
+        fwd, _ = self._schedulers()
+        y, weights = self.cond(v), self._weights()
+        x = u.to(self._device(), torch.float32)
+        for t in fwd.timesteps.tolist():
+            x = fwd.step(self._guided(x, t, y, weights), t, x).prev_sample
+        return self._to_images(x)
+
+    @torch.no_grad()
+    def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        """U_I = x_T by DDIM inversion of each image under its factual v (never the action)."""
+        images = check_images(torch.as_tensor(images), self.image_shape).to(self._device(), torch.float32)
+        _, inv = self._schedulers()
+        y, weights = self.cond(v), self._weights()
+        r = TRAIN_TIMESTEPS // self.config.steps
+        x = self._to_model(images)
+        for t_hi in inv.timesteps.tolist():
+            x_lo, t_lo = x, max(t_hi - r, 0)
+            x = inv.step(self._noise(x_lo, t_lo, y, weights, inv), t_hi, x_lo).prev_sample
+            for _ in range(self.config.inversion_iters):  # solve x = inverse step with the noise predicted at x itself
+                x = inv.step(self._noise(x, t_hi, y, weights, inv), t_hi, x_lo).prev_sample
+        return x
+
+    def _noise(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: dict | None, sched) -> torch.Tensor:
+        """The noise the network predicts at (x, t), whatever its target (velocity: eps = sqrt(a) v + sqrt(1 - a) x)."""
+        out = self._guided(x, t, y, weights)
+        if self.config.prediction == "epsilon":
+            return out
+        a = sched.alphas_cumprod[t].to(x.device, x.dtype)
+        return a.sqrt() * out + (1 - a).sqrt() * x
+
+
+def _ema_name(param: str) -> str:
+    return "ema__" + param.replace(".", "__")

@@ -1,0 +1,96 @@
+"""The ANCM with the diffusion image mechanism: the training loop updates its EMA, checkpoints round-trip,
+training resumes and runs under DDP (toy sizes; quality lives in benchmarks/bench_diffusion.py)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from cfedit.data import LabelledImages
+from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.imaging.diffusion import DiffusionConfig
+from cfedit.ncm import NCMConfig
+from cfedit.worlds import get_world
+
+TOY = ANCMConfig(steps=12, batch_size=16, log_every=4, checkpoint_every=6, ncm=NCMConfig(steps=50, latent_size=8),
+                 image=DiffusionConfig(channels=(8, 16), steps=2, inversion_iters=1))
+
+
+@pytest.fixture(scope="module")
+def world():
+    return get_world("backdoor")
+
+
+@pytest.fixture(scope="module")
+def data(world):
+    return LabelledImages.from_world(world, 200, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(world, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("diffusion-run")
+    return ANCM.fit(world.graph, data, TOY, out_dir=out, log=None), out
+
+
+def test_training_loop_updates_the_ema_and_the_ctf_term_is_off(fitted):
+    model, _ = fitted
+    assert model.config.ctf_weight == 0.0 and model.image.kind == "diffusion"
+    assert int(model.image.ema_updates) == TOY.steps
+    ema = model.image._weights()
+    assert ema is not None and not torch.equal(ema["embed.weight"], model.image.embed.weight)
+
+
+def test_save_load_round_trip_gives_the_same_edits(fitted, data):
+    model, out = fitted
+    loaded = ANCM.load(out)
+    assert loaded.config == model.config and loaded.config.image == TOY.image
+    x, v = data.images[:6], {k: a[:6] for k, a in data.labels.items()}
+    a, b = model.edit(x, {"C": "green"}, 2, labels=v, seed=3), loaded.edit(x, {"C": "green"}, 2, labels=v, seed=3)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.images.shape == (6, 2, 3, 28, 28) and (a.factors["C"] == 0).all()
+
+
+@pytest.mark.slow
+def test_resume_after_interruption(world, data, tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop_at_8(line: str) -> None:
+        if "image step 8/" in line:
+            raise Stop
+
+    with pytest.raises(Stop):
+        ANCM.fit(world.graph, data, TOY, out_dir=tmp_path, log=stop_at_8)
+    lines: list[str] = []
+    model = ANCM.fit(world.graph, data, TOY, out_dir=tmp_path, log=lines.append)
+    assert any("resuming" in s and "step 6/12" in s for s in lines)
+    assert int(model.image.ema_updates) == TOY.steps  # the EMA counter travelled with the training state
+
+
+@pytest.mark.slow
+def test_ddp_training_with_two_gloo_processes(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(1)
+        from cfedit.editors.ancm import ANCM, ANCMConfig
+        from cfedit.data import LabelledImages
+        from cfedit.imaging.diffusion import DiffusionConfig
+        from cfedit.ncm import NCMConfig
+        from cfedit.worlds import get_world
+        w = get_world("backdoor")
+        cfg = ANCMConfig(steps=4, batch_size=16, log_every=2, ncm=NCMConfig(steps=20, latent_size=8),
+                         image=DiffusionConfig(channels=(8, 16), steps=2))
+        ANCM.fit(w.graph, LabelledImages.from_world(w, 100, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = ANCM.load(tmp_path / "ddp")
+    assert m.fit_report["processes"] == 2 and m.fit_report["mechanism"] == "diffusion"
+    assert int(m.image.ema_updates) == 4
