@@ -74,9 +74,9 @@ def reproduce(
         get_world(name)  # unknown names fail before any training
     from cfedit.evaluation.report import check_folder_path
 
-    cfg = config_from(config, mechanism, steps, seed)
+    cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)
-    summary = run_reproduce(check_folder_path(output), names, cfg, eval_cfg, log=console.print, resume=resume)
+    summary = run_reproduce(check_folder_path(output), names, cfgs, eval_cfg, log=console.print, resume=resume)
     for name in names:
         _print(json.loads((output / name / "results.json").read_text()))
     console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")
