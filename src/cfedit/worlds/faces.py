@@ -168,13 +168,13 @@ def _draw(u: np.ndarray, male: int, old: int, gray: int) -> np.ndarray:
     mw = 6 + 5 * p["mouth_width"]
     # age: wrinkles on the forehead, crow's feet, eye bags, nasolabial folds, lines at the mouth corners
     if old:
-        line = _rgb(skin * 0.62, 0.9)
+        line = _rgb(skin * 0.5, 0.9)
         for k in range(3):
             yk = ey - 14 - 5 * k
             d.arc((cx - 0.6 * a, yk - 4, cx + 0.6 * a, yk + 6), 200, 340, fill=line, width=2)
         for s in (-1, 1):
             ex = cx + s * es
-            d.arc((ex - 7, ey + 1, ex + 7, ey + 8), 10, 170, fill=_rgb(skin * 0.6, 0.9), width=2)
+            d.arc((ex - 7, ey + 1, ex + 7, ey + 8), 10, 170, fill=_rgb(skin * 0.5, 0.9), width=2)
             for t in (-3, 0, 3):
                 d.line((ex + s * 9, ey + t * 0.6, ex + s * 14, ey + t * 1.6), fill=line, width=1)
             d.line((cx + s * 6, ey + 0.3 * b, cx + s * (mw + 4), my + 2), fill=line, width=2)
