@@ -141,7 +141,7 @@ def _draw(u: np.ndarray, male: int, old: int, gray: int) -> np.ndarray:
     jw = a * ((0.95 + 0.12 * p["jaw"]) if male else (0.72 + 0.12 * p["jaw"]))
     skin = _SKIN[0] + (_SKIN[1] - _SKIN[0]) * p["skin"] ** 1.5
     if old:  # paler, less saturated skin
-        skin = 0.75 * skin + 0.25 * skin.mean() + 0.03
+        skin = 0.65 * skin + 0.35 * skin.mean() + 0.04
     base = _HAIR[min(int(p["hair_colour"] * len(_HAIR)), len(_HAIR) - 1)] * (0.85 + 0.3 * p["gray_level"])
     grey = np.full(3, 0.70 + 0.27 * p["gray_level"])
     hair = 0.1 * base + 0.9 * grey if gray else base
@@ -171,13 +171,13 @@ def _draw(u: np.ndarray, male: int, old: int, gray: int) -> np.ndarray:
         line = _rgb(skin * 0.5, 0.9)
         for k in range(3):
             yk = ey - 14 - 5 * k
-            d.arc((cx - 0.6 * a, yk - 4, cx + 0.6 * a, yk + 6), 200, 340, fill=line, width=2)
+            d.arc((cx - 0.6 * a, yk - 4, cx + 0.6 * a, yk + 6), 200, 340, fill=line, width=3)
         for s in (-1, 1):
             ex = cx + s * es
-            d.arc((ex - 7, ey + 1, ex + 7, ey + 8), 10, 170, fill=_rgb(skin * 0.5, 0.9), width=2)
+            d.arc((ex - 7, ey + 1, ex + 7, ey + 8), 10, 170, fill=_rgb(skin * 0.5, 0.9), width=3)
             for t in (-3, 0, 3):
                 d.line((ex + s * 9, ey + t * 0.6, ex + s * 14, ey + t * 1.6), fill=line, width=1)
-            d.line((cx + s * 6, ey + 0.3 * b, cx + s * (mw + 4), my + 2), fill=line, width=2)
+            d.line((cx + s * 6, ey + 0.3 * b, cx + s * (mw + 4), my + 2), fill=line, width=3)
             d.line((cx + s * (mw + 1), my + 3, cx + s * (mw + 3), my + 10), fill=line, width=2)
     # hair on top: a short cap (male), a fuller cap with a fringe and side locks (female)
     fringe = b * ((0.22 + 0.15 * p["fringe"]) if male else (0.2 + 0.18 * p["fringe"]))
