@@ -63,7 +63,7 @@ def reproduce(
     resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
+    """Train, edit and evaluate on every world (or those given) from scratch (the paper's comparison); write reports/."""
     use_threads(threads)
     from cfedit.evaluation.protocol import EvalConfig
     from cfedit.evaluation.protocol import reproduce as run_reproduce
