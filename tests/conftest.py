@@ -2,6 +2,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture
@@ -25,3 +26,43 @@ def cli(capsys, monkeypatch):
         return code, out.out, out.err
 
     return run
+
+
+# ---- a CelebA / CelebA-HQ folder in the exact file formats (tests/data/test_celeba.py, tests/cli/test_celeba.py)
+CELEBA_ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
+         "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones "
+         "Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline "
+         "Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick "
+         "Wearing_Necklace Wearing_Necktie Young").split()
+CELEBA_N = 30  # images in a test CelebA folder (tests/data/test_celeba.py assumes 30)
+
+
+def celeba_table(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random((CELEBA_N, len(CELEBA_ATTRIBUTES))) < 0.4, 1, -1)
+
+
+def write_celeba(root, table, hq=False, partition=True):
+    """CelebA: 178x218 JPEGs whose left half is red for a male face (to check the crop keeps the content)."""
+    img_dir = root / ("CelebA-HQ-img" if hq else "img_align_celeba")
+    img_dir.mkdir(parents=True)
+    names = [f"{i}.jpg" if hq else f"{i + 1:06d}.jpg" for i in range(CELEBA_N)]
+    male = table[:, CELEBA_ATTRIBUTES.index("Male")] > 0
+    w, h = (256, 256) if hq else (178, 218)
+    for name, m in zip(names, male):
+        a = np.full((h, w, 3), 40, np.uint8)
+        a[:, : w // 2, 0 if m else 2] = 230
+        Image.fromarray(a).save(img_dir / name, quality=95)
+    lines = [str(CELEBA_N), " ".join(CELEBA_ATTRIBUTES)] + [f"{n}  " + " ".join(f"{v:2d}" for v in row) for n, row in zip(names, table)]
+    (root / ("CelebAMask-HQ-attribute-anno.txt" if hq else "list_attr_celeba.txt")).write_text("\n".join(lines) + "\n")
+    if partition and not hq:
+        (root / "list_eval_partition.txt").write_text("".join(f"{n} {0 if i < 20 else 1 if i < 25 else 2}\n" for i, n in enumerate(names)))
+    return names
+
+
+@pytest.fixture
+def celeba_kit():
+    """The CelebA attribute names, a random table of them, and the folder writer."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(attributes=CELEBA_ATTRIBUTES, table=celeba_table, write=write_celeba)

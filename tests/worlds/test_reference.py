@@ -37,3 +37,23 @@ def test_fingerprint_names_the_weights():
     with torch.no_grad():
         next(b.net.parameters()).add_(1e-6)
     assert a.fingerprint != b.fingerprint
+
+
+def test_networks_stride_their_first_convolution_above_32_pixels():
+    """64x64 images (faces) cost the reference net and the labeller a quarter of the operations of a
+    stride-1 first layer; 28x28 networks (MNIST, and their saved checkpoints) are unchanged."""
+    import torch
+
+    from cfedit.core.domains import Domains
+    from cfedit.imaging import Labeller
+    from cfedit.worlds.reference import _net
+
+    dom = Domains({"A": ["0", "1"], "B": ["x", "y", "z"]})
+    for shape, stride in (((1, 28, 28), 1), ((3, 28, 28), 1), ((3, 64, 64), 2)):
+        net = _net(shape, 8)
+        assert net[0].stride == (stride, stride)
+        assert net(torch.zeros(2, *shape)).shape == (2, 8)
+        lab = Labeller(dom, shape)
+        assert lab.body[0].stride == (stride, stride)
+        out = lab(torch.zeros(2, *shape))
+        assert out["B"].probs.shape == (2, 3)

@@ -20,6 +20,8 @@ def bounds(
     world: Annotated[Optional[str], typer.Option("--world", help="use a world's exact P(V) and graph (and show its truth)")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV of factor values: empirical P(V)")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="CelebA folder: empirical P(V) of its attributes")] = None,
+    factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="file of queries, one per line (# comments)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
@@ -39,13 +41,20 @@ def bounds(
         texts += [t for t in lines if t]
     truth = None
     if world is not None:
-        if graph is not None or labels is not None:
-            raise CfeditError("give either --world NAME or --graph FILE --labels CSV, not both")
+        if graph is not None or labels is not None or celeba is not None:
+            raise CfeditError("give either --world NAME, --graph FILE --labels CSV, or --celeba DIR, not several")
         from cfedit.worlds import get_world
 
         w = get_world(world)
         g, dom, p_v, truth = w.graph, w.domains, w.scm.observational(), w.scm
         texts = texts or list(w.queries)
+    elif celeba is not None:
+        from cfedit.data import celeba as cb
+
+        attrs = cb.parse_factors(factors)
+        g = CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file")))
+        lab = cb.read_labels(celeba, attrs)
+        dom, p_v, labels = lab.domains, empirical_table(lab.labels, lab.domains), celeba
     elif graph is not None and labels is not None:
         from cfedit.data import domains_from_csv
 
@@ -53,7 +62,7 @@ def bounds(
         dom = domains_from_csv(labels, g.nodes)
         p_v = empirical_table(read_labels_csv(labels, dom), dom)
     else:
-        raise CfeditError("give --world NAME, or --graph FILE and --labels CSV")
+        raise CfeditError("give --world NAME, --graph FILE and --labels CSV, or --celeba DIR")
     if not texts:
         raise CfeditError("no query given: pass queries as arguments or --file FILE")
     rows = []

@@ -21,11 +21,11 @@ MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
 
-def config_from(config: Path | None, mechanism: str | None, steps: int | None, seed: int | None):
-    """The editor config: defaults, then the TOML file, then the flags."""
+def config_from(config: Path | None, mechanism: str | None, steps: int | None, seed: int | None, world=None):
+    """The editor config: defaults (the world's, if given), then the TOML file, then the flags."""
     from cfedit.editors.ancm import ANCMConfig
 
-    base = ANCMConfig.from_toml(config) if config is not None else ANCMConfig()
+    base = ANCMConfig.from_toml(config, world.editor_settings if world is not None else None)
     return base.updated(mechanism=mechanism, steps=steps, seed=seed)
 
 
@@ -36,7 +36,11 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
+    factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
+    size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "
+                                             "CelebA: the first n training images [default: all]")] = None,
     steps: StepsOpt = None,
     seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
     mechanism: MechanismOpt = None,
@@ -51,15 +55,22 @@ def train(
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.report import check_folder_path
 
-    if (world is None) == (images is None):
-        raise DataError("give either --world NAME or --images DIR --labels CSV --graph FILE")
-    cfg = config_from(config, mechanism, steps, seed)
+    if (world is not None) + (images is not None) + (celeba is not None) != 1:
+        raise DataError("give one of --world NAME, --images DIR --labels CSV --graph FILE, or --celeba DIR")
+    from cfedit.worlds import get_world
+
+    cfg = config_from(config, mechanism, steps, seed, get_world(world) if world is not None else None)
     check_folder_path(output)
     if world is not None:
-        from cfedit.worlds import get_world
-
         w = get_world(world)
         g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
+    elif celeba is not None:
+        from cfedit.core.files import read_text
+        from cfedit.data import celeba as cb
+
+        attrs = cb.parse_factors(factors)
+        g = CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file")))
+        data = cb.load_celeba(celeba, attrs, size=size, split="train", limit=n)
     else:
         if labels is None or graph is None:
             raise DataError("--images needs --labels CSV and --graph FILE")
@@ -199,10 +210,10 @@ def demo(
     from cfedit.worlds import get_world
 
     t0 = time.time()
-    cfg = config_from(config, mechanism, steps, seed)
+    w = get_world(world)
+    cfg = config_from(config, mechanism, steps, seed, w)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
-    w = get_world(world)
     console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
                   f"training units ({cfg.steps} image steps)")
     data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)

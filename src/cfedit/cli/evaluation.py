@@ -98,7 +98,7 @@ def reproduce(
     resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train, edit and evaluate on both worlds from scratch (the paper's comparison); write reports/."""
+    """Train, edit and evaluate on every world (or those given) from scratch (the paper's comparison); write reports/."""
     use_threads(threads)
     from cfedit.evaluation.protocol import EvalConfig
     from cfedit.evaluation.protocol import reproduce as run_reproduce
@@ -109,9 +109,9 @@ def reproduce(
         get_world(name)  # unknown names fail before any training
     from cfedit.evaluation.report import check_folder_path
 
-    cfg = config_from(config, mechanism, steps, seed)
+    cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)
-    summary = run_reproduce(check_folder_path(output), names, cfg, eval_cfg, log=console.print, resume=resume)
+    summary = run_reproduce(check_folder_path(output), names, cfgs, eval_cfg, log=console.print, resume=resume)
     for name in names:
         _print(json.loads((output / name / "results.json").read_text()))
     console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")

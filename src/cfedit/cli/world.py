@@ -66,7 +66,7 @@ def _table_rows(w) -> tuple[list[str], list[list[str]]]:
 
 
 def _caption(w, v: dict, i: int) -> str:
-    return " ".join(f"{k}={w.domains.decode(k, v[k][i])}"[:9] for k in w.domains.names)
+    return " ".join(f"{k}={w.domains.decode(k, v[k][i])}"[:max(9, len(k) + 2)] for k in w.domains.names)
 
 
 @world_app.command("sample")

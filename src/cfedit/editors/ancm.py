@@ -78,17 +78,28 @@ class ANCMConfig:
             raise CfeditError(f"unknown or malformed setting in the config: {e}") from None
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> ANCMConfig:
+    def from_toml(cls, path: str | Path | None, defaults: Mapping | None = None) -> ANCMConfig:
         """A config from a TOML file laid out like config.json's ``config``: top-level training settings,
-        tables ``[ncm]``, ``[image]`` (with ``kind``) and ``[labeller]``; what it omits keeps its default."""
+        tables ``[ncm]``, ``[image]`` (with ``kind``) and ``[labeller]``; what it omits keeps its default,
+        taken from ``defaults`` (a dict of the same form, e.g. a world's ``editor_settings``) first."""
         import tomllib
 
         from cfedit.core.files import read_text
 
         try:
-            return cls.from_dict(tomllib.loads(read_text(path, "config file")))
+            given = tomllib.loads(read_text(path, "config file")) if path is not None else {}
         except tomllib.TOMLDecodeError as e:
             raise CfeditError(f"config file {path} is not valid TOML: {e}") from None
+        merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (defaults or {}).items()}
+        for k, v in given.items():
+            if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
+                if k == "image" and v.get("kind", merged[k].get("kind")) != merged[k].get("kind"):
+                    merged[k] = dict(v)  # another backend: the world's settings of this one do not apply
+                else:
+                    merged[k].update(v)
+            else:
+                merged[k] = v
+        return cls.from_dict(merged)
 
     def updated(self, *, mechanism: str | None = None, **settings: object) -> ANCMConfig:
         """This config with other top-level settings (None values ignored) and, if ``mechanism`` names

@@ -278,32 +278,36 @@ def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = Ev
 
 
 def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = None,
-              ancm_config: ANCMConfig | None = None, config: EvalConfig = EvalConfig(),
+              ancm_config: ANCMConfig | Mapping[str, ANCMConfig] | None = None, config: EvalConfig = EvalConfig(),
               log: Callable[[str], None] = _quiet, resume: bool = True) -> dict:
     """The paper's comparison from scratch: train an ANCM per world (``worlds``, default every registered
-    one; ``ancm_config``, default ``ANCMConfig()``), evaluate it and the baselines."""
+    one; ``ancm_config``: one config, or one per world name, default each world's ``editor_settings``),
+    evaluate it and the baselines."""
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.worlds import get_world, world_names
 
     worlds = tuple(worlds or world_names())
-    ancm_config = ancm_config or ANCMConfig()
-    steps, seed = ancm_config.steps, ancm_config.seed
+    configs = {n: (ancm_config.get(n) if isinstance(ancm_config, Mapping) else ancm_config)
+               or ANCMConfig.from_dict(get_world(n).editor_settings) for n in worlds}
 
     output = Path(output)
-    summary: dict = {"worlds": {}, "steps": steps, "mechanism": ancm_config.image.kind}
+    summary: dict = {"worlds": {}, "steps": {n: c.steps for n, c in configs.items()},
+                     "mechanism": {n: c.image.kind for n, c in configs.items()}}
     t_all = time.perf_counter()
     for name in worlds:
         w = get_world(name)
+        cfg = configs[name]
+        steps, seed = cfg.steps, cfg.seed
         t0 = time.perf_counter()
         log(f"[{name}] training the ANCM ({steps} image steps) on {WORLD_TRAIN_UNITS} training units")
         ancm = ANCM.fit(w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed),
-                        ancm_config, out_dir=output / name / "editor", log=log, resume=resume)
+                        cfg, out_dir=output / name / "editor", log=log, resume=resume)
         t_train = time.perf_counter() - t0
         res = evaluate_run(ancm, w, output / name, config, log)
         res["training seconds"] = t_train
         atomic_write(output / name / "results.json", json.dumps(res, indent=2, default=float))
-        summary["worlds"][name] = {"training seconds": t_train, "evaluation seconds": res["seconds"],
+        summary["worlds"][name] = {"training seconds": t_train, "steps": steps, "evaluation seconds": res["seconds"],
                                    "inside": {m: sum(q["methods"][m]["inside"] for q in res["queries"])
                                               for m in res["methods"]},
                                    "queries": len(res["queries"])}
@@ -319,7 +323,8 @@ def _write_summary(summary: dict, output: Path) -> None:
     md = ["# cfedit reproduce", "", "Documented queries whose estimate's 95% interval meets the optimal bounds, per "
           "method (details and figures in each world's report.md):", "",
           markdown_table(["world", *methods, "training s", "evaluation s"], rows), "",
-          f"Total time: {summary['seconds']:.0f} s ({summary['steps']} image-stage training steps per world).", ""]
+          f"Total time: {summary['seconds']:.0f} s (image-stage training steps: "
+          f"{', '.join(f'{w} {n}' for w, n in summary['steps'].items())}).", ""]
     md += [f"- [{w}]({w}/report.md)" for w in summary["worlds"]]
     atomic_write(output / "README.md", "\n".join(md) + "\n")
     atomic_write(output / "summary.json", json.dumps(summary, indent=2, default=float))

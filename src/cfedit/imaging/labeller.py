@@ -28,10 +28,11 @@ class Labeller(nn.Module):
         c, h, w = image_shape
         self.domains, self.image_shape, self.config = domains, (c, h, w), config
         wd = config.width
+        s = 2 if min(h, w) > 32 else 1  # above 32x32 (64x64 faces) the first conv strides: 4x fewer operations
         self.body = nn.Sequential(
-            nn.Conv2d(c, wd, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c, wd, 3, s, 1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(wd, 2 * wd, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(2 * wd * (h // 4) * (w // 4), 128), nn.ReLU(),
+            nn.Linear(2 * wd * (h // (4 * s)) * (w // (4 * s)), 128), nn.ReLU(),
         )
         self.head = nn.Linear(128, sum(domains.shape))
 

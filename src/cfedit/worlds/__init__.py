@@ -12,6 +12,7 @@ from cfedit.worlds.base import World
 
 MODULES: tuple[str, ...] = (
     "cfedit.worlds.colored_mnist",
+    "cfedit.worlds.faces",
 )
 
 _BUILDERS: dict[str, Callable[[], World]] = {}

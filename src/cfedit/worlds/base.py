@@ -41,6 +41,7 @@ class World:
     figure_actions: tuple[Mapping[str, str], ...] = ()  # actions that report grids and the demo show (value names; two or more)
     reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
     data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
+    editor_settings: Mapping[str, object] = field(default_factory=dict)  # ANCM defaults for this world (config.json's dict form)
 
     def __post_init__(self) -> None:
         for action in self.figure_actions:

@@ -65,10 +65,12 @@ def _net(shape: tuple[int, int, int], n_classes: int):
     import torch.nn as nn
 
     c, h, w = shape
+    stride = 2 if min(h, w) > 32 else 1  # images above 32x32 (e.g. 64x64 faces): the first conv strides, 4x fewer operations
     return nn.Sequential(
-        nn.Conv2d(c, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c, 32, 5, stride=stride, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, n_classes),
+        nn.Flatten(), nn.Linear(64 * (h // (4 * stride)) * (w // (4 * stride)), 128), nn.ReLU(), nn.Dropout(0.3),
+        nn.Linear(128, n_classes),
     )
 
 
