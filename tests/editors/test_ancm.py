@@ -1,9 +1,5 @@
 """The ANCM editor: editing axioms on a small trained model, save/load, bad input, resume, DDP."""
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -255,26 +251,10 @@ def test_resume_after_interruption(world, data, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_training_with_two_gloo_processes(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent(f"""
-        import torch
-        torch.set_num_threads(1)
-        from cfedit.editors.ancm import ANCM, ANCMConfig
-        from cfedit.data import LabelledImages
-        from cfedit.imaging.vae import VAEConfig
-        from cfedit.ncm import NCMConfig
-        from cfedit.worlds import get_world
-        w = get_world("backdoor")
-        cfg = ANCMConfig(steps=10, batch_size=16, log_every=5, ncm=NCMConfig(steps=50, latent_size=8),
-                         image=VAEConfig(width=8, latent_dim=4))
-        ANCM.fit(w.graph, LabelledImages.from_world(w, 200, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
-    """))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    m = ANCM.load(tmp_path / "ddp")
+def test_ddp_training_with_two_gloo_processes(torchrun_fit):
+    out = torchrun_fit("from cfedit.imaging.vae import VAEConfig", "VAEConfig(width=8, latent_dim=4)",
+                       steps=10, units=200, ncm_steps=50)
+    m = ANCM.load(out)
     assert m.fit_report["processes"] == 2
     assert set(m.state_dict()) == set(ANCM(m.graph, m.domains, m.image_shape, m.config).state_dict())
 

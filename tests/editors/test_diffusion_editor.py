@@ -1,10 +1,6 @@
 """The ANCM with the diffusion image mechanism: the training loop updates its EMA, checkpoints round-trip,
 training resumes and runs under DDP (toy sizes; quality lives in benchmarks/bench_diffusion.py)."""
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -72,25 +68,9 @@ def test_resume_after_interruption(world, data, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_training_with_two_gloo_processes(tmp_path):
-    script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent(f"""
-        import torch
-        torch.set_num_threads(1)
-        from cfedit.editors.ancm import ANCM, ANCMConfig
-        from cfedit.data import LabelledImages
-        from cfedit.imaging.diffusion import DiffusionConfig
-        from cfedit.ncm import NCMConfig
-        from cfedit.worlds import get_world
-        w = get_world("backdoor")
-        cfg = ANCMConfig(steps=4, batch_size=16, log_every=2, ncm=NCMConfig(steps=20, latent_size=8),
-                         image=DiffusionConfig(channels=(8, 16), steps=2))
-        ANCM.fit(w.graph, LabelledImages.from_world(w, 100, seed=0), cfg, out_dir={str(tmp_path / "ddp")!r})
-    """))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    m = ANCM.load(tmp_path / "ddp")
+def test_ddp_training_with_two_gloo_processes(torchrun_fit):
+    out = torchrun_fit("from cfedit.imaging.diffusion import DiffusionConfig", "DiffusionConfig(channels=(8, 16), steps=2)",
+                       steps=4, units=100, ncm_steps=20)
+    m = ANCM.load(out)
     assert m.fit_report["processes"] == 2 and m.fit_report["mechanism"] == "diffusion"
     assert int(m.image.ema_updates) == 4
