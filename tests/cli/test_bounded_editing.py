@@ -52,3 +52,22 @@ def test_bad_extremes_requests_are_refused(cli, run_and_image, tmp_path, args, m
     code, _, err = cli("edit", str(run), "--image", str(x), "-n", "2", *args, "-o", str(tmp_path / "r.png"))
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "r.png").exists()
+
+
+def test_extremes_refuse_evidence_the_training_labels_never_show(cli, run_and_image, tmp_path):
+    """The run's record of its training labels, edited as if they held no red 7: the NCM's P(V) is not
+    asked about that evidence, with the reason (the certificate's side: tests/evaluation/test_certificate.py)."""
+    import json
+    import shutil
+
+    run, x = run_and_image
+    lacking = tmp_path / "run"
+    shutil.copytree(run, lacking)
+    cfg = json.loads((lacking / "config.json").read_text())
+    counts = np.asarray(cfg["fit"]["label_counts"]).reshape(10, 2, 2)
+    counts[7, 1] = 0
+    cfg["fit"]["label_counts"] = counts.reshape(-1).tolist()
+    (lacking / "config.json").write_text(json.dumps(cfg))
+    code, _, err = cli("edit", str(lacking), "--image", str(x), "--do", "C=green", "-n", "2", *LABELS, "--extremes", QUERY,
+                       "-o", str(tmp_path / "r.png"))
+    assert code == 2 and "D=7, C=red, B=0 never occurs in the run's" in err and "Traceback" not in err, err

@@ -135,3 +135,69 @@ def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units):
         assert out.edits[which].images.shape == (4, 3, *world.image_shape)
         assert (out.edits[which].factors["C"] == 0).all() and (out.edits[which].factors["D"] == 7).all()
     assert out.bounds.lower <= out.attained("lower") + 1e-9 and out.attained("upper") <= out.bounds.upper + 1e-9
+
+
+@pytest.fixture(scope="module")
+def run_without_red_sevens(world, tmp_path_factory):
+    """A tiny ANCM saved to disk, trained on Backdoor units with every (D=7, C=red) unit removed, and those labels."""
+    from cfedit.data import LabelledImages
+
+    data = LabelledImages.from_world(world, 500, seed=1)
+    keep = np.flatnonzero(~((data.labels["D"] == 7) & (data.labels["C"] == 1)))
+    data = data.subset(keep)
+    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
+    out = tmp_path_factory.mktemp("nored7") / "run"
+    ANCM.fit(world.graph, data, tiny, out_dir=out, log=None)
+    return out, data.labels
+
+
+def test_the_run_records_its_training_labels_counts(world, run_without_red_sevens):
+    run, labels = run_without_red_sevens
+    model = ANCM.load(run)
+    counts = model.label_counts
+    assert counts.shape == world.domains.shape and counts.sum() == len(labels["D"])
+    for d, c, b in [(7, 1, 0), (7, 1, 1), (3, 0, 1), (1, 1, 0)]:
+        assert counts[d, c, b] == np.sum((labels["D"] == d) & (labels["C"] == c) & (labels["B"] == b))
+    assert counts[7, 1].sum() == 0 and model.ncm.table()[7, 1].min() > 0  # the NCM still puts mass there
+
+
+def test_bounded_editing_refuses_evidence_the_training_labels_never_show(world, evidence_units, run_without_red_sevens):
+    _, x, _ = evidence_units
+    run, labels = run_without_red_sevens
+    model = ANCM.load(run)
+    v = {"D": np.full(2, 7), "C": np.ones(2, int), "B": np.zeros(2, int)}
+    with pytest.raises(QueryError, match=r"D=7, C=red, B=0 never occurs in the run's 4\d\d training labels"):
+        edit_at_extremes(model, x[:2], QUERY, 2, labels=v)
+    with pytest.raises(QueryError, match="D=7, C=red never occurs"):  # partial evidence, summed over B
+        edit_at_extremes(model, x[:2], "P(B[C=green]=1 | D=7, C=red)", 2, labels=v)
+    # evidence the data has: edited, with the count it rests on
+    seen = int(np.sum((labels["D"] == 7) & (labels["C"] == 0) & (labels["B"] == 0)))
+    v_green = {**v, "C": np.zeros(2, int)}
+    out = edit_at_extremes(model, x[:2], "P(B[C=red]=1 | D=7, C=green, B=0)", 2, labels=v_green)
+    assert seen > 0 and f"occurs in {seen:,} of the run's {len(labels['D']):,} training labels" in out.note
+    # with the data's own P(V) given, the NCM's support is not consulted and the note is empty
+    p_v = world.scm.observational()
+    assert edit_at_extremes(model, x[:2], QUERY, 2, p_v=p_v, labels=v).note == ""
+
+
+def test_runs_without_the_record_are_flagged_and_a_damaged_record_is_refused(world, evidence_units, run_without_red_sevens,
+                                                                           tmp_path):
+    import json
+    import shutil
+
+    from cfedit.errors import CheckpointError
+
+    _, x, v = evidence_units
+    run, _ = run_without_red_sevens
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["fit"]["label_counts"]  # as a run trained before the record existed
+    (old / "config.json").write_text(json.dumps(cfg))
+    out = edit_at_extremes(ANCM.load(old), x[:2], QUERY, 2, labels={k: t[:2] for k, t in v.items()})
+    assert "records no counts of its training labels" in out.note and "not checked" in out.note
+    for bad in ([1, 2, 3], [-1] * 40, "many", [0] * 40):
+        cfg["fit"]["label_counts"] = bad
+        (old / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(CheckpointError, match="record of its training labels"):
+            ANCM.load(old)

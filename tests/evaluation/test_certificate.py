@@ -146,3 +146,29 @@ def test_bounds_source_and_world_matching():
         QueryBounds.for_editor(plain)
     with pytest.raises(CfeditError, match="does not belong"):
         QueryBounds.for_editor(Scripted(), get_world("frontdoor"))
+
+
+def test_bounds_from_the_runs_own_p_v_refuse_evidence_its_training_labels_never_show():
+    """Without a world, P(V) is the editor's NCM; a reading the training labels never show gets no bounds
+    (the NCM's mass there is its extrapolation), with the reason, while seen evidence is certified."""
+
+    class _NCM:
+        @staticmethod
+        def table():
+            return W.scm.observational()  # positive everywhere, as a fitted NCM's
+
+    ed = Scripted()
+    ed.ncm = _NCM()
+    counts = np.ones(W.domains.shape, dtype=np.int64)
+    counts[7, 1] = 0  # no red 7 in the training labels
+    ed.label_counts = counts
+    own = QueryBounds.for_editor(ed)
+    assert own.source.startswith("the editor's NCM")
+    cert = certify(ed, image(), {"C": "green"}, 4, 0, own)  # the image reads D=7, C=red, B=0
+    assert cert.rows == () and "no bounds" in cert.note and "D=7, C=red, B=0 never occurs in the run's 38 training labels" in cert.note
+    seen = certify(ed, image(), {"C": "red"}, 4, 0, own, labels={"D": "7", "C": "green", "B": "0"})
+    assert seen.rows and not seen.note
+    # for_run: the world named, else the matching one, else the run's NCM
+    assert QueryBounds.for_run(Scripted()).world is W
+    with pytest.raises(CfeditError, match="does not belong"):
+        QueryBounds.for_run(Scripted(), "frontdoor")

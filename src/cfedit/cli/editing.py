@@ -125,12 +125,10 @@ def edit(
     if extremes is not None:
         return _edit_at_extremes(model, x, x_do, extremes, n, labels, seed, output)
     if certify:
-        from cfedit.evaluation.certificate import QueryBounds, matching_world
+        from cfedit.evaluation.certificate import QueryBounds
         from cfedit.evaluation.certificate import certify as certify_edits
-        from cfedit.worlds import get_world
 
-        qb = QueryBounds.for_editor(model, get_world(world) if world else matching_world(model))
-        cert = certify_edits(model, x[0], x_do, n, seed, qb,
+        cert = certify_edits(model, x[0], x_do, n, seed, QueryBounds.for_run(model, world),
                              labels={k: v[0] for k, v in labels.items()} if labels else None)
         r = cert.result
     else:
@@ -184,6 +182,8 @@ def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, out
     b = out.bounds
     print_table(f"{out.query.format(dom)}: optimal bounds [{b.lower:.4f}, {b.upper:.4f}] under the editor's fitted P(V)",
                 ["model", "query's value in the model", "share of these samples meeting the outcome"], table)
+    if out.note:
+        console.print(f"P(V) of the models: the run's NCM; {out.note}")
     path = save_grid(output, np.concatenate(rows), caps, ncol=n + 1)
     console.print(f"wrote {path}: one row per extremal model (the image, then {n} samples under do({dom.format(x_do)}))")
 

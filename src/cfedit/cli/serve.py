@@ -27,15 +27,14 @@ def serve(
     import uvicorn
 
     from cfedit.errors import CfeditError
-    from cfedit.evaluation.certificate import matching_world
+    from cfedit.evaluation.certificate import run_world
     from cfedit.evaluation.protocol import load_run
     from cfedit.server.app import create_app
-    from cfedit.worlds import get_world
 
     if examples is not None and not examples.is_dir():
         raise CfeditError(f"--examples {examples} is not a folder")
     model = load_run(run)
-    w = get_world(world) if world else matching_world(model)
+    w = run_world(model, world)
     application = create_app(model, w, examples)
     console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -30,6 +31,7 @@ from cfedit.ncm import NCM, Exogenous, FitReport, NCMConfig
 from cfedit.rng import seeded
 
 FORMAT = "cfedit-ancm"
+MAX_COUNT_CELLS = 65_536  # factor configurations up to which the training labels' counts are recorded with the run
 VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1 (VAE only) still loads
 
 
@@ -149,6 +151,24 @@ class ANCM(Editor):
             part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
             m.load_state_dict(part)
 
+    @property
+    def label_counts(self) -> np.ndarray | None:
+        """How often each factor configuration occurs among the training labels (axes in ``domains.names``
+        order), as :meth:`fit` records it with the run; None for a run that does not record them (trained
+        before this record existed, or with more than :data:`MAX_COUNT_CELLS` configurations)."""
+        rec = self.fit_report.get("label_counts")
+        if rec is None:
+            return None
+        shape = self.domains.shape
+        try:
+            counts = np.asarray(rec, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            counts = None
+        if counts is None or counts.shape != (int(np.prod(shape)),) or (counts < 0).any() or counts.sum() == 0:
+            raise CheckpointError(f"the run's record of its training labels (config.json fit.label_counts) is not "
+                                  f"{int(np.prod(shape)):,} non-negative counts: restore config.json or retrain")
+        return counts.reshape(shape)
+
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, graph: CausalGraph, dataset: LabelledImages, config: ANCMConfig = ANCMConfig(),
@@ -197,7 +217,8 @@ class ANCM(Editor):
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
-                                "processes": world, "mechanism": config.image.kind}
+                                "processes": world, "mechanism": config.image.kind,
+                                **_label_counts(dataset.labels, dataset.domains)}
             if out is not None and rank == 0:
                 model.save(out)
                 training.save_state(model, opt, out / training.STATE_FILE, config.steps, True, data)
@@ -247,6 +268,20 @@ class ANCM(Editor):
         except RuntimeError as e:
             raise CheckpointError(f"{folder / 'weights.safetensors'} does not match its config: {str(e)[:300]}") from None
         model.fit_report = cfg.get("fit", {})
+        if not isinstance(model.fit_report, dict):
+            raise CheckpointError(f"{folder / 'config.json'}: its training report is not a table")
+        _ = model.label_counts  # a malformed record of the training labels fails at load, not at an edit
         for m in model.modules().values():
             m.eval()
         return model
+
+
+def _label_counts(labels: Mapping[str, np.ndarray], domains: Domains) -> dict:
+    """``{"label_counts": [...]}``: the training labels' count of each factor configuration (row-major over
+    ``domains.names``), kept with the run so that later queries can be checked against the data's support;
+    empty when there are more than :data:`MAX_COUNT_CELLS` configurations."""
+    cells = int(np.prod(domains.shape))
+    if cells > MAX_COUNT_CELLS:
+        return {}
+    flat = np.ravel_multi_index(tuple(np.asarray(labels[k], np.int64) for k in domains.names), domains.shape)
+    return {"label_counts": np.bincount(flat, minlength=cells).tolist()}

@@ -81,6 +81,7 @@ class ExtremalEdits:
     bounds: Bounds
     edits: dict[str, EditResult]  # "lower" and "upper"
     models: dict[str, SCM]
+    note: str = ""  # how far the P(V) of the models was checked against the data (empty: p_v was given)
 
     def attained(self, which: str) -> float:
         """The value of the query in the model at ``which`` (``Bounds.attained``)."""
@@ -97,13 +98,34 @@ def edit_form(query: Query | str, domains) -> tuple[Query, dict[str, int]]:
     return q, dict(next(iter(worlds)))
 
 
+def check_seen(editor: Editor, query: Query) -> str:
+    """Refuse (:class:`QueryError`) a query whose evidence never occurs among the training labels of
+    ``editor`` (an ANCM records their counts, ``editor.label_counts``): there the NCM's P(V) is its own
+    extrapolation, not the data's, and bounds computed from it certify nothing about the data. Returns a
+    line saying how often the evidence occurs, or that the run records no counts to check it against."""
+    counts = getattr(editor, "label_counts", None)
+    dom = editor.domains
+    evidence = ", ".join(a.format(dom) for a in query.given) or "(none)"
+    if counts is None:
+        return (f"the run records no counts of its training labels (trained by an older cfedit): whether the evidence "
+                f"{evidence} occurs in the data was not checked")
+    index = tuple(next((a.value for a in query.given if a.var == k), slice(None)) for k in dom.names)
+    seen, total = int(np.sum(counts[index])), int(counts.sum())
+    if seen == 0:
+        raise QueryError(f"the evidence {evidence} never occurs in the run's {total:,} training labels: the NCM's P(V) there "
+                         "is an extrapolation, so bounds from it say nothing about the data (ask about evidence the data "
+                         "has, or give the data's P(V))")
+    return f"the evidence {evidence} occurs in {seen:,} of the run's {total:,} training labels"
+
+
 def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Query | str, n_samples: int = 8, *,
                      p_v: np.ndarray | None = None, labels: Mapping[str, object] | None = None,
                      do: Mapping[str, object] | None = None, seed: int = 0) -> ExtremalEdits:
     """Edit ``images`` under the query's action at the two extremal models of ``query`` (edit form).
 
     ``p_v`` is the P(V) the models reproduce: by default the editor's own (``editor.ncm.table()``, the P(V)
-    its NCM fitted). ``editor`` needs a causal diagram (``editor.graph``) and an abducting image mechanism.
+    its NCM fitted), for evidence that its training labels hold (:func:`check_seen`); a ``p_v`` given refuses
+    evidence of probability zero in it. ``editor`` needs a causal diagram (``editor.graph``) and an abducting image mechanism.
     Every image's factors (the labels given, else the labeller's reading) must agree with the query's
     evidence, since the models attain the bounds for that evidence; otherwise :class:`QueryError`. ``do``, when
     given, must be the query's action.
@@ -113,9 +135,11 @@ def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Q
         raise QueryError(f"the query {q.format(editor.domains)} asks about do({editor.domains.format(x_do)}), not "
                          f"do({editor.domains.format(editor.domains.encode(do))})")
     do = x_do
+    note = ""
     if p_v is None:
         if not hasattr(editor, "ncm"):
             raise CfeditError(f"editor {editor.name!r} has no fitted P(V): give p_v")
+        note = check_seen(editor, q)
         p_v = editor.ncm.table()
     p_v = np.asarray(p_v, dtype=float)
     p_v = p_v / p_v.sum()
@@ -136,4 +160,4 @@ def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Q
                              "bounds for that evidence only (give the image's labels, or a query about them)")
     models = {"lower": lower, "upper": upper}
     edits = {w: AtModel(editor, m, w).edit(x, do, n_samples, labels=v, seed=seed) for w, m in models.items()}
-    return ExtremalEdits(q, bounds, edits, models)
+    return ExtremalEdits(q, bounds, edits, models, note)

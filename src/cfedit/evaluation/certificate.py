@@ -16,7 +16,8 @@ is always consistent, so leaving it out hides no failure. The row of W's factual
 shown; for a non-descendant of X it has bounds [1, 1].
 
 P(V) comes from the run's world when it belongs to one (exact), else from the editor's fitted NCM (the law
-the ANCM reproduces): :class:`QueryBounds` says which, and memoises the bounds of each query it is asked.
+the ANCM reproduces), for evidence its training labels hold: :class:`QueryBounds` says which, and memoises
+the bounds of each query it is asked (:meth:`QueryBounds.for_run` picks the source for a CLI or server).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Query
 from cfedit.editors.base import Editor, EditResult
+from cfedit.editors.bounded import check_seen
 from cfedit.errors import CfeditError, QueryError
 from cfedit.evaluation.metrics import Estimate, ctf_estimate
 from cfedit.worlds import World, get_world, world_names
@@ -52,14 +54,22 @@ def matching_world(editor: Editor) -> World | None:
     return None
 
 
+def run_world(editor: Editor, name: str | None = None) -> World | None:
+    """The world a run is judged against: the one named (checked by :meth:`QueryBounds.for_editor`), else
+    :func:`matching_world`."""
+    return get_world(name) if name else matching_world(editor)
+
+
 class QueryBounds:
     """Optimal bounds of queries over one diagram and one P(V), memoised (safe to share between threads:
     two threads asking the same new query both solve it and store the same answer)."""
 
     MEMO_SIZE = 10_000  # queries remembered; later ones are solved each time (a server's memory stays bounded)
 
-    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None):
+    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None,
+                 check: Callable[[Query], object] | None = None):
         self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
+        self._check = check  # refuses (QueryError) a query P(V) does not speak for, before it is solved
         self._memo: dict[Query, Bounds] = {}
         self._truths: dict[Query, float] = {}
         self._lock = threading.Lock()
@@ -76,9 +86,19 @@ class QueryBounds:
         ncm = getattr(editor, "ncm", None)
         if ncm is None or getattr(editor, "graph", None) is None:
             raise CfeditError(f"editor {editor.name!r} carries no causal diagram and P(V): give the world it was trained on")
-        return cls(editor.graph, editor.domains, ncm.table(), "the editor's NCM (its fitted P(V))")
+        return cls(editor.graph, editor.domains, ncm.table(), "the editor's NCM (its fitted P(V))",
+                   check=lambda q: check_seen(editor, q))
+
+    @classmethod
+    def for_run(cls, editor: Editor, world: str | None = None) -> QueryBounds:
+        """The bounds source of a loaded run: the world named, else the registered world the run matches
+        (:func:`matching_world`), else the run's own NCM (queries whose evidence its training labels never
+        show are then refused)."""
+        return cls.for_editor(editor, run_world(editor, world))
 
     def __call__(self, query: Query) -> Bounds:
+        if self._check is not None:
+            self._check(query)
         return self._memoised(self._memo, query, lambda: optimal_bounds(query, self.graph, self.domains, self.p_v))
 
     def truth(self, query: Query) -> float | None:
