@@ -53,7 +53,7 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     (("-q", "P(Z[C=green]=1 | D=7)"), "unknown factor 'Z'"),
     (("-q", "P(B=1 | D=7)"), "edit form"),
     (("--graph", "GRAPH_CHAIN"), "but"),
-    (("--world", "backdoor"), "give either --world NAME or --images"),
+    (("--world", "backdoor"), "give either --world NAME, --images DIR --labels CSV, or --celeba DIR"),
 ])
 def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):
     run, data = run_and_data
@@ -78,3 +78,43 @@ def test_labels_with_unknown_values_or_unseen_evidence_are_refused(cli, run_and_
     code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
                        "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST, "-o", str(tmp_path / "r"))
     assert code == 2 and "never occurs in the" in err, err
+
+
+@pytest.fixture
+def celeba_run(celeba_kit, tmp_path_factory):
+    """A CelebA folder of the test kit (30 images; partition 20 train / 5 valid / 5 test) and a tiny run on it."""
+    from cfedit.core.graph import CausalGraph
+    from cfedit.data.celeba import PAPER_GRAPH, load_celeba
+
+    tmp = tmp_path_factory.mktemp("celeba-eval")
+    celeba_kit.write(tmp / "celeba", celeba_kit.table())
+    tiny = ANCMConfig(steps=2, batch_size=8, ncm=NCMConfig(steps=20, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
+    ANCM.fit(CausalGraph.parse(PAPER_GRAPH), load_celeba(tmp / "celeba"), tiny, out_dir=tmp / "run", log=None)
+    return tmp / "run", tmp / "celeba"
+
+
+def test_evaluate_on_a_celeba_folder(cli, celeba_run, tmp_path):
+    run, celeba = celeba_run
+    code, out, err = cli("evaluate", str(run), "--celeba", str(celeba), "--split", "all", "-n", "10", "--samples", "2",
+                         "--top", "1", "--bootstrap", "3", "--no-realism", "-o", str(tmp_path / "rep"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert res["label rows"] == 30 and res["reader"]["rows"] == 15 and res["n_units"] == 10
+    assert set(res["reader accuracy"]) == {"Gender", "Age", "GrayHair"} and "celeba (all)" in res["world"]
+    # automatic queries: every action, its most frequent other configuration, each other factor
+    assert len(res["queries"]) == 3 * 2 * 2
+    kept = [q for q in res["queries"] if q["query"].startswith("P(Gender[Age=")]  # Gender is no descendant of Age
+    assert kept and all(q["kept"] and q["lower"] == q["upper"] == 1 for q in kept)
+
+
+def test_evaluate_celeba_refusals(cli, celeba_run, tmp_path):
+    run, celeba = celeba_run
+    fast = ("-n", "10", "--samples", "2", "--top", "1", "--bootstrap", "3", "--no-realism", "-o", str(tmp_path / "rep"))
+    code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), *fast)  # the test split holds 5 images
+    assert code == 2 and "5 labelled images are too few" in err and "Traceback" not in err, err
+    (tmp_path / "g.txt").write_text("Smiling -> Eyeglasses")
+    code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), "--split", "all", "--factors", "Smiling,Eyeglasses",
+                       "--graph", str(tmp_path / "g.txt"), *fast)
+    assert code == 2 and "the run was trained on the graph Gender <-> Age" in err, err
+    code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), "--images", str(celeba), *fast)
+    assert code == 2 and "give either --world NAME" in err, err

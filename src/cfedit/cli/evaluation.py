@@ -32,11 +32,15 @@ def evaluate(
     world: Annotated[Optional[str], typer.Option("--world", help="ground-truth world the run was trained on")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="your own labelled images, instead of a world")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="with --images: CSV, column 'file' + one per factor")] = None,
-    graph: Annotated[Optional[Path], typer.Option("--graph", help="with --images: the diagram (default: the run's)")] = None,
-    query: Annotated[Optional[list[str]], typer.Option("-q", "--query", help="with --images: a query to add (repeatable)")] = None,
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="with --images: file of queries, one per line")] = None,
-    top: Annotated[int, typer.Option(min=0, help="with --images: frequent configurations per action in the automatic queries")] = 2,
-    bootstrap: Annotated[int, typer.Option(min=0, help="with --images: resamples of the label rows for the bounds' range")] = 100,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder, instead of a world")] = None,
+    factors: Annotated[Optional[str], typer.Option("--factors", help="with --celeba: attributes [default: Male,Young,Gray_Hair]")] = None,
+    split: Annotated[str, typer.Option("--split", help="with --celeba: train, valid, test or all (a folder without a "
+                                       "partition file)")] = "test",
+    graph: Annotated[Optional[Path], typer.Option("--graph", help="with --images/--celeba: the diagram (default: the run's)")] = None,
+    query: Annotated[Optional[list[str]], typer.Option("-q", "--query", help="without a world: a query to add (repeatable)")] = None,
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="without a world: file of queries, one per line")] = None,
+    top: Annotated[int, typer.Option(min=0, help="without a world: frequent configurations per action in the automatic queries")] = 2,
+    bootstrap: Annotated[int, typer.Option(min=0, help="without a world: resamples of the label rows for the bounds' range")] = 100,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
@@ -45,13 +49,15 @@ def evaluate(
     threads: ThreadsOpt = None,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
-    (--images/--labels: bounds from the labels, a reader trained apart); write report.md / .html / results.json."""
+    (--images/--labels or --celeba: bounds from the labels, a reader trained apart); write report.md / .html / results.json."""
     use_threads(threads)
-    if (world is None) == (images is None):
-        raise CfeditError("give either --world NAME or --images DIR --labels CSV")
-    if images is not None:
-        return _evaluate_userdata(run, images, labels, graph, query or [], queries, output, n, samples, realism, seed,
-                                  top, bootstrap)
+    if (world is not None) + (images is not None) + (celeba is not None) != 1:
+        raise CfeditError("give either --world NAME, --images DIR --labels CSV, or --celeba DIR")
+    if images is not None or celeba is not None:
+        from cfedit.evaluation.userdata import UserEvalConfig
+
+        cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap)
+        return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query or [], queries, output, cfg)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
     from cfedit.worlds import get_world
@@ -64,15 +70,21 @@ def evaluate(
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 
 
-def _evaluate_userdata(run, images, labels, graph, query, queries, output, n, samples, realism, seed, top, bootstrap) -> None:
+def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query, queries, output, cfg) -> None:
     from cfedit.evaluation.report import check_folder_path
-    from cfedit.evaluation.userdata import UserEvalConfig, evaluate_folder
+    from cfedit.evaluation.userdata import evaluate_celeba, evaluate_folder
 
-    if labels is None:
-        raise CfeditError("--images needs --labels CSV")
-    out = check_folder_path(output or Path("reports") / images.name)
-    cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap)
-    res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries, log=console.print)
+    out = check_folder_path(output or Path("reports") / (images or celeba).name)
+    if celeba is not None:
+        from cfedit.data.celeba import parse_factors
+
+        res = evaluate_celeba(run, celeba, out, factors=parse_factors(factors), graph=graph, split=split, config=cfg,
+                              queries=query, query_file=queries, log=console.print)
+    else:
+        if labels is None:
+            raise CfeditError("--images needs --labels CSV")
+        res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries,
+                              log=console.print)
     _print(res)
     inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
     console.print(f"{inside}/{len(res['queries'])} queries consistent (the estimate's 95% interval meets the bounds' "

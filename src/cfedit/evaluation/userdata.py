@@ -372,18 +372,48 @@ def evaluate_folder(run: str | Path, images: str | Path, labels: str | Path, out
     from cfedit.evaluation.protocol import load_run
 
     editor = load_run(run)
-    g = editor.graph
-    if graph is not None:
-        g = CausalGraph.load(graph)
-        if g != editor.graph:
-            raise CfeditError(f"the run was trained on the graph {clip(editor.graph)}, but {clip(graph)} gives {clip(g)}")
+    g = _same_graph(editor, CausalGraph.load(graph) if graph is not None else None, graph)
     qs = read_queries(queries, query_file, editor.domains)
     data = LabelledImages.from_folder(images, labels, editor.domains)
+    return _evaluate_and_write(editor, data, g, qs, output, config, Path(images).name, log)
+
+
+def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, factors: Sequence[str] | None = None,
+                    graph: str | Path | None = None, split: str = "test", limit: int | None = None,
+                    config: UserEvalConfig = UserEvalConfig(), queries: Sequence[str] = (),
+                    query_file: str | Path | None = None, log: Callable[[str], None] = _quiet) -> dict:
+    """``cfedit evaluate RUN --celeba DIR``: the images of ``split`` ("test" by default, held out of the
+    training split that ``cfedit train --celeba`` reads; "all" for a folder without a partition file) at
+    the run's image size, factors and diagram as ``cfedit train --celeba`` reads them (:mod:`cfedit.data.celeba`)."""
+    from cfedit.data import celeba as cb
+    from cfedit.evaluation.protocol import load_run
+
+    editor = load_run(run)
+    _, h, w = editor.image_shape
+    if h != w:
+        raise CfeditError(f"the run's images are {h}x{w}; CelebA images are read square: this run was not trained on CelebA")
+    attrs = tuple(factors) if factors is not None else cb.DEFAULT_FACTORS
+    g = _same_graph(editor, CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file"))),
+                    graph or f"the diagram of {', '.join(attrs)}")
+    qs = read_queries(queries, query_file, editor.domains)
+    data = cb.load_celeba(root, attrs, size=h, split=split, limit=limit)
+    return _evaluate_and_write(editor, data, g, qs, output, config, f"{Path(root).name} ({split})", log)
+
+
+def _same_graph(editor: Editor, g: CausalGraph | None, where: object) -> CausalGraph:
+    """The run's diagram; a diagram given must be the same."""
+    if g is not None and g != editor.graph:
+        raise CfeditError(f"the run was trained on the graph {clip(editor.graph)}, but {clip(where)} gives {clip(g)}")
+    return editor.graph
+
+
+def _evaluate_and_write(editor: Editor, data: LabelledImages, g: CausalGraph, qs: list[Query], output: str | Path,
+                        config: UserEvalConfig, label: str, log: Callable[[str], None]) -> dict:
     t0 = time.perf_counter()
-    results, fig = evaluate_userdata(editor, data, g, config, qs, name=f"user data {Path(images).name}", log=log)
+    results, fig = evaluate_userdata(editor, data, g, config, qs, name=f"user data {label}", log=log)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     results["grids"] = save_grids(editor, fig, g, output, config.seed)
     results["seconds"] = time.perf_counter() - t0
-    write_report(results, output, title=f"cfedit evaluation on user data: {Path(images).name}")
+    write_report(results, output, title=f"cfedit evaluation on user data: {label}")
     return results
