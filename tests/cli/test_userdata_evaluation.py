@@ -41,9 +41,12 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     assert [q["query"] for q in res["queries"][-2:]] == ["P(D[B=1]=7 | D=7, C=red, B=0)", "P(B[C=green]=1 | D=7, C=red)"]
     for q in res["queries"]:
         assert q["truth"] is None and q["widened"][0] <= q["lower"] <= q["upper"] <= q["widened"][1]
+        assert q["band"][0] <= q["widened"][0] and q["widened"][1] <= q["band"][1]
+        assert q["methods"]["ancm"]["inside"] >= q["methods"]["ancm"]["inside pointwise"]  # the band is wider
         assert q["resamples"] + q["skipped"] == 3
     assert set(res["reader accuracy"]) == {"D", "C", "B"} and res["reader"]["rows"] == 200
     assert res["compatibility"]["flagged"] is False
+    assert res["bootstrap"]["resamples"] == 3 and res["bootstrap"]["replicates inside the band"] >= 0.95
     assert {"effectiveness", "preservation", "null-edit error", "reversibility error (C)"} <= set(res["metrics"]["ancm"])
     md = (out / "report.md").read_text()
     assert "conditional on this reader" in md and "95% range" in md and (out / "ctf_intervals.png").is_file()

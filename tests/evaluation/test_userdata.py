@@ -105,7 +105,7 @@ def test_bounds_from_labels_and_their_bootstrap_range():
     labels = w.scm.sample(n, seed=3)
     p = empirical_table(labels, w.domains)
     q = parse_query("P(B[C=green]=1 | D=7, C=red)", w.domains)
-    (row,) = label_bounds([q], w.graph, w.domains, p, n, resamples=100, seed=0)
+    (row,), band = label_bounds([q], w.graph, w.domains, p, n, resamples=100, seed=0)
     cell = (labels["D"] == 7) & (labels["C"] == 0)
     emp = labels["B"][cell].mean()
     assert row["lower"] == pytest.approx(emp, abs=1e-9) and row["upper"] == pytest.approx(emp, abs=1e-9)
@@ -115,6 +115,8 @@ def test_bounds_from_labels_and_their_bootstrap_range():
     exact = optimal_bounds(q, w.graph, w.domains, w.scm.observational())
     assert row["widened"][0] <= exact.lower and exact.upper <= row["widened"][1]
     assert row["resamples"] == 100 and row["skipped"] == 0
+    # one query: the simultaneous band is the pointwise range (its 2.5% levels already hold >= 95% of replicates)
+    assert row["band"][0] <= row["widened"][0] and row["band"][1] >= row["widened"][1] and band.covered >= 0.95
 
 
 def test_user_queries_are_checked():

@@ -87,8 +87,10 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query
                               log=console.print)
     _print(res)
     inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
+    point = sum(q["methods"][res["methods"][0]]["inside pointwise"] for q in res["queries"])
     console.print(f"{inside}/{len(res['queries'])} queries consistent (the estimate's 95% interval meets the bounds' "
-                  "95% range); figures are conditional on the reader, whose accuracy on held-out images is "
+                  f"simultaneous 95% band; {point} meet each query's pointwise 95% range); figures are conditional on the "
+                  "reader, whose accuracy on held-out images is "
                   + ", ".join(f"{k} {e['value']:.3f}" for k, e in res["reader accuracy"].items()))
     if res["compatibility"]["flagged"]:
         c = res["compatibility"]

@@ -44,7 +44,8 @@ def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     for q in results["queries"]:
         bounds = f"[{_fmt(q['lower'])}, {_fmt(q['upper'])}]"
         if "widened" in q:  # bounds from labels: with the 95% bootstrap range they are widened to
-            bounds += f" (95% range [{_fmt(q['widened'][0])}, {_fmt(q['widened'][1])}])"
+            bounds += f" (95% range [{_fmt(q['widened'][0])}, {_fmt(q['widened'][1])}]"
+            bounds += f"; all queries at once [{_fmt(q['band'][0])}, {_fmt(q['band'][1])}])" if "band" in q else ")"
         cells = [q["query"], _fmt(q["truth"]), bounds, "yes" if q["identified"] else "no"]
         for m in methods:
             e = q["methods"].get(m)
@@ -97,7 +98,9 @@ def interval_plot(results: dict, path: Path) -> Path:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, q in zip(axes[:, 0], qs):
         if "widened" in q:
-            ax.axvspan(*q["widened"], color="0.93", label="bounds' 95% range")
+            if "band" in q:
+                ax.axvspan(*q["band"], color="0.96", label="bounds' simultaneous 95% band")
+            ax.axvspan(*q["widened"], color="0.92", label="bounds' 95% range")
         ax.axvspan(q["lower"], q["upper"], color="0.85", label="optimal bounds")
         if q["truth"] is not None:
             ax.axvline(q["truth"], color="k", lw=1.5, label="truth")

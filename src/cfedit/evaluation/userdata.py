@@ -10,8 +10,10 @@ the images. :func:`evaluate_userdata`:
    whether every other factor keeps its value under do(X = x'), given each of the most frequent factual
    configurations (non-descendants of X must be kept: their bounds are [1, 1]); users add their own.
 3. Bounds with their sampling uncertainty (:func:`label_bounds`): point bounds from the empirical P(V),
-   and the 2.5% / 97.5% quantiles of the lower / upper bound over bootstrap resamples of the label rows.
-   A query counts as consistent when the editor's 95% interval meets the widened bounds.
+   recomputed on bootstrap resamples of the label rows: each query's pointwise 95% range, and the
+   simultaneous 95% band over all the report's queries (:mod:`cfedit.evaluation.bootstrap`). A query
+   counts as consistent when the editor's 95% interval meets the simultaneous band (``inside``; the
+   pointwise verdict is kept as ``inside pointwise``).
 4. A reader trained apart from the editor (:class:`Reader`: its own network and seed, on a share of the
    rows that is then held out of everything else) reads the factors of factual and edited images; its
    accuracy on the held-out rows is reported, and every figure is conditional on it.
@@ -42,6 +44,7 @@ from cfedit.editors.base import Editor
 from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
+from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
 from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, _d, _null_metrics, _pool, _reversibility
 from cfedit.evaluation.report import format_interval, save_grid, write_report
 from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
@@ -60,6 +63,7 @@ class UserEvalConfig:
     reader_seed: int = 20_240_712  # the reader's own initialisation seed, apart from any editor's
     top: int = 2  # most frequent factual configurations per action in the automatic queries (0: none)
     bootstrap: int = 100  # resamples of the label rows for the bounds' 95% range
+    interval: str = "percentile"  # bootstrap range of a bound: "percentile" or "basic" (cfedit.evaluation.bootstrap)
     realism: bool = True  # Frechet distance in the reader's features
     reversibility: str | None = None  # factor flipped and edited back (None: the one with fewest values; "": skip)
     composition_steps: int = 10  # null edits chained for the composition metric (below 2: skip)
@@ -69,6 +73,8 @@ class UserEvalConfig:
                             "reader_share": (float, 0.05, 0.95), "reader_epochs": (int, 1, 1000),
                             "reader_seed": (int, 0, 2**31 - 1), "top": (int, 0, 1000), "bootstrap": (int, 0, 100_000),
                             "composition_steps": (int, 0, 1000)})
+        if self.interval not in INTERVALS:
+            raise CfeditError(f"interval must be one of {', '.join(INTERVALS)}, got {self.interval!r}")
 
 
 # ------------------------------------------------------------------------------ queries and bounds
@@ -148,50 +154,66 @@ def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: i
     return {"tv": tv, "p_value": float(p), "resamples": resamples, "flagged": bool(p < FLAG_BELOW)}
 
 
-def label_bounds(queries: Sequence[Query], graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int,
-                 resamples: int = 100, seed: int = 0, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Point bounds of each query from ``p_v`` (the empirical table of n rows) and their bootstrap ranges:
-    ``lower range`` is the 2.5% and 97.5% quantiles of the lower bound over ``resamples`` tables of n rows
-    redrawn from the rows (multinomial counts on the cells), ``upper range`` likewise; the widened bounds
-    are [lower range[0], upper range[1]]. A resample without the query's evidence is skipped and counted.
-    A query whose outcome factors are non-descendants of its action and named in its evidence is 1 or 0 in
-    every model (W_{x'} = W): it is not resampled. Evidence never seen in the rows is refused
-    (:class:`QueryError`); a table no model over G reproduces is refused (:class:`DataError`)."""
-    out = []
+def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int,
+                     resamples: int = 100, seed: int = 0,
+                     log: Callable[[str], None] | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """Point bounds of each query from ``p_v`` (the empirical table of n rows), and their bootstrap
+    replicates: (rows, lower (R, Q), upper (R, Q)) over ``resamples`` tables of n rows redrawn from the rows
+    (multinomial counts on the cells). A resample without the query's evidence gives NaN and is counted in
+    the row's ``skipped``. A query whose outcome factors are non-descendants of its action and named in its
+    evidence is 1 or 0 in every model (W_{x'} = W): it is not resampled (its replicates are its point).
+    Evidence never seen in the rows is refused (:class:`QueryError`); a table no model over G reproduces is
+    refused (:class:`DataError`)."""
+    rows = []
     for q in queries:
         try:
             b = optimal_bounds(q, graph, domains, p_v)
         except QueryError as e:
             raise QueryError(f"{q.format(domains)}: {e} (its evidence never occurs in the {n:,} label rows)"
                              if "probability zero" in str(e) else f"{q.format(domains)}: {e}") from None
-        out.append({"query": q.format(domains), "lower": b.lower, "upper": b.upper, "identified": b.identified,
-                    "certified": b.certified, "draws": ([], []), "skipped": 0, "constant": _constant(q, graph)})
+        rows.append({"query": q.format(domains), "lower": b.lower, "upper": b.upper, "identified": b.identified,
+                     "certified": b.certified, "skipped": 0})
+    constant = [_constant(q, graph) for q in queries]
+    lo = np.tile([r["lower"] for r in rows], (resamples, 1)).astype(float)
+    hi = np.tile([r["upper"] for r in rows], (resamples, 1)).astype(float)
     rng = np.random.default_rng(seed)
     flat = np.asarray(p_v, dtype=float).reshape(-1)
     t0 = time.perf_counter()
     for r in range(resamples):
         t = (rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape)
-        for q, row in zip(queries, out):
-            if row["constant"]:
+        for j, (q, row) in enumerate(zip(queries, rows)):
+            if constant[j]:
                 continue
             try:
                 b = optimal_bounds(q, graph, domains, t)
             except (QueryError, DataError):
                 row["skipped"] += 1
+                lo[r, j] = hi[r, j] = np.nan
                 continue
-            row["draws"][0].append(b.lower)
-            row["draws"][1].append(b.upper)
+            lo[r, j], hi[r, j] = b.lower, b.upper
         if log is not None and (r + 1) % 25 == 0:
             log(f"bounds: bootstrap resample {r + 1}/{resamples} ({time.perf_counter() - t0:.0f}s)")
-    for row in out:
-        lo, hi = (np.asarray(d) for d in row.pop("draws"))
-        if row.pop("constant"):
-            lo, hi = np.full(resamples, row["lower"]), np.full(resamples, row["upper"])
-        row["resamples"] = len(lo)
-        row["lower range"] = [float(np.quantile(lo, 0.025)), float(np.quantile(lo, 0.975))] if len(lo) else [row["lower"]] * 2
-        row["upper range"] = [float(np.quantile(hi, 0.025)), float(np.quantile(hi, 0.975))] if len(hi) else [row["upper"]] * 2
-        row["widened"] = [min(row["lower"], row["lower range"][0]), max(row["upper"], row["upper range"][1])]
-    return out
+    for row in rows:
+        row["resamples"] = resamples - row["skipped"]
+    return rows, lo, hi
+
+
+def label_bounds(queries: Sequence[Query], graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int,
+                 resamples: int = 100, seed: int = 0, log: Callable[[str], None] | None = None, *,
+                 interval: str = "percentile", level: float = 0.95) -> tuple[list[dict], Band]:
+    """:func:`bound_replicates`, with each row's ranges: ``lower range`` and ``upper range`` (the 2.5% and
+    97.5% quantiles of the bound's replicates), ``widened`` (the pointwise 95% range of the query's bounds,
+    percentile or basic: :mod:`cfedit.evaluation.bootstrap`) and ``band`` (the simultaneous range, which
+    holds a share ``level`` of the replicates of every query at once). Returns the rows and the band."""
+    rows, lo, hi = bound_replicates(queries, graph, domains, p_v, n, resamples, seed, log)
+    band = simultaneous_band([r["lower"] for r in rows], [r["upper"] for r in rows], lo, hi, level=level, interval=interval)
+    for j, row in enumerate(rows):
+        seen = ~np.isnan(lo[:, j])
+        for key, a, point in (("lower range", lo[seen, j], row["lower"]), ("upper range", hi[seen, j], row["upper"])):
+            row[key] = [float(np.quantile(a, 0.025)), float(np.quantile(a, 0.975))] if len(a) else [point] * 2
+        row["widened"] = [float(x) for x in band.pointwise[j]]
+        row["band"] = [float(x) for x in band.simultaneous[j]]
+    return rows, band
 
 
 # ------------------------------------------------------------------------------ the reader
@@ -253,7 +275,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     if not qs:
         raise CfeditError("no queries to evaluate: give -q or a --top above 0")
     log(f"bounds of {len(qs)} queries from {n_rows:,} label rows, {config.bootstrap} bootstrap resamples")
-    bounds = label_bounds(qs, graph, dom, p_v, n_rows, config.bootstrap, config.seed, log)
+    bounds, band = label_bounds(qs, graph, dom, p_v, n_rows, config.bootstrap, config.seed, log, interval=config.interval)
     # -- the reader, on its own share of the rows; the rest is held out of it
     perm = np.random.default_rng(config.seed).permutation(n_rows)
     cut = int(round(config.reader_share * n_rows))
@@ -290,13 +312,15 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
                                         for d, e, p in zip(dos, eff, pres)}},
         "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held)},
         "label rows": n_rows, "compatibility": compat,
+        "bootstrap": {"resamples": band.replicates, "interval": band.interval, "level": band.level,
+                      "simultaneous alpha": band.alpha, "replicates inside the band": band.covered},
     }
     for q, b in zip(qs, bounds):
         e = metrics.ctf_estimate(q, before, read[q.outcome[0].do])
-        lo, hi = b["widened"]
+        band, point = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"]))
         row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "methods": {}}
         row["methods"][editor.name] = {"estimate": e.value, "lower": e.lower, "upper": e.upper, "n": e.n,
-                                       "inside": bool(e.n > 0 and e.overlaps(lo - 1e-9, hi + 1e-9))}
+                                       "inside": band, "inside pointwise": point}
         results["queries"].append(row)
     results["note"] = _note(results)
     return results, {"x": x, "before": before, "reader": reader}
@@ -326,6 +350,7 @@ def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, 
 
 
 def _note(results: dict) -> str:
+    b = results["bootstrap"]
     acc = ", ".join(f"{k} {format_interval(e)}" for k, e in results["reader accuracy"].items())
     c = results["compatibility"]
     flag = (f" WARNING: the labels break the diagram's equality constraints (total variation {c['tv']:.4f} to the "
@@ -333,9 +358,11 @@ def _note(results: dict) -> str:
             f" The labels are compatible with the diagram's equality constraints (total variation {c['tv']:.4f} to the "
             f"table of pooled conditionals, p = {c['p_value']:.3g}).")
     return (f"Evaluation without a ground-truth world: {results['label rows']:,} labelled images; the optimal bounds "
-            "come from the diagram and the labels' empirical P(V), with the 95% bootstrap range of each bound over "
-            "resamples of the label rows; a query counts as consistent ('inside') when the editor's 95% interval "
-            "meets the widened bounds (lower bound's 2.5% quantile to upper bound's 97.5% quantile). There is no "
+            f"come from the diagram and the labels' empirical P(V), recomputed on {b['resamples']} bootstrap resamples "
+            f"of the label rows ({b['interval']} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
+            f"over all {len(results['queries'])} queries (one-sided level {b['simultaneous alpha']:.4f} per bound, which "
+            f"holds {b['replicates inside the band']:.1%} of the resamples' bounds of every query at once). A query counts "
+            "as consistent ('inside') when the editor's 95% interval meets the simultaneous band. There is no "
             f"truth column. {results['n_units']} held-out images were edited, {results['k_samples']} sample(s) each. "
             f"Factors of factual and edited images were read by a reader trained apart from the editor (its own network "
             f"{results['reader']['network']} and seed, on {results['reader']['rows']:,} rows held out of the evaluation); "
