@@ -317,10 +317,10 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     }
     for q, b in zip(qs, bounds):
         e = metrics.ctf_estimate(q, before, read[q.outcome[0].do])
-        band, point = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"]))
+        in_band, in_point = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"]))
         row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "methods": {}}
         row["methods"][editor.name] = {"estimate": e.value, "lower": e.lower, "upper": e.upper, "n": e.n,
-                                       "inside": band, "inside pointwise": point}
+                                       "inside": in_band, "inside pointwise": in_point}
         results["queries"].append(row)
     results["note"] = _note(results)
     return results, {"x": x, "before": before, "reader": reader}
