@@ -56,7 +56,8 @@ class EvalConfig:
                             "composition_steps": (int, 0, 1000)})
 
 
-def _d(e: metrics.Estimate) -> dict:
+def estimate_dict(e: metrics.Estimate) -> dict:
+    """An estimate as the results dict stores it."""
     return {"value": e.value, "lower": e.lower, "upper": e.upper, "n": e.n}
 
 
@@ -102,7 +103,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
     results: dict = {
         "world": world.name, "n_units": config.n_units, "k_samples": config.n_samples,
         "methods": list(editors), "config": asdict(config), "queries": [], "metrics": {}, "interventions": {},
-        "oracle accuracy": {k: _d(metrics.wilson(h, config.n_units)) for k, h in hits.items()},
+        "oracle accuracy": {k: estimate_dict(metrics.wilson(h, config.n_units)) for k, h in hits.items()},
     }
     readings: dict[str, dict] = {}
     for name, editor in editors.items():
@@ -123,19 +124,20 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         readings[name] = read_by_do
         eff = [metrics.effectiveness(read_by_do[d], dict(d)) for d in dos]
         pres = [metrics.preservation(before, read_by_do[d], list(world.graph.non_descendants(dict(d)))) for d in dos]
-        m["effectiveness"] = _d(_pool(eff))
-        m["preservation"] = _d(_pool(pres))
-        results["interventions"][name] = {world.domains.format(dict(d)): {"effectiveness": _d(e), "preservation": _d(p)}
+        m["effectiveness"] = estimate_dict(pool_estimates(eff))
+        m["preservation"] = estimate_dict(pool_estimates(pres))
+        results["interventions"][name] = {world.domains.format(dict(d)): {"effectiveness": estimate_dict(e),
+                                                                          "preservation": estimate_dict(p)}
                                           for d, e, p in zip(dos, eff, pres)}
         stack = lambda per: {k: np.concatenate([per[d][k] for d in dos]) for k in world.domains.names}  # noqa: E731
         for k, e in metrics.faithfulness(stack(read_by_do), stack(made_from)).items():
-            m[f"faithfulness ({k})"] = _d(e)  # the oracle's reading of an edit = the editor's own v'
-        m["ground-truth error"] = _d(metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])))
+            m[f"faithfulness ({k})"] = estimate_dict(e)  # the oracle's reading of an edit = the editor's own v'
+        m["ground-truth error"] = estimate_dict(metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])))
         edit_dist = np.concatenate([_mae(first_images[d], x) for d in dos])
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])
-        m["minimality excess"] = _d(metrics.mean_estimate(edit_dist - true_dist))
-        m.update(_null_metrics(editor, x, labels, config))
-        m.update(_reversibility(editor, x, labels, rev, config, world.domains))
+        m["minimality excess"] = estimate_dict(metrics.mean_estimate(edit_dist - true_dist))
+        m.update(null_edit_metrics(editor, x, labels, config))
+        m.update(reversibility_metric(editor, x, labels, rev, config, world.domains))
         if config.realism:
             m["realism FD"] = _realism(world, [first_images[d] for d in dos], dos, config)
         m["edits per second"] = {"value": n_edit / max(t_edit, 1e-9), "lower": None, "upper": None, "n": n_edit}
@@ -151,25 +153,25 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
     return results
 
 
-def _pool(ests: list[metrics.Estimate]) -> metrics.Estimate:
+def pool_estimates(ests: list[metrics.Estimate]) -> metrics.Estimate:
     """Pool proportions over interventions (equal-size groups): the mean, with the widest interval."""
     v = float(np.mean([e.value for e in ests]))
     return metrics.Estimate(v, min(e.lower for e in ests), max(e.upper for e in ests), sum(e.n for e in ests))
 
 
-def _null_metrics(editor, x, labels, config) -> dict:
+def null_edit_metrics(editor, x, labels, config) -> dict:
     """Reconstruction (the null edit once) and composition (the null edit chained ``composition_steps`` times)."""
     once = editor.edit(x, {}, 1, labels=labels, seed=config.seed).images[:, 0]
-    out = {"null-edit error": _d(metrics.reconstruction_error(x, once))}
+    out = {"null-edit error": estimate_dict(metrics.reconstruction_error(x, once))}
     if config.composition_steps >= 2:
         y = once
         for i in range(config.composition_steps - 1):
             y = editor.edit(y, {}, 1, labels=labels, seed=config.seed + i + 1).images[:, 0]
-        out[f"composition error ({config.composition_steps} null edits)"] = _d(metrics.mean_estimate(_mae(y, x)))
+        out[f"composition error ({config.composition_steps} null edits)"] = estimate_dict(metrics.mean_estimate(_mae(y, x)))
     return out
 
 
-def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, domains: Domains) -> dict:
+def reversibility_metric(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, domains: Domains) -> dict:
     """Edit X to each other value, then back to each unit's factual value (the edit's own factors as
     labels); the error of the round trip to the factual image. Whole batches each time, so that every
     editor (the oracle too, which holds its units) is treated alike."""
@@ -186,7 +188,7 @@ def _reversibility(editor: Editor, x: np.ndarray, labels: dict, k: str, config: 
         for source in np.unique(fact[rows]):
             sub = rows & (fact == source)
             back[sub] = editor.edit(y, {k: int(source)}, 1, labels=v_y, seed=config.seed).images[sub, 0]
-    return {f"reversibility error ({k})": _d(metrics.mean_estimate(_mae(back, x)))}
+    return {f"reversibility error ({k})": estimate_dict(metrics.mean_estimate(_mae(back, x)))}
 
 
 def _realism(world, edits: list[np.ndarray], dos: list, config) -> dict:

@@ -45,7 +45,7 @@ from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
-from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, _d, _null_metrics, _pool, _reversibility
+from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, estimate_dict, null_edit_metrics, pool_estimates, reversibility_metric
 from cfedit.evaluation.report import format_interval, save_grid, write_report
 from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
 
@@ -283,7 +283,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     log(f"reader: training on {len(reader_rows):,} rows ({config.reader_epochs} epochs; cached after)")
     reader = Reader.fit(data.subset(reader_rows), config.reader_epochs, config.reader_seed, verbose=False)
     held_read = reader(data.images[held])
-    accuracy = {k: _d(metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held))) for k in dom.names}
+    accuracy = {k: estimate_dict(metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held))) for k in dom.names}
     units = held[:config.n_units]
     x = data.images[units]
     before = {k: held_read[k][:len(units)] for k in dom.names}  # the evidence v = h(I), given to the editor too
@@ -297,18 +297,18 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         first[d] = r.images[:, 0]
     eff = [metrics.effectiveness(read[d], dict(d)) for d in dos]
     pres = [metrics.preservation(before, read[d], list(graph.non_descendants(dict(d)))) for d in dos]
-    m = {"effectiveness": _d(_pool(eff)), "preservation": _d(_pool(pres))}
-    m.update(_null_metrics(editor, x, before, config))
+    m = {"effectiveness": estimate_dict(pool_estimates(eff)), "preservation": estimate_dict(pool_estimates(pres))}
+    m.update(null_edit_metrics(editor, x, before, config))
     rev = min(dom.names, key=dom.size) if config.reversibility is None else config.reversibility
     if rev and rev not in dom.names:
         raise CfeditError(f"reversibility factor {rev!r} is not one of {', '.join(dom.names)}")
-    m.update(_reversibility(editor, x, before, rev, config, dom))
+    m.update(reversibility_metric(editor, x, before, rev, config, dom))
     if config.realism:
         m["realism FD"] = _realism(reader, data, held, dos, first, config.seed)
     results: dict = {
         "world": name, "n_units": len(units), "k_samples": config.n_samples, "methods": [editor.name],
         "config": asdict(config), "queries": [], "metrics": {editor.name: m},
-        "interventions": {editor.name: {dom.format(dict(d)): {"effectiveness": _d(e), "preservation": _d(p)}
+        "interventions": {editor.name: {dom.format(dict(d)): {"effectiveness": estimate_dict(e), "preservation": estimate_dict(p)}
                                         for d, e, p in zip(dos, eff, pres)}},
         "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held)},
         "label rows": n_rows, "compatibility": compat,
