@@ -121,3 +121,23 @@ def test_evaluate_celeba_refusals(cli, celeba_run, tmp_path):
     assert code == 2 and "the run was trained on the graph Gender <-> Age" in err, err
     code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), "--images", str(celeba), *fast)
     assert code == 2 and "give either --world NAME" in err, err
+
+
+def test_a_reader_saved_with_one_report_reads_for_another(cli, run_and_data, tmp_path):
+    """The reader trained by one evaluation is saved beside its report; `--reader` uses it instead of training
+    one, and then every labelled image is held out of it. A folder that is no reader is refused."""
+    run, data = run_and_data
+    args = ("evaluate", str(run), "--images", str(data), "--labels", str(data / "labels.csv"), *FAST)
+    code, _, err = cli(*args, "-o", str(tmp_path / "first"))
+    assert code == 0, err
+    first = json.loads((tmp_path / "first" / "results.json").read_text())
+    assert (tmp_path / "first" / "reader" / "reader.safetensors").is_file() and first["reader"]["external"] is False
+    code, _, err = cli(*args, "--reader", str(tmp_path / "first" / "reader"), "-o", str(tmp_path / "second"))
+    assert code == 0, err
+    second = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert second["reader"]["external"] is True and second["reader"]["network"] == first["reader"]["network"]
+    assert second["reader"]["rows"] == 0 and second["reader"]["held out"] == second["label rows"] == 400
+    assert not (tmp_path / "second" / "reader").exists()
+    assert "external reader given by the user" in (tmp_path / "second" / "report.md").read_text()
+    code, _, err = cli(*args, "--reader", str(run), "-o", str(tmp_path / "third"))
+    assert code == 2 and "is not a reader folder" in err and "Traceback" not in err, err

@@ -37,6 +37,8 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="with --celeba: train, valid, test or all (a folder without a "
                                        "partition file)")] = "test",
     graph: Annotated[Optional[Path], typer.Option("--graph", help="with --images/--celeba: the diagram (default: the run's)")] = None,
+    reader: Annotated[Optional[Path], typer.Option("--reader", help="without a world: a reader folder (saved in reader/ of a "
+                                                   "user-data report) to read the factors, instead of training one")] = None,
     query: Annotated[Optional[list[str]], typer.Option("-q", "--query", help="without a world: a query to add (repeatable)")] = None,
     queries: Annotated[Optional[Path], typer.Option("--queries", help="without a world: file of queries, one per line")] = None,
     top: Annotated[int, typer.Option(min=0, help="without a world: frequent configurations per action in the automatic queries")] = 2,
@@ -57,7 +59,7 @@ def evaluate(
         from cfedit.evaluation.userdata import UserEvalConfig
 
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap)
-        return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query or [], queries, output, cfg)
+        return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
     from cfedit.worlds import get_world
@@ -70,7 +72,7 @@ def evaluate(
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 
 
-def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query, queries, output, cfg) -> None:
+def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query, queries, output, cfg) -> None:
     from cfedit.evaluation.report import check_folder_path
     from cfedit.evaluation.userdata import evaluate_celeba, evaluate_folder
 
@@ -79,12 +81,12 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, query
         from cfedit.data.celeba import parse_factors
 
         res = evaluate_celeba(run, celeba, out, factors=parse_factors(factors), graph=graph, split=split, config=cfg,
-                              queries=query, query_file=queries, log=console.print)
+                              queries=query, query_file=queries, log=console.print, reader=reader)
     else:
         if labels is None:
             raise CfeditError("--images needs --labels CSV")
         res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries,
-                              log=console.print)
+                              log=console.print, reader=reader)
     _print(res)
     inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
     point = sum(q["methods"][res["methods"][0]]["inside pointwise"] for q in res["queries"])

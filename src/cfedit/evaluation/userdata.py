@@ -15,8 +15,9 @@ the images. :func:`evaluate_userdata`:
    counts as consistent when the editor's 95% interval meets the simultaneous band (``inside``; the
    pointwise verdict is kept as ``inside pointwise``).
 4. A reader trained apart from the editor (:class:`Reader`: its own network and seed, on a share of the
-   rows that is then held out of everything else) reads the factors of factual and edited images; its
-   accuracy on the held-out rows is reported, and every figure is conditional on it.
+   rows that is then held out of everything else; or an external reader the user trained elsewhere, saved
+   by :meth:`Reader.save`) reads the factors of factual and edited images; its accuracy on the held-out
+   rows is reported, and every figure is conditional on it. A reader trained here is saved with the report.
 5. Effectiveness, preservation, null-edit error, composition, reversibility, and realism (FD in the
    reader's features to real images of the folder that carry the intervened value, with its floor).
 
@@ -46,10 +47,9 @@ from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
 from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, estimate_dict, null_edit_metrics, pool_estimates, reversibility_metric
+from cfedit.evaluation.reader import Reader
 from cfedit.evaluation.report import format_interval, save_grid, write_report
-from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
 
-MAX_READER_CLASSES = 4096  # the reader classifies the joint configuration of the factors
 FLAG_BELOW = 0.01  # p-value of the compatibility test below which the report flags the labels
 
 
@@ -216,48 +216,17 @@ def label_bounds(queries: Sequence[Query], graph: CausalGraph, domains: Domains,
     return rows, band
 
 
-# ------------------------------------------------------------------------------ the reader
-class Reader:
-    """A reader of every factor trained apart from the editor: a CNN (:class:`ReferenceNet`, its own
-    network and seed) classifying the joint configuration of the factors; its 128-d layer gives the
-    realism features. Trained once per data and settings, cached like the worlds' reference networks."""
-
-    def __init__(self, net: ReferenceNet, domains: Domains):
-        self.net, self.domains = net, domains
-
-    @classmethod
-    def fit(cls, data: LabelledImages, epochs: int = 20, seed: int = 20_240_712, verbose: bool = False) -> Reader:
-        doms = data.domains
-        n_classes = int(np.prod(doms.shape))
-        if n_classes > MAX_READER_CLASSES:
-            raise CfeditError(f"the reader classifies the {n_classes:,} joint configurations of the factors, more than "
-                              f"{MAX_READER_CLASSES:,}: use fewer factors or values")
-        joint = np.ravel_multi_index(tuple(data.labels[k] for k in doms.names), doms.shape)
-        net = ReferenceNet.fit_cached("reader-userdata", data.images, joint, n_classes,
-                                      ClassifierConfig(epochs=epochs, seed=seed), verbose=verbose)
-        return cls(net, doms)
-
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        codes = np.unravel_index(self.net.predict(images), self.domains.shape)
-        return {k: c.astype(np.int64) for k, c in zip(self.domains.names, codes)}
-
-    def features(self, images: np.ndarray) -> np.ndarray:
-        return self.net.features(images)
-
-    @property
-    def fingerprint(self) -> str:
-        return self.net.fingerprint
-
-
 # ------------------------------------------------------------------------------ the evaluation
 def _quiet(message: str) -> None:
     pass
 
 
 def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, config: UserEvalConfig = UserEvalConfig(),
-                      queries: Sequence[Query] = (), name: str = "user data",
-                      log: Callable[[str], None] = _quiet) -> tuple[dict, dict]:
-    """Evaluate ``editor`` on labelled images with diagram ``graph``; returns (results dict, figure inputs)."""
+                      queries: Sequence[Query] = (), name: str = "user data", log: Callable[[str], None] = _quiet,
+                      reader: Reader | None = None) -> tuple[dict, dict]:
+    """Evaluate ``editor`` on labelled images with diagram ``graph``; returns (results dict, figure inputs).
+    ``reader``: an external reader (then every row is held out of it and evaluated); else one is trained
+    on ``config.reader_share`` of the rows."""
     dom = data.domains
     if dom != editor.domains:
         raise CfeditError(f"the data's factors {dom.as_dict()} differ from the editor's {editor.domains.as_dict()}")
@@ -276,12 +245,19 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         raise CfeditError("no queries to evaluate: give -q or a --top above 0")
     log(f"bounds of {len(qs)} queries from {n_rows:,} label rows, {config.bootstrap} bootstrap resamples")
     bounds, band = label_bounds(qs, graph, dom, p_v, n_rows, config.bootstrap, config.seed, log, interval=config.interval)
-    # -- the reader, on its own share of the rows; the rest is held out of it
+    # -- the reader, on its own share of the rows (the rest is held out of it), or the user's
     perm = np.random.default_rng(config.seed).permutation(n_rows)
-    cut = int(round(config.reader_share * n_rows))
-    reader_rows, held = perm[:cut], perm[cut:]
-    log(f"reader: training on {len(reader_rows):,} rows ({config.reader_epochs} epochs; cached after)")
-    reader = Reader.fit(data.subset(reader_rows), config.reader_epochs, config.reader_seed, verbose=False)
+    if reader is not None:
+        if reader.domains != dom or reader.image_shape != tuple(data.image_shape):
+            raise CfeditError(f"the reader reads factors {reader.domains.as_dict()} off "
+                              f"{'x'.join(map(str, reader.image_shape))} images; the data has {dom.as_dict()} and "
+                              f"{'x'.join(map(str, data.image_shape))} images")
+        reader_rows, held, external = perm[:0], perm, True
+    else:
+        cut = int(round(config.reader_share * n_rows))
+        reader_rows, held, external = perm[:cut], perm[cut:], False
+        log(f"reader: training on {len(reader_rows):,} rows ({config.reader_epochs} epochs; cached after)")
+        reader = Reader.fit(data.subset(reader_rows), config.reader_epochs, config.reader_seed, verbose=False)
     held_read = reader(data.images[held])
     accuracy = {k: estimate_dict(metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held))) for k in dom.names}
     units = held[:config.n_units]
@@ -310,7 +286,8 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         "config": asdict(config), "queries": [], "metrics": {editor.name: m},
         "interventions": {editor.name: {dom.format(dict(d)): {"effectiveness": estimate_dict(e), "preservation": estimate_dict(p)}
                                         for d, e, p in zip(dos, eff, pres)}},
-        "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held)},
+        "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held),
+                                                "external": external, "trained on": reader.trained_on},
         "label rows": n_rows, "compatibility": compat,
         "bootstrap": {"resamples": band.replicates, "interval": band.interval, "level": band.level,
                       "simultaneous alpha": band.alpha, "replicates inside the band": band.covered},
@@ -350,7 +327,11 @@ def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, 
 
 
 def _note(results: dict) -> str:
-    b = results["bootstrap"]
+    b, rd = results["bootstrap"], results["reader"]
+    who = (f"an external reader given by the user (network {rd['network']}, trained on {rd.get('trained on') or 'data not recorded'}"
+           "; the user vouches that neither it nor the editor saw these images)" if rd.get("external") else
+           f"a reader trained apart from the editor (its own network {rd['network']} and seed, on {rd['rows']:,} rows held "
+           "out of the evaluation; saved in reader/ beside this report)")
     acc = ", ".join(f"{k} {format_interval(e)}" for k, e in results["reader accuracy"].items())
     c = results["compatibility"]
     flag = (f" WARNING: the labels break the diagram's equality constraints (total variation {c['tv']:.4f} to the "
@@ -364,9 +345,8 @@ def _note(results: dict) -> str:
             f"holds {b['replicates inside the band']:.1%} of the resamples' bounds of every query at once). A query counts "
             "as consistent ('inside') when the editor's 95% interval meets the simultaneous band. There is no "
             f"truth column. {results['n_units']} held-out images were edited, {results['k_samples']} sample(s) each. "
-            f"Factors of factual and edited images were read by a reader trained apart from the editor (its own network "
-            f"{results['reader']['network']} and seed, on {results['reader']['rows']:,} rows held out of the evaluation); "
-            f"its accuracy on the {results['reader']['held out']:,} other labelled images: {acc}. Every figure is "
+            f"Factors of factual and edited images were read by {who}; its accuracy on the "
+            f"{results['reader']['held out']:,} {'' if rd.get('external') else 'other '}labelled images: {acc}. Every figure is "
             "conditional on this reader: an edit it misreads counts against the editor. Realism: Frechet distance in the "
             "reader's features to held-out real images whose labels carry the intervened value (P(I | X = x'), not "
             f"P(I_x')), with the real-vs-real floor.{flag}")
@@ -393,23 +373,26 @@ def save_grids(editor: Editor, fig: dict, graph: CausalGraph, folder: Path, seed
 
 def evaluate_folder(run: str | Path, images: str | Path, labels: str | Path, output: str | Path, *,
                     graph: str | Path | None = None, config: UserEvalConfig = UserEvalConfig(), queries: Sequence[str] = (),
-                    query_file: str | Path | None = None, log: Callable[[str], None] = _quiet) -> dict:
-    """``cfedit evaluate RUN --images DIR --labels CSV``: load the run and the data (read with the run's
-    factors), evaluate, write the report folder; returns the results."""
+                    query_file: str | Path | None = None, log: Callable[[str], None] = _quiet,
+                    reader: str | Path | None = None) -> dict:
+    """``cfedit evaluate RUN --images DIR --labels CSV [--reader DIR]``: load the run, the data (read with the
+    run's factors) and the reader folder if given, evaluate, write the report folder; returns the results."""
     from cfedit.evaluation.protocol import load_run
 
     editor = load_run(run)
     g = _same_graph(editor, CausalGraph.load(graph) if graph is not None else None, graph)
     qs = read_queries(queries, query_file, editor.domains)
+    ext = Reader.load(reader) if reader is not None else None
     data = LabelledImages.from_folder(images, labels, editor.domains)
-    return _evaluate_and_write(editor, data, g, qs, output, config, Path(images).name, log)
+    return _evaluate_and_write(editor, data, g, qs, output, config, Path(images).name, log, ext)
 
 
 def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, factors: Sequence[str] | None = None,
                     graph: str | Path | None = None, split: str = "test", limit: int | None = None,
                     config: UserEvalConfig = UserEvalConfig(), queries: Sequence[str] = (),
-                    query_file: str | Path | None = None, log: Callable[[str], None] = _quiet) -> dict:
-    """``cfedit evaluate RUN --celeba DIR``: the images of ``split`` ("test" by default, held out of the
+                    query_file: str | Path | None = None, log: Callable[[str], None] = _quiet,
+                    reader: str | Path | None = None) -> dict:
+    """``cfedit evaluate RUN --celeba DIR [--reader DIR]``: the images of ``split`` ("test" by default, held out of the
     training split that ``cfedit train --celeba`` reads; "all" for a folder without a partition file) at
     the run's image size, factors and diagram as ``cfedit train --celeba`` reads them (:mod:`cfedit.data.celeba`)."""
     from cfedit.data import celeba as cb
@@ -423,8 +406,9 @@ def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, fa
     g = _same_graph(editor, CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file"))),
                     graph or f"the diagram of {', '.join(attrs)}")
     qs = read_queries(queries, query_file, editor.domains)
+    ext = Reader.load(reader) if reader is not None else None
     data = cb.load_celeba(root, attrs, size=h, split=split, limit=limit)
-    return _evaluate_and_write(editor, data, g, qs, output, config, f"{Path(root).name} ({split})", log)
+    return _evaluate_and_write(editor, data, g, qs, output, config, f"{Path(root).name} ({split})", log, ext)
 
 
 def _same_graph(editor: Editor, g: CausalGraph | None, where: object) -> CausalGraph:
@@ -435,11 +419,13 @@ def _same_graph(editor: Editor, g: CausalGraph | None, where: object) -> CausalG
 
 
 def _evaluate_and_write(editor: Editor, data: LabelledImages, g: CausalGraph, qs: list[Query], output: str | Path,
-                        config: UserEvalConfig, label: str, log: Callable[[str], None]) -> dict:
+                        config: UserEvalConfig, label: str, log: Callable[[str], None], reader: Reader | None = None) -> dict:
     t0 = time.perf_counter()
-    results, fig = evaluate_userdata(editor, data, g, config, qs, name=f"user data {label}", log=log)
+    results, fig = evaluate_userdata(editor, data, g, config, qs, name=f"user data {label}", log=log, reader=reader)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    if reader is None:  # the reader trained here, for `--reader` elsewhere
+        fig["reader"].save(output / "reader")
     results["grids"] = save_grids(editor, fig, g, output, config.seed)
     results["seconds"] = time.perf_counter() - t0
     write_report(results, output, title=f"cfedit evaluation on user data: {label}")

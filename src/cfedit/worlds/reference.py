@@ -124,6 +124,18 @@ class ReferenceNet:
         atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}, metadata={"config": json.dumps(asdict(config))}))
         return cls(net, shape)
 
+    def state(self) -> dict:
+        """The network's tensors (for a caller that saves it; :meth:`from_state` rebuilds it)."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, state: dict, shape: tuple[int, int, int], n_classes: int) -> ReferenceNet:
+        """The network of :meth:`state` for images of ``shape`` and ``n_classes`` classes; tensors that do not
+        fit that network raise ``RuntimeError`` (torch's strict load)."""
+        net = _net(tuple(shape), n_classes)
+        net.load_state_dict(state)
+        return cls(net, shape)
+
     def _forward(self, images: np.ndarray, upto: int | None = None) -> np.ndarray:
         import torch
 
