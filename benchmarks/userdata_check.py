@@ -4,7 +4,9 @@ A world exported with ``cfedit world export`` and evaluated with ``cfedit evalua
 --labels CSV`` (no world) gives a report whose bounds come from the labels alone. This script reads that
 report's results.json and the export's truth.json, recomputes every query's optimal bounds from the
 world's exact P(V), and prints, per query: the exact bounds, the report's bounds with their 95% bootstrap
-ranges, whether each exact bound lies inside its range, the world's true value, and the editor's estimate.
+ranges, whether each exact bound lies inside its range, the world's true value, and the editor's estimate;
+then the counts: exact bounds inside each query's pointwise range and inside the simultaneous band (all
+queries at once), and the editor consistent with either.
 
     python benchmarks/userdata_check.py reports/backdoor-eval/results.json data/backdoor-eval/truth.json
 """
@@ -39,7 +41,7 @@ def main() -> None:
     except Exception:  # a world no longer registered: no true values
         pass
     method = res["methods"][0]
-    n_in = n_lo = n_hi = n_cons = n_cons_truth = 0
+    n_in = n_band = n_lo = n_hi = n_cons = n_cons_point = n_cons_truth = 0
     print(f"{'query':44s} {'exact bounds':>16s} {'report bounds':>16s} {'lower range':>16s} {'upper range':>16s} "
           f"{'in':>5s} {'truth':>6s} {method + ' estimate [95%]':>26s} cons")
     for q in res["queries"]:
@@ -50,8 +52,11 @@ def main() -> None:
         n_lo += lo_in
         n_hi += hi_in
         n_in += q["widened"][0] - 1e-9 <= b.lower and b.upper <= q["widened"][1] + 1e-9
+        band = q.get("band", q["widened"])
+        n_band += band[0] - 1e-9 <= b.lower and b.upper <= band[1] + 1e-9
         e = q["methods"][method]
         n_cons += e["inside"]
+        n_cons_point += e.get("inside pointwise", e["inside"])
         t = scm.probability(query) if scm is not None else float("nan")
         n_cons_truth += e["n"] > 0 and e["lower"] <= b.upper and e["upper"] >= b.lower
         iv = lambda a, b: f"[{a:.3f}, {b:.3f}]"  # noqa: E731
@@ -60,10 +65,13 @@ def main() -> None:
               f"{iv(*q['lower range']):>16s} {iv(*q['upper range']):>16s} {'yn'[not lo_in] + 'yn'[not hi_in]:>5s} "
               f"{t:6.3f} {est:>26s} {'yes' if e['inside'] else 'NO'}")
     n = len(res["queries"])
-    print(f"\n{n} queries; exact lower bound inside the report's lower-bound range: {n_lo}/{n}; exact upper inside the "
-          f"upper-bound range: {n_hi}/{n}; exact bounds inside the widened bounds: {n_in}/{n}")
-    print(f"{method} consistent with the report's widened bounds: {n_cons}/{n}; its interval meets the exact bounds: "
-          f"{n_cons_truth}/{n}")
+    boot = res.get("bootstrap", {})
+    print(f"\n{n} queries ({boot.get('resamples', '?')} resamples, {boot.get('interval', 'percentile')} intervals); exact lower "
+          f"bound inside the report's lower-bound range: {n_lo}/{n}; exact upper inside the upper-bound range: {n_hi}/{n}")
+    print(f"exact bounds inside each query's pointwise 95% range: {n_in}/{n}; inside the simultaneous 95% band: {n_band}/{n} "
+          f"(one-sided level per bound {boot.get('simultaneous alpha', float('nan')):.4f})")
+    print(f"{method} consistent (its 95% interval meets the simultaneous band): {n_cons}/{n}; meets the pointwise range: "
+          f"{n_cons_point}/{n}; meets the exact bounds: {n_cons_truth}/{n}")
     acc = ", ".join(f"{k} {v['value']:.4f}" for k, v in res["reader accuracy"].items())
     print(f"reader accuracy on {res['reader']['held out']:,} held-out images: {acc}")
 
