@@ -56,6 +56,7 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     (("-q", "P(Z[C=green]=1 | D=7)"), "unknown factor 'Z'"),
     (("-q", "P(B=1 | D=7)"), "edit form"),
     (("--graph", "GRAPH_CHAIN"), "but"),
+    (("--interval", "bca"), "interval must be one of percentile, basic"),
     (("--world", "backdoor"), "give either --world NAME, --images DIR --labels CSV, or --celeba DIR"),
 ])
 def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):

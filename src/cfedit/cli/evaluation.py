@@ -43,6 +43,8 @@ def evaluate(
     queries: Annotated[Optional[Path], typer.Option("--queries", help="without a world: file of queries, one per line")] = None,
     top: Annotated[int, typer.Option(min=0, help="without a world: frequent configurations per action in the automatic queries")] = 2,
     bootstrap: Annotated[int, typer.Option(min=0, help="without a world: resamples of the label rows for the bounds' range")] = 100,
+    interval: Annotated[Optional[str], typer.Option("--interval", help="without a world: the bounds' bootstrap range, "
+                                                    "percentile or basic [default: see README]")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
@@ -58,7 +60,8 @@ def evaluate(
     if images is not None or celeba is not None:
         from cfedit.evaluation.userdata import UserEvalConfig
 
-        cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap)
+        cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
+                             **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
