@@ -77,3 +77,19 @@ def test_missing_replicates_and_bad_arguments():
         simultaneous_band([0.1], [0.2], lo[:, :1], lo[:, :1], interval="bca")
     with pytest.raises(CfeditError, match="do not match"):
         simultaneous_band([0.1], [0.2], lo, lo)
+
+
+def test_normal_interval_and_its_sup_t_band():
+    """``normal``: the pointwise range is 1.96 replicate sds about the point bounds; the sup-t band's critical
+    value for Q independent queries is the Sidak normal quantile."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(3)
+    q, r = 8, 20_000
+    lo = 0.3 + 0.02 * rng.standard_normal((r, q))
+    hi = 0.7 + 0.02 * rng.standard_normal((r, q))
+    band = simultaneous_band(np.full(q, 0.3), np.full(q, 0.7), lo, hi, interval="normal")
+    np.testing.assert_allclose(band.pointwise[:, 0], 0.3 - 1.96 * lo.std(axis=0), atol=1e-3)
+    c = NormalDist().inv_cdf(0.95 ** (1 / (2 * q)))
+    np.testing.assert_allclose(band.simultaneous[:, 1], 0.7 + c * hi.std(axis=0), atol=0.002)
+    assert abs(band.covered - 0.95) < 4 * math.sqrt(0.95 * 0.05 / r)

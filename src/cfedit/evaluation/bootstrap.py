@@ -9,13 +9,18 @@ each one-sided per bound, since a range only has to reach down to l_j and up to 
 * ``basic`` (the pivot): [2 l^_j - q_{1-a}(L*_j), 2 u^_j - q_a(U*_j)], i.e. the percentile range of the
   reflected replicates 2 l^ - L*, 2 u^ - U*. A lower bound is a maximum over compatible-model expressions
   (an upper bound a minimum), so its plug-in estimate is biased up (down) and its replicates more so; the
-  reflection moves the range against that bias, where the percentile range moves with it.
+  reflection moves the range against that bias, where the percentile range moves with it;
+* ``normal``: [l^_j - c sd(L*_j), u^_j + c sd(U*_j)], symmetric about the point bounds with the replicates'
+  standard deviations: it ignores the replicates' skew and their bias, which for bounds (non-smooth
+  functions of P(V), some clipped at 0 or 1) the bootstrap need not reproduce.
 
-*Pointwise*: a = 2.5% for each bound of each query. *Simultaneous* (:func:`simultaneous_band`): the
-largest a <= 2.5% such that a share ``level`` of the R replicates lie inside every query's range at once
-(for ``basic``, the reflected replicates): the band meant to hold every query's true bounds at once, and
-never narrower than the pointwise ranges. Both are widened to contain the point bounds, and clipped to
-[0, 1] (the queries are probabilities).
+*Pointwise*: a = 2.5% (c = 1.96) for each bound of each query. *Simultaneous* (:func:`simultaneous_band`):
+for the quantile intervals, the largest a <= 2.5% such that a share ``level`` of the R replicates lie inside
+every query's range at once (for ``basic``, the reflected replicates); for ``normal``, the sup-t band (c the
+``level`` quantile over replicates of the largest studentized deviation of any bound from its replicates'
+mean, at least 1.96). Either band is meant to hold every query's true bounds at once, and is never narrower
+than the pointwise ranges. All are widened to contain the point bounds, and clipped to [0, 1] (the queries
+are probabilities).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 
 from cfedit.errors import CfeditError
 
-INTERVALS = ("percentile", "basic")
+INTERVALS = ("percentile", "basic", "normal")
 POINTWISE_ALPHA = 0.025  # one-sided level of each bound's pointwise range
 
 
@@ -36,8 +41,8 @@ class Band:
 
     pointwise: np.ndarray
     simultaneous: np.ndarray
-    alpha: float  # the one-sided level per bound that the simultaneous band uses (<= POINTWISE_ALPHA)
-    covered: float  # share of the replicates inside the simultaneous band at once (>= level)
+    alpha: float  # the one-sided level per bound that the simultaneous band uses (<= POINTWISE_ALPHA; normal: 1 - Phi(c))
+    covered: float  # share of the replicates inside the simultaneous band at once (>= level; normal: centred at their mean)
     interval: str
     level: float
     replicates: int
@@ -92,6 +97,8 @@ def simultaneous_band(lower, upper, lo_draws, hi_draws, *, level: float = 0.95, 
     share of replicates inside every query's range only grows as a falls, and at a = 0 (the replicates'
     extremes) it is 1."""
     lower, upper, lo_draws, hi_draws = _check(lower, upper, lo_draws, hi_draws, interval, level)
+    if interval == "normal":
+        return _sup_t(lower, upper, lo_draws, hi_draws, level)
     lo, hi = _oriented(lower, upper, lo_draws, hi_draws, interval)
     pointwise = _ranges(lower, upper, lo, hi, POINTWISE_ALPHA)
     good, bad = 0.0, POINTWISE_ALPHA
@@ -107,3 +114,24 @@ def simultaneous_band(lower, upper, lo_draws, hi_draws, *, level: float = 0.95, 
     band = _ranges(lower, upper, lo, hi, good)
     covered = _covered(lo, hi, band)
     return Band(np.clip(pointwise, 0, 1), np.clip(band, 0, 1), good, covered, interval, level, len(lo_draws))
+
+
+def _sup_t(lower, upper, lo, hi, level: float) -> Band:
+    """The ``normal`` ranges: pointwise with c = z_{97.5%}, simultaneous with the sup-t critical value."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - POINTWISE_ALPHA)
+    import warnings
+
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a query without replicates: all-NaN columns
+        sd_lo = np.nan_to_num(np.nanstd(lo, axis=0)) if len(lo) else np.zeros(len(lower))
+        sd_hi = np.nan_to_num(np.nanstd(hi, axis=0)) if len(hi) else np.zeros(len(upper))
+        # the largest one-sided deviation (down for a lower bound, up for an upper) of any bound, in its sds
+        dev = np.concatenate([(np.nanmean(lo, axis=0) - lo) / sd_lo, (hi - np.nanmean(hi, axis=0)) / sd_hi], axis=1)
+    dev = np.where(np.isfinite(dev), dev, -np.inf)  # no replicate, or a bound that never moves: no constraint
+    worst = dev.max(axis=1) if dev.size else np.zeros(0)
+    c = max(z, float(np.quantile(worst, level))) if len(worst) else z
+    band = lambda k: np.clip(np.stack([lower - k * sd_lo, upper + k * sd_hi], axis=1), 0, 1)  # noqa: E731
+    covered = float(np.mean(worst <= c + 1e-12)) if len(worst) else 1.0
+    return Band(band(z), band(c), 1 - NormalDist().cdf(c), covered, "normal", level, len(lo))
