@@ -102,6 +102,7 @@ def test_evaluate_on_a_celeba_folder(cli, celeba_run, tmp_path):
     code, out, err = cli("evaluate", str(run), "--celeba", str(celeba), "--split", "all", "-n", "10", "--samples", "2",
                          "--top", "1", "--bootstrap", "3", "--no-realism", "-o", str(tmp_path / "rep"))
     assert code == 0, err
+    assert "the editor may have seen the images" in " ".join(out.split())
     res = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert res["label rows"] == 30 and res["reader"]["rows"] == 15 and res["n_units"] == 10
     assert set(res["reader accuracy"]) == {"Gender", "Age", "GrayHair"} and "celeba (all)" in res["world"]

@@ -407,6 +407,9 @@ def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, fa
                     graph or f"the diagram of {', '.join(attrs)}")
     qs = read_queries(queries, query_file, editor.domains)
     ext = Reader.load(reader) if reader is not None else None
+    if split in ("train", "all"):
+        log(f"warning: the {split!r} split holds the images `cfedit train --celeba` trains on: the editor may have seen "
+            "the images it is evaluated on")
     data = cb.load_celeba(root, attrs, size=h, split=split, limit=limit)
     return _evaluate_and_write(editor, data, g, qs, output, config, f"{Path(root).name} ({split})", log, ext)
 
