@@ -93,3 +93,14 @@ def test_normal_interval_and_its_sup_t_band():
     c = NormalDist().inv_cdf(0.95 ** (1 / (2 * q)))
     np.testing.assert_allclose(band.simultaneous[:, 1], 0.7 + c * hi.std(axis=0), atol=0.002)
     assert abs(band.covered - 0.95) < 4 * math.sqrt(0.95 * 0.05 / r)
+
+
+def test_bias_aware_interval_moves_each_end_out_by_the_replicates_bias():
+    rng = np.random.default_rng(4)
+    lo = 0.40 + 0.05 + 0.01 * rng.standard_normal((5000, 1))  # replicates 0.05 above the point lower bound
+    hi = 0.60 - 0.03 + 0.01 * rng.standard_normal((5000, 1))  # and 0.03 below the point upper bound
+    normal = simultaneous_band([0.4], [0.6], lo, hi, interval="normal")
+    aware = simultaneous_band([0.4], [0.6], lo, hi, interval="bias-aware")
+    np.testing.assert_allclose(aware.pointwise[0], [0.4 - 0.05 - 1.96 * 0.01, 0.6 + 0.03 + 1.96 * 0.01], atol=0.002)
+    np.testing.assert_allclose(aware.pointwise[0] - normal.pointwise[0], [-0.05, 0.03], atol=0.002)
+    assert aware.simultaneous[0, 0] <= aware.pointwise[0, 0] and aware.simultaneous[0, 1] >= aware.pointwise[0, 1]

@@ -12,7 +12,11 @@ each one-sided per bound, since a range only has to reach down to l_j and up to 
   reflection moves the range against that bias, where the percentile range moves with it;
 * ``normal``: [l^_j - c sd(L*_j), u^_j + c sd(U*_j)], symmetric about the point bounds with the replicates'
   standard deviations: it ignores the replicates' skew and their bias, which for bounds (non-smooth
-  functions of P(V), some clipped at 0 or 1) the bootstrap need not reproduce.
+  functions of P(V), some clipped at 0 or 1) the bootstrap need not reproduce;
+* ``bias-aware``: ``normal`` widened on each side by the size of the replicates' bias, |mean(L*_j) - l^_j|
+  (and likewise for U): where the bound's plug-in is biased (a kink of the max or min that defines it), the
+  bootstrap bias is of that bias's order, and a range that may be off by it is widened by it (the simple
+  form of a bias-aware interval, estimate +- (|bias| + c sd)).
 
 *Pointwise*: a = 2.5% (c = 1.96) for each bound of each query. *Simultaneous* (:func:`simultaneous_band`):
 for the quantile intervals, the largest a <= 2.5% such that a share ``level`` of the R replicates lie inside
@@ -31,7 +35,7 @@ import numpy as np
 
 from cfedit.errors import CfeditError
 
-INTERVALS = ("percentile", "basic", "normal")
+INTERVALS = ("percentile", "basic", "normal", "bias-aware")
 POINTWISE_ALPHA = 0.025  # one-sided level of each bound's pointwise range
 
 
@@ -97,8 +101,8 @@ def simultaneous_band(lower, upper, lo_draws, hi_draws, *, level: float = 0.95, 
     share of replicates inside every query's range only grows as a falls, and at a = 0 (the replicates'
     extremes) it is 1."""
     lower, upper, lo_draws, hi_draws = _check(lower, upper, lo_draws, hi_draws, interval, level)
-    if interval == "normal":
-        return _sup_t(lower, upper, lo_draws, hi_draws, level)
+    if interval in ("normal", "bias-aware"):
+        return _sup_t(lower, upper, lo_draws, hi_draws, level, interval)
     lo, hi = _oriented(lower, upper, lo_draws, hi_draws, interval)
     pointwise = _ranges(lower, upper, lo, hi, POINTWISE_ALPHA)
     good, bad = 0.0, POINTWISE_ALPHA
@@ -116,8 +120,9 @@ def simultaneous_band(lower, upper, lo_draws, hi_draws, *, level: float = 0.95, 
     return Band(np.clip(pointwise, 0, 1), np.clip(band, 0, 1), good, covered, interval, level, len(lo_draws))
 
 
-def _sup_t(lower, upper, lo, hi, level: float) -> Band:
-    """The ``normal`` ranges: pointwise with c = z_{97.5%}, simultaneous with the sup-t critical value."""
+def _sup_t(lower, upper, lo, hi, level: float, interval: str) -> Band:
+    """The ``normal`` ranges: pointwise with c = z_{97.5%}, simultaneous with the sup-t critical value;
+    ``bias-aware``: each end moved out by the size of the replicates' bias."""
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(1 - POINTWISE_ALPHA)
@@ -129,9 +134,11 @@ def _sup_t(lower, upper, lo, hi, level: float) -> Band:
         sd_hi = np.nan_to_num(np.nanstd(hi, axis=0)) if len(hi) else np.zeros(len(upper))
         # the largest one-sided deviation (down for a lower bound, up for an upper) of any bound, in its sds
         dev = np.concatenate([(np.nanmean(lo, axis=0) - lo) / sd_lo, (hi - np.nanmean(hi, axis=0)) / sd_hi], axis=1)
+        bias_lo = np.abs(np.nan_to_num(np.nanmean(lo, axis=0) - lower)) if interval == "bias-aware" and len(lo) else 0.0
+        bias_hi = np.abs(np.nan_to_num(np.nanmean(hi, axis=0) - upper)) if interval == "bias-aware" and len(hi) else 0.0
     dev = np.where(np.isfinite(dev), dev, -np.inf)  # no replicate, or a bound that never moves: no constraint
     worst = dev.max(axis=1) if dev.size else np.zeros(0)
     c = max(z, float(np.quantile(worst, level))) if len(worst) else z
-    band = lambda k: np.clip(np.stack([lower - k * sd_lo, upper + k * sd_hi], axis=1), 0, 1)  # noqa: E731
+    band = lambda k: np.clip(np.stack([lower - bias_lo - k * sd_lo, upper + bias_hi + k * sd_hi], axis=1), 0, 1)  # noqa: E731
     covered = float(np.mean(worst <= c + 1e-12)) if len(worst) else 1.0
-    return Band(band(z), band(c), 1 - NormalDist().cdf(c), covered, "normal", level, len(lo))
+    return Band(band(z), band(c), 1 - NormalDist().cdf(c), covered, interval, level, len(lo))
