@@ -44,7 +44,7 @@ def evaluate(
     top: Annotated[int, typer.Option(min=0, help="without a world: frequent configurations per action in the automatic queries")] = 2,
     bootstrap: Annotated[int, typer.Option(min=0, help="without a world: resamples of the label rows for the bounds' range")] = 100,
     interval: Annotated[Optional[str], typer.Option("--interval", help="without a world: the bounds' bootstrap range, "
-                                                    "percentile or basic [default: see README]")] = None,
+                                                    "percentile, basic, normal or bias-aware [default: normal]")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,

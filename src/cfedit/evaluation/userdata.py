@@ -63,7 +63,7 @@ class UserEvalConfig:
     reader_seed: int = 20_240_712  # the reader's own initialisation seed, apart from any editor's
     top: int = 2  # most frequent factual configurations per action in the automatic queries (0: none)
     bootstrap: int = 100  # resamples of the label rows for the bounds' 95% range
-    interval: str = "percentile"  # bootstrap range of a bound: "percentile" or "basic" (cfedit.evaluation.bootstrap)
+    interval: str = "normal"  # bootstrap range of a bound: percentile, basic, normal, bias-aware (cfedit.evaluation.bootstrap)
     realism: bool = True  # Frechet distance in the reader's features
     reversibility: str | None = None  # factor flipped and edited back (None: the one with fewest values; "": skip)
     composition_steps: int = 10  # null edits chained for the composition metric (below 2: skip)
@@ -200,7 +200,7 @@ def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Doma
 
 def label_bounds(queries: Sequence[Query], graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int,
                  resamples: int = 100, seed: int = 0, log: Callable[[str], None] | None = None, *,
-                 interval: str = "percentile", level: float = 0.95) -> tuple[list[dict], Band]:
+                 interval: str = "normal", level: float = 0.95) -> tuple[list[dict], Band]:
     """:func:`bound_replicates`, with each row's ranges: ``lower range`` and ``upper range`` (the 2.5% and
     97.5% quantiles of the bound's replicates), ``widened`` (the pointwise 95% range of the query's bounds,
     percentile or basic: :mod:`cfedit.evaluation.bootstrap`) and ``band`` (the simultaneous range, which
