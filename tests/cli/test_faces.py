@@ -28,12 +28,12 @@ def test_a_worlds_editor_settings_are_defaults_under_the_users(tmp_path):
     w = get_world("faces")
     settings = w.editor_settings
     cfg = config_from(None, None, 2, None, w)
-    assert (cfg.image.latent_dim, cfg.image.width, cfg.batch_size) == (16, 16, 64) == (
-        settings["image"]["latent_dim"], settings["image"]["width"], settings["batch_size"])
+    assert (cfg.image.latent_dim, cfg.image.width, cfg.image.depth, cfg.batch_size) == (16, 32, 4, 64) == (
+        settings["image"]["latent_dim"], settings["image"]["width"], settings["image"]["depth"], settings["batch_size"])
     assert cfg.steps == 2  # the flag wins
     (tmp_path / "c.toml").write_text("batch_size = 8\n[image]\nwidth = 8\n")
     c = config_from(tmp_path / "c.toml", None, None, None, w)
-    assert (c.batch_size, c.image.width, c.image.latent_dim) == (8, 8, 16)
+    assert (c.batch_size, c.image.width, c.image.latent_dim, c.image.depth) == (8, 8, 16, 4)
     assert ANCMConfig.from_toml(tmp_path / "c.toml").image.latent_dim == ANCMConfig().image.latent_dim == 8
     assert config_from(None, None, None, None, get_world("backdoor")) == ANCMConfig()
 

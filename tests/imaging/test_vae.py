@@ -1,9 +1,12 @@
 """Image mechanism protocol and labeller: shapes, range, abduction, gradients reach every parameter."""
 
+import json
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from cfedit.errors import DataError
+from cfedit.errors import CfeditError, DataError
 from cfedit.imaging import ImageMechanism, Labeller
 from cfedit.imaging.vae import ConditionalVAE, VAEConfig
 from cfedit.worlds.colored_mnist import DOMAINS
@@ -55,3 +58,92 @@ def test_wrong_images_are_refused(vae):
         vae.abduct(torch.zeros(2, 3, 28, 28, dtype=torch.uint8), _v(2))
     with pytest.raises(DataError, match="multiples of 4"):
         ConditionalVAE(DOMAINS, (3, 30, 30))
+
+
+# ---------------------------------------------------------------------------------- depth and residual blocks
+def _original_decoder(vae, v, u):
+    """The two-stage decoder as it was written before ``depth`` existed, applied with ``vae``'s weights."""
+    y = vae.cond(v)
+    h = vae.dec_in(torch.cat([u, y], 1)).reshape(len(u), 2 * vae.config.width, 7, 7)
+    h = F.leaky_relu(F.conv_transpose2d(torch.cat([h, y[:, :, None, None].expand(-1, -1, 7, 7)], 1),
+                                        vae.up1.weight, vae.up1.bias, 2, 1), 0.1)
+    return F.conv_transpose2d(torch.cat([h, y[:, :, None, None].expand(-1, -1, 14, 14)], 1), vae.up2.weight, vae.up2.bias, 2, 1)
+
+
+def test_the_default_depth_is_the_original_network():
+    """depth 2, no blocks: the MNIST worlds' VAE parameter for parameter (names, shapes, count) and function."""
+    torch.manual_seed(0)
+    vae = ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig())
+    k = 10 + 2 + 2  # one-hot width of D, C, B
+    expected = {"enc.0.weight": (32, 3 + k, 4, 4), "enc.0.bias": (32,), "enc.2.weight": (64, 32, 4, 4), "enc.2.bias": (64,),
+                "enc_head.0.weight": (256, 64 * 7 * 7 + k), "enc_head.0.bias": (256,), "enc_head.2.weight": (16, 256),
+                "enc_head.2.bias": (16,), "dec_in.0.weight": (256, 8 + k), "dec_in.0.bias": (256,),
+                "dec_in.2.weight": (64 * 7 * 7, 256), "dec_in.2.bias": (64 * 7 * 7,), "up1.weight": (64 + k, 32, 4, 4),
+                "up1.bias": (32,), "up2.weight": (32 + k, 3, 4, 4), "up2.bias": (3,)}
+    assert {n: tuple(t.shape) for n, t in vae.state_dict().items()} == expected
+    assert sum(p.numel() for p in vae.parameters()) == 1_706_355
+    u = vae.prior(5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(vae.decode_logits(_v(5), u), _original_decoder(vae, _v(5), u))
+
+
+@pytest.mark.parametrize("depth, blocks", [(3, 0), (4, 1)])
+def test_deeper_vaes_keep_the_protocol_and_train_every_parameter(depth, blocks):
+    torch.manual_seed(0)
+    vae = ConditionalVAE(DOMAINS, (3, 32, 32), VAEConfig(width=4, latent_dim=3, depth=depth, blocks=blocks))
+    assert vae.enc_head[0].in_features == 4 * 2 ** (depth - 1) * (32 // 2**depth) ** 2 + 14
+    assert sum(name.startswith("res") for name, _ in vae.named_children()) == (depth - 1 if blocks else 0)
+    x = vae.generate(_v(4), vae.prior(4, torch.Generator().manual_seed(0)))
+    assert x.shape == (4, 3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    assert vae.abduct(x, _v(4)).shape == (4, 3)
+    vae.loss(torch.rand(4, 3, 32, 32), _v(4)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.parameters())
+
+
+def test_the_factors_enter_every_decoder_stage():
+    """Changing only v changes the logits even when the first layer's v weights are zeroed (it enters again later)."""
+    torch.manual_seed(0)
+    vae = ConditionalVAE(DOMAINS, (3, 32, 32), VAEConfig(width=4, latent_dim=3, depth=3))
+    for i in (1, 2, 3):
+        assert getattr(vae, f"up{i}").in_channels == (4 * 2 ** (3 - i)) + 14
+    with torch.no_grad():
+        vae.dec_in[0].weight[:, 3:] = 0  # v no longer reaches the grid through the linear layer
+    u = vae.prior(1, torch.Generator().manual_seed(0))
+    a = vae.decode_logits({"D": torch.tensor([1]), "C": torch.tensor([0]), "B": torch.tensor([0])}, u)
+    b = vae.decode_logits({"D": torch.tensor([1]), "C": torch.tensor([1]), "B": torch.tensor([0])}, u)
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_image_sides_must_be_divisible_by_two_to_the_depth():
+    with pytest.raises(DataError, match="multiples of 16 for a VAE of depth 4, got 24x24"):
+        ConditionalVAE(DOMAINS, (3, 24, 24), VAEConfig(depth=4))
+    ConditionalVAE(DOMAINS, (3, 24, 24), VAEConfig(depth=3, width=2, latent_dim=2))  # 24 = 3 * 8 is fine
+    for bad in ({"depth": 0}, {"depth": 9}, {"blocks": -1}, {"depth": 2.5}):
+        with pytest.raises(CfeditError, match="VAEConfig"):
+            VAEConfig(**bad)
+
+
+def test_checkpoints_record_the_depth_and_old_ones_load(tmp_path):
+    from cfedit.editors import checkpoint
+    from cfedit.editors.ancm import ANCM, ANCMConfig
+    from cfedit.worlds import get_world
+
+    world = get_world("backdoor")
+    deep = ANCM(world.graph, world.domains, (3, 32, 32), ANCMConfig(image=VAEConfig(width=4, latent_dim=2, depth=3, blocks=1)))
+    deep.save(tmp_path / "deep")
+    saved = json.loads((tmp_path / "deep" / "config.json").read_text())["config"]["image"]
+    assert (saved["depth"], saved["blocks"]) == (3, 1)
+    back = ANCM.load(tmp_path / "deep")
+    assert back.config.image == deep.config.image
+    u = deep.image.prior(2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(back.image.generate(_v(2), u), deep.image.generate(_v(2), u))
+    # a checkpoint written before depth and blocks existed: its config.json names neither
+    old = ANCM(world.graph, world.domains, world.image_shape, ANCMConfig(image=VAEConfig(width=4, latent_dim=2)))
+    cfg = {"format": "cfedit-ancm", "version": 2, "domains": old.domains.as_dict(), "image_shape": list(old.image_shape),
+           "config": old.config.to_dict(), "fit": {}}
+    for key in ("depth", "blocks"):
+        del cfg["config"]["image"][key]
+    checkpoint.write_editor(tmp_path / "old", old.state_dict(), "cfedit-ancm", 2, cfg, old.graph.to_cg())
+    loaded = ANCM.load(tmp_path / "old")
+    assert (loaded.config.image.depth, loaded.config.image.blocks) == (2, 0)
+    u = old.image.prior(2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loaded.image.generate(_v(2), u), old.image.generate(_v(2), u))

@@ -26,35 +26,62 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 class VAEConfig(ImageConfig):
     kind: str = "vae"  # the backend's name in the registry
     latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: see README)
-    width: int = 32  # channels of the first conv layer (doubled in the second)
+    width: int = 32  # channels of the first conv layer (doubled at every further stage)
     beta: float = 1.0  # weight of the KL term (higher: u holds less, reconstructions blur)
+    depth: int = 2  # stride-2 stages of the encoder and of the decoder; image sides must be multiples of 2**depth
+    blocks: int = 0  # residual 3x3 conv blocks after each decoder stage but the last (capacity at low resolution)
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6)})
+        check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6),
+                            "depth": (int, 1, 8), "blocks": (int, 0, 16)})
+
+
+class _Residual(nn.Module):
+    """x + conv(act(conv(act(x)))), two 3x3 convolutions that keep the channels and the grid."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.LeakyReLU(0.1), nn.Conv2d(channels, channels, 3, 1, 1),
+                                  nn.LeakyReLU(0.1), nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class ConditionalVAE(ImageMechanism):
-    """A conditional VAE on (C, H, W) images, H and W divisible by 4."""
+    """A conditional VAE on (C, H, W) images, H and W divisible by 2**depth.
+
+    Encoder: ``depth`` stride-2 convolutions (width, 2 width, 4 width, ...) over the image and the factor
+    maps, then a 256-unit layer to the mean and log-variance of u. Decoder: (u, v) through a 256-unit layer
+    to the coarsest grid, then ``depth`` stride-2 transposed convolutions, v concatenated to the input of
+    every one (each but the last followed by ``blocks`` residual blocks). ``depth = 2, blocks = 0`` is the
+    original two-stage network, parameter for parameter (same names, so its checkpoints load).
+    """
 
     kind = "vae"
     config: VAEConfig
 
     def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: VAEConfig = VAEConfig()):
         c, h, w = image_shape
-        if h % 4 or w % 4:
-            raise DataError(f"image height and width must be multiples of 4, got {h}x{w}")
+        n = config.depth
+        if h % 2**n or w % 2**n:
+            raise DataError(f"image height and width must be multiples of {2**n} for a VAE of depth {n}, got {h}x{w}")
         super().__init__(domains, (c, h, w), config)
         k, wd = sum(domains.shape), config.width
-        self._grid = (2 * wd, h // 4, w // 4)
-        flat = 2 * wd * (h // 4) * (w // 4)
-        self.enc = nn.Sequential(
-            nn.Conv2d(c + k, wd, 4, 2, 1), nn.LeakyReLU(0.1),
-            nn.Conv2d(wd, 2 * wd, 4, 2, 1), nn.LeakyReLU(0.1), nn.Flatten(),
-        )
+        chans = [wd * 2**i for i in range(n)]  # channels after each encoder stage
+        self._grid = (chans[-1], h // 2**n, w // 2**n)
+        flat = chans[-1] * (h // 2**n) * (w // 2**n)
+        enc: list[nn.Module] = []
+        for cin, cout in zip([c + k, *chans[:-1]], chans):
+            enc += [nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.1)]
+        self.enc = nn.Sequential(*enc, nn.Flatten())
         self.enc_head = nn.Sequential(nn.Linear(flat + k, 256), nn.LeakyReLU(0.1), nn.Linear(256, 2 * config.latent_dim))
         self.dec_in = nn.Sequential(nn.Linear(config.latent_dim + k, 256), nn.LeakyReLU(0.1), nn.Linear(256, flat), nn.LeakyReLU(0.1))
-        self.up1 = nn.ConvTranspose2d(2 * wd + k, wd, 4, 2, 1)
-        self.up2 = nn.ConvTranspose2d(wd + k, c, 4, 2, 1)
+        outs = [*chans[::-1][1:], c]
+        for i, (cin, cout) in enumerate(zip(chans[::-1], outs), start=1):  # named up1, up2, ... as in version 1
+            self.add_module(f"up{i}", nn.ConvTranspose2d(cin + k, cout, 4, 2, 1))
+            if i < n and config.blocks:
+                self.add_module(f"res{i}", nn.Sequential(*(_Residual(cout) for _ in range(config.blocks))))
 
     @property
     def latent_dim(self) -> int:
@@ -72,8 +99,14 @@ class ConditionalVAE(ImageMechanism):
         """Pixel logits of f^_I(v, u); v enters at every layer so that the image cannot ignore it."""
         y = self.cond(v)
         h = self.dec_in(torch.cat([u, y], dim=1)).reshape(-1, *self._grid)
-        h = F.leaky_relu(self.up1(torch.cat([h, y[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1)), 0.1)
-        return self.up2(torch.cat([h, y[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1))
+        n = self.config.depth
+        for i in range(1, n + 1):
+            h = getattr(self, f"up{i}")(torch.cat([h, y[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1))
+            if i < n:
+                h = F.leaky_relu(h, 0.1)
+                if self.config.blocks:
+                    h = getattr(self, f"res{i}")(h)
+        return h
 
     def loss(self, images: torch.Tensor, v: Codes, generator: torch.Generator | None = None) -> torch.Tensor:
         """Negative ELBO per pixel (:meth:`elbo_loss` over the pixels of one image)."""
