@@ -1,14 +1,14 @@
 """Sampler settings of a trained diffusion mechanism: null-edit MAE, image-stage faithfulness and speed.
 
-For each setting (DDIM steps, inversion fixed-point iterations, guidance) the mechanism abducts u_I from n
-held-out world images under their factual factors and generates (a) with the same factors (the null edit:
+For each setting (DDIM steps, inversion fixed-point iterations, guidance, share of the steps inverted) the
+mechanism abducts u_I from n held-out world images under their factual factors and generates (a) with the same factors (the null edit:
 MAE to the image) and (b) with one factor changed per image (D, C and B in turn, to a random other value),
 read by the world's oracle: the share whose reading equals the factor it was generated with. Speed: edits
 per second of abduct + generate in one batch. Only the image stage is measured here (no NCM); ``cfedit
 evaluate`` measures the whole editor.
 
     python benchmarks/bench_diffusion.py RUN --world backdoor -n 200 [--state train_state.safetensors]
-           [--grid 8:1:1,8:0:1,4:1:1]   (steps:inversion_iters:guidance)
+           [--grid 8:1:1,8:0:1,4:1:1,8:1:2:0.5]   (steps:inversion_iters:guidance[:invert_to])
 
 ``--state`` loads the weights of a resumable training state (a snapshot taken during training) instead of
 the run's final weights: the quality-against-training-time curve.
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--world", default="backdoor")
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--state", default=None, help="a train_state.safetensors (snapshot) whose weights to use")
-    ap.add_argument("--grid", default="8:1:1", help="comma-separated steps:inversion_iters:guidance")
+    ap.add_argument("--grid", default="8:1:1", help="comma-separated steps:inversion_iters:guidance[:invert_to]")
     args = ap.parse_args()
     model = load_run(args.run)
     step = "final"
@@ -59,10 +59,10 @@ def main() -> None:
         changed[k] = {**v, k: (v[k] + shift) % w.domains.size(k)}
     base = mech.config
     print(f"run {args.run}, weights at step {step}, {args.n} held-out units of {args.world}")
-    print("steps iters guidance | null MAE | faithful D  C  B (one factor changed) | edits/s")
+    print("steps iters guidance invert_to | null MAE | faithful D  C  B (one factor changed) | edits/s")
     for spec in args.grid.split(","):
-        s, it, gw = spec.split(":")
-        mech.config = dataclasses.replace(base, steps=int(s), inversion_iters=int(it), guidance=float(gw))
+        s, it, gw, to = (spec.split(":") + ["1"])[:4]
+        mech.config = dataclasses.replace(base, steps=int(s), inversion_iters=int(it), guidance=float(gw), invert_to=float(to))
         t0 = time.perf_counter()
         u = mech.abduct(x, v)
         null = mech.generate(v, u)
@@ -72,7 +72,8 @@ def main() -> None:
         for k in w.domains.names:
             out = a.oracle(mech.generate(changed[k], u).numpy())
             faith.append(float(np.mean(np.asarray(out[k]) == changed[k][k].numpy())))
-        print(f"{s:>5} {it:>5} {gw:>8} | {mae:.4f}  | " + "  ".join(f"{f:.3f}" for f in faith) + f" | {args.n / dt:.1f}", flush=True)
+        faithful = "  ".join(f"{f:.3f}" for f in faith)
+        print(f"{s:>5} {it:>5} {gw:>8} {to:>9} | {mae:.4f}  | {faithful} | {args.n / dt:.1f}", flush=True)
     mech.config = base
 
 

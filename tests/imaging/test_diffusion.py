@@ -38,6 +38,43 @@ def test_fixed_point_iterations_make_the_inversion_solve_the_sampler():
     assert errors[2] < 0.01 and errors[2] < errors[1] < errors[0], errors
 
 
+def test_partial_inversion_stops_at_t0_and_generates_below_it(monkeypatch):
+    """invert_to = 0.5 of 8 steps: abduction inverts 4 steps (x_t0), generation runs the 4 below t0, and the
+    null edit still reproduces the image; the prior carries x_T down to t0 with the unconditional model."""
+    assert _null_error(_mech(steps=8, inversion_iters=4, invert_to=0.5)) < 0.01
+    calls = []
+    real = DiffusionMechanism._eps
+    def counted(self, x, t, y, weights):
+        calls.append((int(t), float(y.abs().sum())))
+        return real(self, x, t, y, weights)
+
+    monkeypatch.setattr(DiffusionMechanism, "_eps", counted)
+    m = _mech(steps=8, inversion_iters=1, invert_to=0.5)
+    x = (torch.rand(2, 3, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    u = m.abduct(x, _v(2))
+    assert [t for t, _ in calls] == [0, 124, 124, 249, 249, 374, 374, 499]  # each step: a guess at t_lo, one refinement at t_hi
+    calls.clear()
+    m.generate(_v(2), u)
+    assert [t for t, _ in calls] == [499, 374, 249, 124]
+    calls.clear()
+    prior = m.prior(2, torch.Generator().manual_seed(0))
+    assert [t for t, _ in calls] == [999, 874, 749, 624] and all(y == 0 for _, y in calls)
+    full = _mech(steps=8, inversion_iters=1).prior(2, torch.Generator().manual_seed(0))
+    assert prior.shape == full.shape and not torch.allclose(prior, full)  # x_t0, not the x_T it started from
+
+
+def test_partial_inversion_leaves_less_to_the_new_factors():
+    """The edit runs only the steps below t0 under v': with a quarter of the steps, changing the factors moves the
+    images less from the null edit than with the full inversion (the same network, the same images)."""
+    x = (torch.rand(8, 3, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.7).float()
+    moved = []
+    for share in (0.25, 1.0):
+        m = _mech(steps=8, inversion_iters=2, invert_to=share)
+        u = m.abduct(x, _v(8))
+        moved.append((m.generate(_v(8, shift=1), u) - m.generate(_v(8), u)).abs().mean().item())
+    assert moved[0] < 0.6 * moved[1], moved  # 0.0077 vs 0.0165
+
+
 def test_guidance_zero_ignores_the_factors_and_one_costs_one_evaluation(monkeypatch):
     m = _mech(steps=2, guidance=0.0)
     u = m.prior(4, torch.Generator().manual_seed(0))
@@ -90,6 +127,7 @@ def test_autocast_only_on_cuda():
 @pytest.mark.parametrize("bad, message", [
     ({"prediction": "x0"}, "prediction must be one of"), ({"channels": ()}, "channels"), ({"steps": 0}, "steps"),
     ({"guidance": 2.0, "cond_dropout": 0.0}, "needs cond_dropout"), ({"schedule": "cosine"}, "schedule"),
+    ({"invert_to": 0.0}, "invert_to must be above 0"), ({"invert_to": 1.5}, "invert_to must be a number from 0 to 1"),
 ])
 def test_bad_settings_are_refused(bad, message):
     with pytest.raises(CfeditError, match=message):

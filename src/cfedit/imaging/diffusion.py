@@ -15,6 +15,16 @@ inference once the training loop has updated it (:meth:`after_step`).
 * the same guidance weight is used both ways, so that both run one ODE (guidance 1: no guidance, one
   network evaluation a step).
 
+Partial inversion (``invert_to`` < 1) stops the inversion after that share of the steps, at t0, and takes
+u_I = x_t0; ``generate`` then runs only the sampler's steps below t0, under v'. Since the ODE between t0 and
+T is a bijection, x_t0 carries the same information about the image as x_T: the only difference is that the
+steps above t0, where the coarse shape is decided, stay under the factual v instead of v'. It is cheaper
+(fewer steps both ways) but can only weaken edits of the factors set there (the digit), never strengthen them.
+It also bends the mechanism's semantics: ``prior`` draws x_T ~ N(0, I) and runs the *unconditional* model
+down to t0 (the law of x_t0 mixed over V, drawn independently of V), but x_t0 given V = v is not that law, so
+the abducted u_I depends on v and f^_I(v, U_I) with U_I from the prior need not carry v. Both vanish at
+``invert_to = 1`` (x_T ~ N(0, I) whatever v), the default.
+
 Images are mapped to [-1, 1], padded with black to the network's multiple and cropped back. bf16 autocast
 (``amp``) is used for the training loss on CUDA only; sampling and inversion run in float32 so that the
 inversion stays exact. It does not edit differentiably (no :class:`~cfedit.imaging.base.DifferentiableEdit`):
@@ -51,6 +61,7 @@ class DiffusionConfig(ImageConfig):
     steps: int = 8  # DDIM steps of the sampler and of the inversion (network evaluations: steps x (1 + inversion_iters) to abduct)
     inversion_iters: int = 1  # fixed-point refinements of each inversion step (0: plain DDIM inversion)
     guidance: float = 1.0  # classifier-free guidance weight, sampler and inversion alike (1: none; above 1 doubles the cost)
+    invert_to: float = 1.0  # share of the sampler's steps abduction inverts (1: to x_T; below 1: u_I = x_t0, see the module doc)
     cond_dropout: float = 0.1  # share of training images whose condition is dropped (needed for guidance)
     ema_decay: float = 0.999  # EMA of the weights used for inference (0: the live weights)
     amp: bool = True  # bf16 autocast of the training loss on CUDA (never on CPU; sampling stays float32)
@@ -60,9 +71,12 @@ class DiffusionConfig(ImageConfig):
         if not self.channels or len(self.channels) > 6 or not all(isinstance(c, int) and 1 <= c <= 4096 for c in self.channels):
             raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 4096, got {self.channels!r}")
         check_ranges(self, {"layers_per_block": (int, 1, 16), "steps": (int, 1, 1000), "inversion_iters": (int, 0, 20),
-                            "guidance": (float, 0, 100), "cond_dropout": (float, 0, 1), "ema_decay": (float, 0, 1)})
+                            "guidance": (float, 0, 100), "invert_to": (float, 0, 1), "cond_dropout": (float, 0, 1),
+                            "ema_decay": (float, 0, 1)})
         check_choice(self, "prediction", ("epsilon", "v_prediction"))
         check_choice(self, "schedule", ("linear", "scaled_linear", "squaredcos_cap_v2"))
+        if self.invert_to <= 0:
+            raise CfeditError(f"DiffusionConfig.invert_to must be above 0 (1: full inversion), got {self.invert_to!r}")
         if self.guidance != 1.0 and self.cond_dropout == 0:
             raise CfeditError("DiffusionConfig.guidance other than 1 needs cond_dropout > 0 (the unconditional model)")
 
@@ -154,6 +168,10 @@ class DiffusionMechanism(ImageMechanism):
         inv.set_timesteps(self.config.steps)
         return fwd, inv
 
+    def _inverted_steps(self) -> int:
+        """How many of the sampler's steps abduction inverts (and generation runs): ``invert_to`` of them, at least one."""
+        return max(1, round(self.config.steps * self.config.invert_to))
+
     def _to_model(self, images: torch.Tensor) -> torch.Tensor:
         _, h, w = self.image_shape
         x = images * 2 - 1
@@ -188,32 +206,41 @@ class DiffusionMechanism(ImageMechanism):
         return F.mse_loss(out.float(), target)
 
     # ------------------------------------------------------------------ the protocol
+    @torch.no_grad()
     def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws of U_I = x_T ~ N(0, I) in the padded image shape."""
-        return torch.randn(n, *self.padded, generator=generator).to(self._device())
+        """n draws of U_I = x_T ~ N(0, I) in the padded image shape; with partial inversion, x_t0: x_T carried
+        down to t0 by the unconditional model (the sampler's steps above t0)."""
+        x = torch.randn(n, *self.padded, generator=generator).to(self._device())
+        fwd, _ = self._schedulers()
+        top = fwd.timesteps.tolist()[: self.config.steps - self._inverted_steps()]
+        if top:
+            y, weights = torch.zeros(n, sum(self.domains.shape), device=x.device), self._weights()
+            for t in top:
+                x = fwd.step(self._eps(x, t, y, weights), t, x).prev_sample
+        return x
 
     @torch.no_grad()
     def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
-        """The DDIM sampler (deterministic) from x_T = u under v; images in [0, 1]."""
+        """The DDIM sampler (deterministic) from x_T = u (x_t0 with partial inversion) under v; images in [0, 1]."""
         u = torch.as_tensor(u)
         if u.dim() != 4 or tuple(u.shape[1:]) != self.padded:
             raise CfeditError(f"expected U_I of shape (N, {', '.join(map(str, self.padded))}), got {tuple(u.shape)}")
         fwd, _ = self._schedulers()
         y, weights = self.cond(v), self._weights()
         x = u.to(self._device(), torch.float32)
-        for t in fwd.timesteps.tolist():
+        for t in fwd.timesteps.tolist()[self.config.steps - self._inverted_steps():]:
             x = fwd.step(self._guided(x, t, y, weights), t, x).prev_sample
         return self._to_images(x)
 
     @torch.no_grad()
     def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
-        """U_I = x_T by DDIM inversion of each image under its factual v (never the action)."""
+        """U_I = x_T (x_t0 with partial inversion) by DDIM inversion of each image under its factual v (never the action)."""
         images = check_images(torch.as_tensor(images), self.image_shape).to(self._device(), torch.float32)
         _, inv = self._schedulers()
         y, weights = self.cond(v), self._weights()
         r = TRAIN_TIMESTEPS // self.config.steps
         x = self._to_model(images)
-        for t_hi in inv.timesteps.tolist():
+        for t_hi in inv.timesteps.tolist()[: self._inverted_steps()]:
             x_lo, t_lo = x, max(t_hi - r, 0)
             x = inv.step(self._noise(x_lo, t_lo, y, weights, inv), t_hi, x_lo).prev_sample
             for _ in range(self.config.inversion_iters):  # solve x = inverse step with the noise predicted at x itself
