@@ -28,6 +28,29 @@ def cli(capsys, monkeypatch):
     return run
 
 
+
+@pytest.fixture(scope="session")
+def tiny_ancm_config():
+    """An ANCM barely trained (the factor level is the point): two image steps, a small NCM, a 4-channel VAE."""
+    from cfedit.editors.ancm import ANCMConfig
+    from cfedit.imaging.vae import VAEConfig
+    from cfedit.ncm import NCMConfig
+
+    return ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
+
+
+@pytest.fixture(scope="session")
+def tiny_backdoor_run(tmp_path_factory, tiny_ancm_config):
+    """A tiny ANCM fitted on 400 Backdoor units (seed 0) and saved: its folder. Tests that alter it copy it first."""
+    from cfedit.data import LabelledImages
+    from cfedit.editors.ancm import ANCM
+    from cfedit.worlds import get_world
+
+    w = get_world("backdoor")
+    out = tmp_path_factory.mktemp("tiny-backdoor") / "run"
+    ANCM.fit(w.graph, LabelledImages.from_world(w, 400, seed=0), tiny_ancm_config, out_dir=out, log=None)
+    return out
+
 # ---- a CelebA / CelebA-HQ folder in the exact file formats (tests/data/test_celeba.py, tests/cli/test_celeba.py)
 CELEBA_ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
          "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones "

@@ -4,27 +4,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cfedit.data import LabelledImages
-from cfedit.editors.ancm import ANCM, ANCMConfig
-from cfedit.imaging.vae import VAEConfig
-from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
 QUERY = "P(B[C=green]=1 | D=7, C=red, B=0)"
 
 
 @pytest.fixture(scope="module")
-def run_and_image(tmp_path_factory):
+def run_and_image(tmp_path_factory, tiny_backdoor_run):
     w = get_world("backdoor")
     tmp = tmp_path_factory.mktemp("extremes")
-    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
-    ANCM.fit(w.graph, LabelledImages.from_world(w, 400, seed=0), tiny, out_dir=tmp / "run", log=None)
     a = w.ascm("eval", oracle=False)
     units = a.units(200, seed=0)
     i = int(np.flatnonzero((units.v["D"] == 7) & (units.v["C"] == 1) & (units.v["B"] == 0))[0])
     x = a.factual(units)[i]
     Image.fromarray((x.transpose(1, 2, 0) * 255).round().astype(np.uint8), "RGB").save(tmp / "x.png")
-    return tmp / "run", tmp / "x.png"
+    return tiny_backdoor_run, tmp / "x.png"
 
 
 LABELS = ("--label", "D=7", "--label", "C=red", "--label", "B=0")

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
@@ -13,13 +12,10 @@ from cfedit.worlds.export import export_world
 
 
 @pytest.fixture(scope="module")
-def run_and_data(tmp_path_factory):
-    w = get_world("backdoor")
+def run_and_data(tmp_path_factory, tiny_backdoor_run):
     tmp = tmp_path_factory.mktemp("userdata")
-    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
-    ANCM.fit(w.graph, LabelledImages.from_world(w, 400, seed=0), tiny, out_dir=tmp / "run", log=None)
-    export_world(w, 400, tmp / "data", split="eval", seed=2)
-    return tmp / "run", tmp / "data"
+    export_world(get_world("backdoor"), 400, tmp / "data", split="eval", seed=2)
+    return tiny_backdoor_run, tmp / "data"
 
 
 FAST = ("-n", "60", "--samples", "2", "--top", "1", "--bootstrap", "3", "--no-realism")

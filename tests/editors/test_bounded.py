@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.editors.ancm import ANCM
 from cfedit.editors.base import Editor
 from cfedit.editors.bounded import AtModel, edit_at_extremes
 from cfedit.errors import CfeditError, QueryError
 from cfedit.evaluation.metrics import ctf_estimate
-from cfedit.imaging.vae import VAEConfig
-from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
 QUERY = "P(B[C=green]=1 | D=7, C=red, B=0)"  # Backdoor: not identified, optimal bounds [0.5, 0.75]
@@ -121,13 +119,10 @@ def test_bad_requests_are_refused(world, evidence_units):
         edit_at_extremes(ed, x, QUERY, 2, p_v=p0 / p0.sum(), labels=v)
 
 
-def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units):
+def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units, tiny_backdoor_run):
     """The API on an ANCM (barely trained: the factor level is the point): P(V) is the NCM's fit."""
-    from cfedit.data import LabelledImages
-
     _, x, v = evidence_units
-    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
-    model = ANCM.fit(world.graph, LabelledImages.from_world(world, 400, seed=0), tiny, log=None)
+    model = ANCM.load(tiny_backdoor_run)
     out = edit_at_extremes(model, x[:4], QUERY, 3, labels={k: t[:4] for k, t in v.items()})
     table = model.ncm.table()
     for which in ("lower", "upper"):
@@ -138,16 +133,15 @@ def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units):
 
 
 @pytest.fixture(scope="module")
-def run_without_red_sevens(world, tmp_path_factory):
+def run_without_red_sevens(world, tmp_path_factory, tiny_ancm_config):
     """A tiny ANCM saved to disk, trained on Backdoor units with every (D=7, C=red) unit removed, and those labels."""
     from cfedit.data import LabelledImages
 
     data = LabelledImages.from_world(world, 500, seed=1)
     keep = np.flatnonzero(~((data.labels["D"] == 7) & (data.labels["C"] == 1)))
     data = data.subset(keep)
-    tiny = ANCMConfig(steps=2, batch_size=16, ncm=NCMConfig(steps=60, latent_size=8), image=VAEConfig(width=4, latent_dim=2))
     out = tmp_path_factory.mktemp("nored7") / "run"
-    ANCM.fit(world.graph, data, tiny, out_dir=out, log=None)
+    ANCM.fit(world.graph, data, tiny_ancm_config, out_dir=out, log=None)
     return out, data.labels
 
 
