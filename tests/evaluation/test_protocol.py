@@ -10,7 +10,7 @@ import torch
 from cfedit.editors.base import Editor
 from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
-from cfedit.evaluation.protocol import EvalConfig, check_queries, evaluate
+from cfedit.evaluation.protocol import EvalConfig, check_queries, evaluate, read_distinct
 from cfedit.worlds import get_world
 
 
@@ -110,3 +110,25 @@ def test_faithfulness_compares_the_reading_of_an_edit_with_the_editors_own_facto
     for k in ("D", "C", "B"):  # wrong exactly where it claims a value that the factual image does not carry
         wrong = sum(float(np.mean(before[k] != d[k])) for d in dos if k in d) / len(dos)
         assert 0 < wrong and claims["metrics"]["claims"][f"faithfulness ({k})"]["value"] == pytest.approx(1 - wrong)
+
+
+def test_read_distinct_reads_each_distinct_image_once():
+    rng = np.random.default_rng(0)
+    base = rng.random((4, 3, 5, 5)).astype(np.float32)
+    pick = np.array([2, 0, 2, 3, 0, 0, 1, 3])
+    images = base[pick]
+    images[4, 0, 0, 0] += 1e-3  # a one-pixel difference makes this repeat of image 0 another image
+    seen = []
+
+    def reader(x):
+        seen.append(len(x))
+        return {"A": x.reshape(len(x), -1).sum(axis=1), "B": (x[:, 0, 0, 0] > 0.5).astype(int)}
+
+    out = read_distinct(reader, images)
+    assert seen == [5]
+    full = reader(images)
+    for k in full:
+        np.testing.assert_array_equal(out[k], full[k])
+    seen.clear()
+    read_distinct(reader, base)
+    assert seen == [4]

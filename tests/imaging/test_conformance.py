@@ -108,3 +108,36 @@ def test_determinism_under_a_generator(trained, data):
     assert torch.equal(mech.generate(v, a), mech.generate(v, b))
     x = torch.as_tensor(data.images[:5])
     assert torch.equal(mech.abduct(x, v), mech.abduct(x, v))
+
+
+def test_generate_distinct_computes_each_repeated_row_once(trained, data):
+    """Rows that repeat (v, u) are generated once and copied; every row equals its own generate."""
+    _, mech, _ = trained
+    v0, u0 = _codes(data, 3), mech.prior(3, torch.Generator().manual_seed(5))
+    pick = torch.tensor([0, 1, 0, 2, 1, 0])  # six rows, three distinct
+    v, u = {k: t[pick] for k, t in v0.items()}, u0[pick]
+    calls = []
+    original = mech.generate
+
+    def spy(vv, uu):
+        calls.append(len(uu))
+        return original(vv, uu)
+
+    mech.generate = spy
+    try:
+        out = mech.generate_distinct(v, u)
+    finally:
+        del mech.generate
+    assert calls == [3]
+    alone = original(v0, u0)
+    np.testing.assert_allclose(out.numpy(), alone[pick].numpy(), atol=1e-5)
+    assert torch.equal(out[0], out[2]) and torch.equal(out[0], out[5])
+    w = {k: t.clone() for k, t in v.items()}
+    w[data.domains.names[0]][2] = (w[data.domains.names[0]][2] + 1) % data.domains.size(data.domains.names[0])
+    calls.clear()
+    mech.generate = spy
+    try:
+        mech.generate_distinct(w, u)  # another v' on a repeated u_I is another image
+    finally:
+        del mech.generate
+    assert calls == [4]

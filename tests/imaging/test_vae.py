@@ -147,3 +147,20 @@ def test_checkpoints_record_the_depth_and_old_ones_load(tmp_path):
     assert (loaded.config.image.depth, loaded.config.image.blocks) == (2, 0)
     u = old.image.prior(2, torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded.image.generate(_v(2), u), old.image.generate(_v(2), u))
+
+
+def test_group_norm_after_every_conv_but_the_output_one():
+    torch.manual_seed(0)
+    vae = ConditionalVAE(DOMAINS, (3, 32, 32), VAEConfig(width=4, latent_dim=3, depth=3, norm="group"))
+    norms = [m for m in vae.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert [m.num_channels for m in norms] == [4, 8, 16, 8, 4]  # encoder 4, 8, 16; decoder 8, 4 (not the output)
+    assert [m.num_groups for m in norms] == [4, 8, 8, 8, 4]
+    vae.loss(torch.rand(4, 3, 32, 32), _v(4)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.parameters())
+    u = vae.prior(4, torch.Generator().manual_seed(1))
+    together = vae.generate(_v(4), u)
+    alone = torch.cat([vae.generate({k: t[i:i + 1] for k, t in _v(4).items()}, u[i:i + 1]) for i in range(4)])
+    torch.testing.assert_close(together, alone)  # normalised per image: an edit does not depend on its batch
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=4)).modules())
+    with pytest.raises(CfeditError, match="VAEConfig.norm must be one of none, group"):
+        VAEConfig(norm="batch")

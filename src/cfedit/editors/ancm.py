@@ -241,7 +241,7 @@ class ANCM(Editor):
     def predict(self, u_v: Exogenous, u_i: torch.Tensor, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Step 4: v' = F^_{x'}(u_V) and i' = f^_I(v', u_I)."""
         v_cf = self.ncm.evaluate(u_v, do)
-        return v_cf, self.image.generate(v_cf, u_i)
+        return v_cf, self.image.generate_distinct(v_cf, u_i)
 
     # ------------------------------------------------------------------ save / load
     def save(self, folder: str | Path) -> Path:

@@ -81,7 +81,7 @@ class _SharedImageEditor(Editor):
 
     def predict(self, state, u_i, do):
         v_cf = self.factors(*state, do)
-        return v_cf, self.ancm.image.generate(v_cf, u_i)
+        return v_cf, self.ancm.image.generate_distinct(v_cf, u_i)
 
     def factors(self, v: dict[str, torch.Tensor], uniforms: torch.Tensor, do: Mapping[str, int]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

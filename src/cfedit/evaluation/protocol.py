@@ -117,7 +117,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
             r = editor.edit(x, dict(d), config.n_samples, labels=labels, seed=config.seed)
             t_edit += time.perf_counter() - t0
             n_edit += r.images.shape[0] * r.images.shape[1]
-            flat = a.oracle(r.images.reshape(-1, *r.images.shape[2:]))
+            flat = read_distinct(a.oracle, r.images.reshape(-1, *r.images.shape[2:]))
             read_by_do[d] = {k: v.reshape(config.n_units, config.n_samples) for k, v in flat.items()}
             first_images[d] = r.images[:, 0]
             made_from[d] = r.factors
@@ -151,6 +151,18 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
                                     "inside": bool(e.n > 0 and e.overlaps(b.lower - 1e-9, b.upper + 1e-9))}
         results["queries"].append(row)
     return results
+
+
+def read_distinct(reader: Callable[[np.ndarray], Mapping[str, np.ndarray]], images: np.ndarray) -> dict[str, np.ndarray]:
+    """``reader(images)``, reading each distinct image once: an editor's k samples of one image repeat the
+    same edit whenever they agree on v' (:meth:`~cfedit.imaging.base.ImageMechanism.generate_distinct`)."""
+    images = np.asarray(images)
+    rows = np.ascontiguousarray(images.reshape(len(images), -1))
+    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()  # each image's bytes: equal iff identical
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == len(images):
+        return {k: np.asarray(v) for k, v in reader(images).items()}
+    return {k: np.asarray(v)[inverse.reshape(-1)] for k, v in reader(images[first]).items()}
 
 
 def pool_estimates(ests: list[metrics.Estimate]) -> metrics.Estimate:

@@ -61,7 +61,22 @@ class ImageMechanism(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
-        """Images f^_I(v, u) in [0, 1]."""
+        """Images f^_I(v, u) in [0, 1]: a deterministic function of each row (v, u), whatever the batch."""
+
+    @torch.no_grad()
+    def generate_distinct(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
+        """:meth:`generate`, computed once per distinct row (v, u) and copied to its repeats.
+
+        An editor draws k samples of u_V per image but abducts u_I once, so the samples that agree on v'
+        repeat the same (v', u_I) row; f^_I being a function of the row, they are the same image."""
+        u = torch.as_tensor(u).to(self._device())
+        key = torch.cat([self.cond(v), u.reshape(len(u), -1).float()], dim=1)
+        distinct, inverse = torch.unique(key, dim=0, return_inverse=True)
+        if len(distinct) == len(key):
+            return self.generate(v, u)
+        rows = torch.arange(len(key), device=key.device)
+        first = torch.full((len(distinct),), len(key), dtype=torch.long, device=key.device).scatter_reduce(0, inverse, rows, "amin")
+        return self.generate({k: torch.as_tensor(t).to(key.device)[first] for k, t in v.items()}, u[first])[inverse]
 
     @abc.abstractmethod
     def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
