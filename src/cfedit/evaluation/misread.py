@@ -15,6 +15,10 @@ P(R | A) >= 1 - eps and P(R | not A) <= eps, so p (1 - eps) <= P(R) <= p + (1 - 
 
     P(R) in [l (1 - eps), u + (1 - u) eps]      (:func:`widen`).
 
+Only the outcome is read off edits; the evidence V = v is the reading of the factual image, which is also
+the editor's input, so the verdict is about the edits of images read as v and eps involves the outcome's
+factors only.
+
 eps_f is measured on the held-out labelled real images (:func:`misread_rates`): for each class c of f, the
 one-sided upper 95% Clopper-Pearson limit of the share of images of class c read as another class; eps_f is
 the largest over the classes (a class without held-out images gives 1: its misread rate is unknown).
