@@ -88,9 +88,12 @@ def test_labels_with_unknown_values_or_unseen_evidence_are_refused(cli, run_and_
     keep = [r for r in rows[1:] if not r.endswith(",0,red,1")]
     assert len(keep) < len(rows) - 1
     (tmp_path / "few.csv").write_text("\n".join([rows[0], *keep]) + "\n")
-    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
-                       "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST, "-o", str(tmp_path / "r"))
-    assert code == 2 and "never occurs in the" in err, err
+    args = ("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
+            "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST)
+    code, _, err = cli(*args, "--bounds-from", "eval", "-o", str(tmp_path / "r"))
+    assert code == 2 and "never occurs in the 3" in err, err  # the folder's rows alone (3xx of them)
+    code, _, err = cli(*args, "-o", str(tmp_path / "r"))  # pooled with the run's 400 training rows, which have it
+    assert code == 0, err
 
 
 def test_a_run_without_training_counts_takes_the_bounds_from_the_folder(cli, run_and_data, tmp_path):
