@@ -47,6 +47,9 @@ def _counts(name: str, res: dict, exact: list, bands: list, method: str) -> None
     aware = sum(_meets(q["methods"][method], *widen(*band, q.get("misread bound", 0.0))) for q, band in zip(res["queries"], bands))
     print(f"{name}: exact bounds inside the simultaneous 95% band {inside}/{n}; {method} consistent strict {strict}/{n}, "
           f"reader-aware {aware}/{n}")
+    for q, b, band in zip(res["queries"], exact, bands):
+        if not band[0] - 1e-9 <= b.lower and b.upper <= band[1] + 1e-9:
+            print(f"  exact bounds outside: {q['query']}: exact [{b.lower:.4f}, {b.upper:.4f}], band [{band[0]:.4f}, {band[1]:.4f}]")
 
 
 def main() -> None:
