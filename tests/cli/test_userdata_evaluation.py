@@ -1,6 +1,7 @@
 """`cfedit evaluate RUN --images DIR --labels CSV`: evaluation without a world, at toy sizes."""
 
 import json
+import shutil
 
 import pytest
 
@@ -46,6 +47,17 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     assert {"effectiveness", "preservation", "null-edit error", "reversibility error (C)"} <= set(res["metrics"]["ancm"])
     md = (out / "report.md").read_text()
     assert "conditional on this reader" in md and "95% range" in md and (out / "ctf_intervals.png").is_file()
+    # the run records its 400 training labels' counts: the bounds pool them with the folder's 400 rows
+    assert res["bounds from"]["source"] == "all" and res["bounds from"]["rows"] == 800
+    assert res["bounds from"]["training rows"] == 400 and res["bounds from"]["warning"] is None
+    assert "bounds from all 800 label rows" in " ".join(stdout.split())
+    # the reader-aware verdict sits beside the strict one, on a band that contains the strict band
+    assert set(res["reader misreads"]) == {"D", "C", "B"}
+    for q in res["queries"]:
+        e = q["methods"]["ancm"]
+        assert q["reader-aware band"][0] <= q["band"][0] and q["band"][1] <= q["reader-aware band"][1]
+        assert e["inside (reader-aware)"] >= e["inside"] and 0 <= q["misread bound"] <= 1
+    assert "reader-aware" in md and "misreads edits no more often than real held-out images" in md
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -53,6 +65,7 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     (("-q", "P(B=1 | D=7)"), "edit form"),
     (("--graph", "GRAPH_CHAIN"), "but"),
     (("--interval", "bca"), "interval must be one of percentile, basic"),
+    (("--bounds-from", "both"), "bounds_from must be one of all, eval"),
     (("--world", "backdoor"), "give either --world NAME, --images DIR --labels CSV, or --celeba DIR"),
 ])
 def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):
@@ -75,9 +88,32 @@ def test_labels_with_unknown_values_or_unseen_evidence_are_refused(cli, run_and_
     keep = [r for r in rows[1:] if not r.endswith(",0,red,1")]
     assert len(keep) < len(rows) - 1
     (tmp_path / "few.csv").write_text("\n".join([rows[0], *keep]) + "\n")
-    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
-                       "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST, "-o", str(tmp_path / "r"))
-    assert code == 2 and "never occurs in the" in err, err
+    args = ("evaluate", str(run), "--images", str(data), "--labels", str(tmp_path / "few.csv"),
+            "-q", "P(B[C=green]=1 | D=0, C=red, B=1)", *FAST)
+    code, _, err = cli(*args, "--bounds-from", "eval", "-o", str(tmp_path / "r"))
+    assert code == 2 and "never occurs in the 3" in err, err  # the folder's rows alone (3xx of them)
+    code, _, err = cli(*args, "-o", str(tmp_path / "r"))  # pooled with the run's 400 training rows, which have it
+    assert code == 0, err
+
+
+def test_a_run_without_training_counts_takes_the_bounds_from_the_folder(cli, run_and_data, tmp_path):
+    """A run trained before it recorded its training labels' counts: the bounds use the folder's rows and say why;
+    asking for all the rows is refused with a one-line reason."""
+    run, data = run_and_data
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["fit"]["label_counts"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    args = ("evaluate", str(old), "--images", str(data), "--labels", str(data / "labels.csv"), *FAST, "--top", "0",
+            "-q", "P(B[C=green]=1 | D=7, C=red)")
+    code, stdout, err = cli(*args, "-o", str(tmp_path / "r"))
+    assert code == 0, err
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["bounds from"]["source"] == "eval" and res["bounds from"]["rows"] == 400
+    assert "records no counts of its training labels" in " ".join(stdout.split())
+    code, _, err = cli(*args, "--bounds-from", "all", "-o", str(tmp_path / "r2"))
+    assert code == 2 and "fit.label_counts" in err and "--bounds-from eval" in err and "Traceback" not in err, err
 
 
 @pytest.fixture

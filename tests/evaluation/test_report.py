@@ -24,3 +24,15 @@ def test_report_folder(tmp_path):
     assert "0.620 [0.550, 0.690] (n=100) inside" in md and "OUTSIDE" in md
     assert "<td class='bad'>" in (folder / "report.html").read_text()
     assert Image.open(folder / "ctf_intervals.png").size[0] > 100
+
+
+def test_user_data_rows_show_the_reader_aware_verdict_beside_the_strict_one():
+    from cfedit.evaluation.report import ctf_rows
+
+    res = _results()
+    q = res["queries"][0]
+    q.update({"truth": None, "widened": [0.45, 0.8], "band": [0.4, 0.85], "reader-aware band": [0.39, 0.86]})
+    q["methods"]["ancm"].update({"inside": False, "inside (reader-aware)": True})
+    _, rows = ctf_rows(res)
+    assert "read as [0.390, 0.860]" in rows[0][2]
+    assert rows[0][4].endswith("OUTSIDE (reader-aware: inside)") and rows[0][5].endswith("OUTSIDE")

@@ -45,6 +45,9 @@ def evaluate(
     bootstrap: Annotated[int, typer.Option(min=0, help="without a world: resamples of the label rows for the bounds' range")] = 100,
     interval: Annotated[Optional[str], typer.Option("--interval", help="without a world: the bounds' bootstrap range, "
                                                     "percentile, basic, normal or bias-aware [default: normal]")] = None,
+    bounds_from: Annotated[Optional[str], typer.Option("--bounds-from", help="without a world: the label rows of the bounds, "
+                                                       "all (the folder's pooled with the run's training labels) or eval "
+                                                       "(the folder's) [default: all when the run records them]")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
@@ -61,7 +64,7 @@ def evaluate(
         from cfedit.evaluation.userdata import UserEvalConfig
 
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
-                             **({"interval": interval} if interval is not None else {}))
+                             bounds_from=bounds_from, **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
     from cfedit.evaluation.report import check_folder_path
@@ -93,10 +96,14 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reade
     _print(res)
     inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
     point = sum(q["methods"][res["methods"][0]]["inside pointwise"] for q in res["queries"])
+    aware = sum(q["methods"][res["methods"][0]]["inside (reader-aware)"] for q in res["queries"])
     console.print(f"{inside}/{len(res['queries'])} queries consistent (the estimate's 95% interval meets the bounds' "
-                  f"simultaneous 95% band; {point} meet each query's pointwise 95% range); figures are conditional on the "
+                  f"simultaneous 95% band; {point} meet each query's pointwise 95% range; {aware} meet the band widened "
+                  f"by the reader's misread rate); bounds from {res['bounds from']['note']}; figures are conditional on the "
                   "reader, whose accuracy on held-out images is "
                   + ", ".join(f"{k} {e['value']:.3f}" for k, e in res["reader accuracy"].items()))
+    if res["bounds from"]["warning"]:
+        console.print(f"[red]warning: {res['bounds from']['warning']}[/red]")
     if res["compatibility"]["flagged"]:
         c = res["compatibility"]
         console.print(f"[red]warning: the labels break the diagram's equality constraints (TV {c['tv']:.4f}, "

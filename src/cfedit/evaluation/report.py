@@ -46,10 +46,14 @@ def ctf_rows(results: dict) -> tuple[list[str], list[list[str]]]:
         if "widened" in q:  # bounds from labels: with the 95% bootstrap range they are widened to
             bounds += f" (95% range [{_fmt(q['widened'][0])}, {_fmt(q['widened'][1])}]"
             bounds += f"; all queries at once [{_fmt(q['band'][0])}, {_fmt(q['band'][1])}])" if "band" in q else ")"
+        if "reader-aware band" in q:  # the band widened by the reader's misread rate (cfedit.evaluation.misread)
+            bounds += f" read as [{_fmt(q['reader-aware band'][0])}, {_fmt(q['reader-aware band'][1])}]"
         cells = [q["query"], _fmt(q["truth"]), bounds, "yes" if q["identified"] else "no"]
         for m in methods:
             e = q["methods"].get(m)
-            cells.append("-" if e is None else f"{format_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}")
+            aware = "" if e is None or "inside (reader-aware)" not in e else \
+                f" (reader-aware: {'inside' if e['inside (reader-aware)'] else 'OUTSIDE'})"
+            cells.append("-" if e is None else f"{format_interval(e)} {'inside' if e['inside'] else 'OUTSIDE'}{aware}")
         rows.append(cells)
     return head, rows
 

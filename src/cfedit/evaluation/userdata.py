@@ -4,8 +4,10 @@ The guarantee of the ANCM is checkable without the truth: the optimal bounds of 
 come from the diagram G and P(V), which the labels give, and the features of the edits can be read off
 the images. :func:`evaluate_userdata`:
 
-1. P(V) is the labels' empirical table. Its compatibility with G is tested (:func:`check_compatible`);
-   a table that no model over G reproduces is refused by the bounds.
+1. P(V) is the labels' empirical table: by default the evaluation folder's label rows pooled with the
+   counts of the training labels that the run records (:mod:`cfedit.evaluation.labelrows`; ``bounds_from``).
+   Its compatibility with G is tested (:func:`check_compatible`); a table that no model over G reproduces
+   is refused by the bounds.
 2. Queries are chosen from G and the data (:func:`automatic_queries`): for each factor X and value x',
    whether every other factor keeps its value under do(X = x'), given each of the most frequent factual
    configurations (non-descendants of X must be kept: their bounds are [1, 1]); users add their own.
@@ -13,7 +15,8 @@ the images. :func:`evaluate_userdata`:
    recomputed on bootstrap resamples of the label rows: each query's pointwise 95% range, and the
    simultaneous 95% band over all the report's queries (:mod:`cfedit.evaluation.bootstrap`). A query
    counts as consistent when the editor's 95% interval meets the simultaneous band (``inside``; the
-   pointwise verdict is kept as ``inside pointwise``).
+   pointwise verdict is kept as ``inside pointwise``). Beside it, ``inside (reader-aware)``: the interval
+   meets the band widened by the reader's measured misread rate (:mod:`cfedit.evaluation.misread`).
 4. A reader trained apart from the editor (:class:`Reader`: its own network and seed, on a share of the
    rows that is then held out of everything else; or an external reader the user trained elsewhere, saved
    by :meth:`Reader.save`) reads the factors of factual and edited images; its accuracy on the held-out
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import empirical_table, optimal_bounds
+from cfedit.bounds import optimal_bounds
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -46,6 +49,8 @@ from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
+from cfedit.evaluation.labelrows import BOUNDS_FROM, bounds_rows, count_table
+from cfedit.evaluation.misread import misread_bound, misread_rates, widen
 from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, estimate_dict, null_edit_metrics, pool_estimates, reversibility_metric
 from cfedit.evaluation.reader import Reader
 from cfedit.evaluation.report import format_interval, save_grid, write_report
@@ -67,6 +72,7 @@ class UserEvalConfig:
     realism: bool = True  # Frechet distance in the reader's features
     reversibility: str | None = None  # factor flipped and edited back (None: the one with fewest values; "": skip)
     composition_steps: int = 10  # null edits chained for the composition metric (below 2: skip)
+    bounds_from: str | None = None  # label rows of the bounds: all (with the run's training counts), eval; None: all if recorded
 
     def __post_init__(self) -> None:
         check_ranges(self, {"n_units": (int, 1, MAX_UNITS), "n_samples": (int, 1, MAX_SAMPLES), "seed": (int, 0, 2**31 - 1),
@@ -75,6 +81,8 @@ class UserEvalConfig:
                             "composition_steps": (int, 0, 1000)})
         if self.interval not in INTERVALS:
             raise CfeditError(f"interval must be one of {', '.join(INTERVALS)}, got {self.interval!r}")
+        if self.bounds_from is not None and self.bounds_from not in BOUNDS_FROM:
+            raise CfeditError(f"bounds_from must be one of {', '.join(BOUNDS_FROM)}, got {self.bounds_from!r}")
 
 
 # ------------------------------------------------------------------------------ queries and bounds
@@ -236,15 +244,19 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     n_rows = len(data)
     if n_rows < 20:
         raise DataError(f"{n_rows} labelled images are too few to train a reader and evaluate (give at least 20)")
-    p_v = empirical_table(data.labels, dom)
-    compat = check_compatible(graph, dom, p_v, n_rows, seed=config.seed)
+    rows = bounds_rows(count_table(data.labels, dom), getattr(editor, "label_counts", None), config.bounds_from)
+    log(f"bounds from {rows.note}")
+    if rows.warning:
+        log(f"warning: {rows.warning}")
+    p_v, n_bounds = rows.p_v, rows.n
+    compat = check_compatible(graph, dom, p_v, n_bounds, seed=config.seed)
     if compat["flagged"]:
         log(f"warning: the labels break the diagram's equality constraints (TV {compat['tv']:.4f}, p = {compat['p_value']:.3g})")
     qs = automatic_queries(graph, dom, p_v, config.top) + list(queries)
     if not qs:
         raise CfeditError("no queries to evaluate: give -q or a --top above 0")
-    log(f"bounds of {len(qs)} queries from {n_rows:,} label rows, {config.bootstrap} bootstrap resamples")
-    bounds, band = label_bounds(qs, graph, dom, p_v, n_rows, config.bootstrap, config.seed, log, interval=config.interval)
+    log(f"bounds of {len(qs)} queries from {n_bounds:,} label rows, {config.bootstrap} bootstrap resamples")
+    bounds, band = label_bounds(qs, graph, dom, p_v, n_bounds, config.bootstrap, config.seed, log, interval=config.interval)
     # -- the reader, on its own share of the rows (the rest is held out of it), or the user's
     perm = np.random.default_rng(config.seed).permutation(n_rows)
     if reader is not None:
@@ -260,6 +272,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         reader = Reader.fit(data.subset(reader_rows), config.reader_epochs, config.reader_seed, verbose=False)
     held_read = reader(data.images[held])
     accuracy = {k: estimate_dict(metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held))) for k in dom.names}
+    misreads = misread_rates(held_read, {k: data.labels[k][held] for k in dom.names}, dom)
     units = held[:config.n_units]
     x = data.images[units]
     before = {k: held_read[k][:len(units)] for k in dom.names}  # the evidence v = h(I), given to the editor too
@@ -288,16 +301,21 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
                                         for d, e, p in zip(dos, eff, pres)}},
         "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held),
                                                 "external": external, "trained on": reader.trained_on},
-        "label rows": n_rows, "compatibility": compat,
+        "label rows": n_rows, "compatibility": compat, "reader misreads": misreads,
+        "bounds from": {"source": rows.source, "rows": n_bounds, "evaluation rows": rows.eval_rows,
+                        "training rows": rows.train_rows, "note": rows.note, "warning": rows.warning},
         "bootstrap": {"resamples": band.replicates, "interval": band.interval, "level": band.level,
                       "simultaneous alpha": band.alpha, "replicates inside the band": band.covered},
     }
     for q, b in zip(qs, bounds):
         e = metrics.ctf_estimate(q, before, read[q.outcome[0].do])
-        in_band, in_point = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"]))
-        row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "methods": {}}
+        eps = misread_bound(q, misreads)
+        aware = [float(t) for t in widen(*b["band"], eps)]
+        in_band, in_point, in_aware = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"], aware))
+        row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "misread bound": eps,
+               "reader-aware band": aware, "methods": {}}
         row["methods"][editor.name] = {"estimate": e.value, "lower": e.lower, "upper": e.upper, "n": e.n,
-                                       "inside": in_band, "inside pointwise": in_point}
+                                       "inside": in_band, "inside pointwise": in_point, "inside (reader-aware)": in_aware}
         results["queries"].append(row)
     results["note"] = _note(results)
     return results, {"x": x, "before": before, "reader": reader}
@@ -338,18 +356,28 @@ def _note(results: dict) -> str:
             f"table of pooled conditionals, p = {c['p_value']:.3g}): check the diagram." if c["flagged"] else
             f" The labels are compatible with the diagram's equality constraints (total variation {c['tv']:.4f} to the "
             f"table of pooled conditionals, p = {c['p_value']:.3g}).")
+    src = results["bounds from"]
+    twice = f" WARNING: {src['warning']}." if src.get("warning") else ""
+    mis = ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: {m['misread']}/{m['n']} misread)"
+                    for k, m in results["reader misreads"].items())
     return (f"Evaluation without a ground-truth world: {results['label rows']:,} labelled images; the optimal bounds "
-            f"come from the diagram and the labels' empirical P(V), recomputed on {b['resamples']} bootstrap resamples "
-            f"of the label rows ({b['interval']} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
+            f"come from the diagram and the empirical P(V) of {src['note']}, recomputed on {b['resamples']} bootstrap resamples "
+            f"of those rows ({b['interval']} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
             f"over all {len(results['queries'])} queries (one-sided level {b['simultaneous alpha']:.4f} per bound, which "
             f"holds {b['replicates inside the band']:.1%} of the resamples' bounds of every query at once). A query counts "
             "as consistent ('inside') when the editor's 95% interval meets the simultaneous band. There is no "
             f"truth column. {results['n_units']} held-out images were edited, {results['k_samples']} sample(s) each. "
             f"Factors of factual and edited images were read by {who}; its accuracy on the "
             f"{results['reader']['held out']:,} {'' if rd.get('external') else 'other '}labelled images: {acc}. Every figure is "
-            "conditional on this reader: an edit it misreads counts against the editor. Realism: Frechet distance in the "
+            "conditional on this reader: an edit it misreads counts against the editor. Beside the strict verdict, "
+            "'inside (reader-aware)': the interval meets the band widened to [l (1 - eps), u + (1 - u) eps], the range of "
+            "the read share of an event whose true probability lies in [l, u] when the reader misreads each factor the "
+            "event involves at most eps_f of the time (eps the sum); eps_f is the largest over the factor's classes of "
+            "the one-sided upper 95% limit of the held-out misread rate: "
+            f"{mis}. It assumes the reader misreads edits no more often than real held-out images of the same class, and "
+            "it cannot tell a misread from an edit that does not carry the factor. Realism: Frechet distance in the "
             "reader's features to held-out real images whose labels carry the intervened value (P(I | X = x'), not "
-            f"P(I_x')), with the real-vs-real floor.{flag}")
+            f"P(I_x')), with the real-vs-real floor.{flag}{twice}")
 
 
 def save_grids(editor: Editor, fig: dict, graph: CausalGraph, folder: Path, seed: int, n: int = 8, k: int = 3) -> dict:
