@@ -51,7 +51,15 @@ from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
 from cfedit.evaluation.labelrows import BOUNDS_FROM, bounds_rows, count_table
 from cfedit.evaluation.misread import misread_bound, misread_rates, widen
-from cfedit.evaluation.protocol import MAX_SAMPLES, MAX_UNITS, estimate_dict, null_edit_metrics, pool_estimates, reversibility_metric
+from cfedit.evaluation.protocol import (
+    MAX_SAMPLES,
+    MAX_UNITS,
+    estimate_dict,
+    null_edit_metrics,
+    pool_estimates,
+    read_distinct,
+    reversibility_metric,
+)
 from cfedit.evaluation.reader import Reader
 from cfedit.evaluation.report import format_interval, save_grid, write_report
 
@@ -281,7 +289,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     read, first = {}, {}
     for d in dos:
         r = editor.edit(x, dict(d), config.n_samples, labels=before, seed=config.seed)
-        flat = reader(r.images.reshape(-1, *r.images.shape[2:]))
+        flat = read_distinct(reader, r.images.reshape(-1, *r.images.shape[2:]))
         read[d] = {k: v.reshape(len(units), config.n_samples) for k, v in flat.items()}
         first[d] = r.images[:, 0]
     eff = [metrics.effectiveness(read[d], dict(d)) for d in dos]
