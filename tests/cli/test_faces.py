@@ -28,7 +28,7 @@ def test_a_worlds_editor_settings_are_defaults_under_the_users(tmp_path):
     w = get_world("faces")
     settings = w.editor_settings
     cfg = config_from(None, None, 2, None, w)
-    assert (cfg.image.norm, cfg.ctf_weight) == ("group", 0.01) == (settings["image"]["norm"], settings["ctf_weight"])
+    assert cfg.image.norm == settings["image"]["norm"] == "group"
     assert (cfg.image.latent_dim, cfg.image.width, cfg.image.depth, cfg.batch_size) == (16, 32, 4, 64) == (
         settings["image"]["latent_dim"], settings["image"]["width"], settings["image"]["depth"], settings["batch_size"])
     assert cfg.steps == 2  # the flag wins
