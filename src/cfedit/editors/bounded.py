@@ -70,7 +70,7 @@ class AtModel(Editor):
 
     def predict(self, u_v: Values, u_i: torch.Tensor, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         v_cf = {k: torch.as_tensor(a, device=self.device) for k, a in self.scm.evaluate(u_v, do).items()}
-        return v_cf, self.editor.image.generate_distinct(v_cf, u_i)
+        return v_cf, self.editor.image.generate(v_cf, u_i)
 
 
 @dataclass(frozen=True)
