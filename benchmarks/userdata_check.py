@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
-from cfedit.bounds import optimal_bounds, read_labels_csv
+from cfedit.bounds import count_table, optimal_bounds, read_labels_csv
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
-from cfedit.evaluation.labelrows import bounds_rows, count_table
+from cfedit.evaluation.labelrows import bounds_rows
 from cfedit.evaluation.misread import widen
 from cfedit.evaluation.userdata import label_bounds
 

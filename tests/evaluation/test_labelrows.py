@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from cfedit.bounds import empirical_table, optimal_bounds
+from cfedit.bounds import count_table, empirical_table, optimal_bounds
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
 from cfedit.errors import CfeditError, DataError
-from cfedit.evaluation.labelrows import bounds_rows, count_table
+from cfedit.evaluation.labelrows import bounds_rows
 from cfedit.evaluation.userdata import label_bounds
 from cfedit.worlds import get_world
 

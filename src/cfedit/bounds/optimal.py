@@ -30,7 +30,7 @@ from cfedit.core.query import Query
 from cfedit.errors import DataError, DomainError, QueryError
 from cfedit.scm import SCM
 
-__all__ = ["Bounds", "Contrast", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
 
 MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
 REPORT_ABOVE = 10_000  # branches, law coordinates, programme rows or columns from which a query reports progress
@@ -105,7 +105,15 @@ def extremal_models(
 def empirical_table(
     data: Mapping[str, Sequence[object] | np.ndarray] | Iterable[Mapping[str, object]], domains: Domains
 ) -> np.ndarray:
-    """The empirical P(V) of labelled units (counts / n), axes in ``domains.names`` order.
+    """The empirical P(V) of labelled units (:func:`count_table` / n), axes in ``domains.names`` order."""
+    counts = count_table(data, domains)
+    return counts / counts.sum()
+
+
+def count_table(
+    data: Mapping[str, Sequence[object] | np.ndarray] | Iterable[Mapping[str, object]], domains: Domains
+) -> np.ndarray:
+    """How many labelled units have each factor configuration (int64), axes in ``domains.names`` order.
 
     ``data`` is a mapping factor -> values or an iterable of rows (mappings factor -> value). A value is
     a value name when it is text and a code when it is an integer (e.g. from :func:`read_labels_csv`).
@@ -135,7 +143,7 @@ def empirical_table(
     if n == 0:
         raise DataError("no labelled units: the empirical table needs at least one row")
     idx = np.ravel_multi_index(tuple(codes), domains.shape)
-    return np.bincount(idx, minlength=math.prod(domains.shape)).reshape(domains.shape) / n
+    return np.bincount(idx, minlength=math.prod(domains.shape)).reshape(domains.shape).astype(np.int64)
 
 
 def check_table_size(domains: Domains, limit: int = MAX_TABLE_CELLS) -> None:

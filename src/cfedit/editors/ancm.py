@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from cfedit.bounds import count_table
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
@@ -283,5 +284,4 @@ def _label_counts(labels: Mapping[str, np.ndarray], domains: Domains) -> dict:
     cells = int(np.prod(domains.shape))
     if cells > MAX_COUNT_CELLS:
         return {}
-    flat = np.ravel_multi_index(tuple(np.asarray(labels[k], np.int64) for k in domains.names), domains.shape)
-    return {"label_counts": np.bincount(flat, minlength=cells).tolist()}
+    return {"label_counts": count_table(labels, domains).ravel().tolist()}

@@ -22,11 +22,9 @@ only, as the count table does.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError, DataError
 
 BOUNDS_FROM = ("all", "eval")
@@ -50,12 +48,6 @@ class BoundsRows:
     @property
     def p_v(self) -> np.ndarray:
         return self.counts / self.counts.sum()
-
-
-def count_table(labels: Mapping[str, np.ndarray], domains: Domains) -> np.ndarray:
-    """How often each configuration of the factors occurs among the label rows (codes), axes in ``domains.names`` order."""
-    flat = np.ravel_multi_index(tuple(np.asarray(labels[k], np.int64) for k in domains.names), domains.shape)
-    return np.bincount(flat, minlength=int(np.prod(domains.shape))).reshape(domains.shape).astype(np.int64)
 
 
 def bounds_rows(eval_counts: np.ndarray, train_counts: np.ndarray | None, bounds_from: str | None = None) -> BoundsRows:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import optimal_bounds
+from cfedit.bounds import count_table, optimal_bounds
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -49,7 +49,7 @@ from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
-from cfedit.evaluation.labelrows import BOUNDS_FROM, bounds_rows, count_table
+from cfedit.evaluation.labelrows import BOUNDS_FROM, bounds_rows
 from cfedit.evaluation.misread import misread_bound, misread_rates, widen
 from cfedit.evaluation.protocol import (
     MAX_SAMPLES,

@@ -42,9 +42,9 @@ class VAEConfig(ImageConfig):
 NORMS = ("none", "group")
 
 
-def _norm(kind: str, channels: int) -> list[nn.Module]:
-    """The normalisation after a conv: none, or GroupNorm with up to 8 groups (a divisor of the channels)."""
-    return [nn.GroupNorm(math.gcd(8, channels), channels)] if kind == "group" else []
+def _norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation after a conv: GroupNorm with up to 8 groups (a divisor of the channels), or none (identity)."""
+    return nn.GroupNorm(math.gcd(8, channels), channels) if kind == "group" else nn.Identity()
 
 
 class _Residual(nn.Module):
@@ -85,15 +85,16 @@ class ConditionalVAE(ImageMechanism):
         flat = chans[-1] * (h // 2**n) * (w // 2**n)
         enc: list[nn.Module] = []
         for cin, cout in zip([c + k, *chans[:-1]], chans):
-            enc += [nn.Conv2d(cin, cout, 4, 2, 1), *_norm(config.norm, cout), nn.LeakyReLU(0.1)]
+            norm = [_norm(config.norm, cout)] if config.norm != "none" else []  # none adds no layer: version-1 names stay
+            enc += [nn.Conv2d(cin, cout, 4, 2, 1), *norm, nn.LeakyReLU(0.1)]
         self.enc = nn.Sequential(*enc, nn.Flatten())
         self.enc_head = nn.Sequential(nn.Linear(flat + k, 256), nn.LeakyReLU(0.1), nn.Linear(256, 2 * config.latent_dim))
         self.dec_in = nn.Sequential(nn.Linear(config.latent_dim + k, 256), nn.LeakyReLU(0.1), nn.Linear(256, flat), nn.LeakyReLU(0.1))
         outs = [*chans[::-1][1:], c]
         for i, (cin, cout) in enumerate(zip(chans[::-1], outs), start=1):  # named up1, up2, ... as in version 1
             self.add_module(f"up{i}", nn.ConvTranspose2d(cin + k, cout, 4, 2, 1))
-            if i < n and config.norm != "none":
-                self.add_module(f"norm{i}", *_norm(config.norm, cout))
+            if i < n:
+                self.add_module(f"norm{i}", _norm(config.norm, cout))  # no parameters when none
             if i < n and config.blocks:
                 self.add_module(f"res{i}", nn.Sequential(*(_Residual(cout) for _ in range(config.blocks))))
 
@@ -117,9 +118,7 @@ class ConditionalVAE(ImageMechanism):
         for i in range(1, n + 1):
             h = getattr(self, f"up{i}")(torch.cat([h, y[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1))
             if i < n:
-                if self.config.norm != "none":
-                    h = getattr(self, f"norm{i}")(h)
-                h = F.leaky_relu(h, 0.1)
+                h = F.leaky_relu(getattr(self, f"norm{i}")(h), 0.1)
                 if self.config.blocks:
                     h = getattr(self, f"res{i}")(h)
         return h

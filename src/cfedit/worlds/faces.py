@@ -286,10 +286,10 @@ QUERIES = (
 )
 
 # The ANCM's defaults on this world: a VAE of depth 4 (64x64 -> 4x4, channels 32..256) carries gender, age and gray
-# hair through an edit (the two-stage MNIST network, width 16, did not: preservation 0.44-0.78); GroupNorm, 1,600
-# steps and the default counterfactual-consistency weight (0.1) carry age best of what was measured (effectiveness
-# 0.965, preservation >= 0.968; a weight of 0.01 reconstructs better, null-edit error 0.086 against 0.103, but
-# carries age worse, 0.915); batches of 64 (README, "Faces": figures and time of `cfedit reproduce --world faces`).
+# hair through an edit, which the two-stage MNIST network does not; GroupNorm reaches a given null-edit error in
+# fewer steps; the default counterfactual-consistency weight carries age better than a smaller one, which
+# reconstructs better; batches of 64. The figures, and the trade-off, are in the README ("Faces", from
+# `cfedit reproduce --world faces` and `benchmarks/faces_probe.py`).
 EDITOR_SETTINGS = {"image": {"kind": "vae", "latent_dim": 16, "width": 32, "depth": 4, "norm": "group"}, "batch_size": 64,
                    "steps": 1600}
 
