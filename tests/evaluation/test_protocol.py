@@ -68,6 +68,38 @@ def test_oracle_accuracy_is_measured_on_the_run(results):
     assert 0.98 < acc["D"]["value"] <= 1.0  # the reference CNN knows the world's handwriting
 
 
+def test_reader_aware_band_is_the_bounds_widened_by_the_oracles_worst_class(results):
+    """The world protocol's reader-aware verdict: eps from the oracle's misreads of these same factual images,
+    recounted here by hand (worst class by its one-sided Clopper-Pearson upper limit), and the band [l(1-eps),
+    u+(1-u)eps]; a broken editor stays outside it where it misses by more than misreads could explain."""
+    from scipy.stats import beta
+
+    w = get_world("backdoor")
+    a = w.ascm("eval")
+    units = a.units(400, EvalConfig().seed)
+    read = a.oracle(a.factual(units))
+    uppers = {}
+    for f in w.domains.names:
+        limits = []
+        for c in range(w.domains.size(f)):
+            mask = np.asarray(units.v[f]) == c
+            k, n = int(np.sum(np.asarray(read[f])[mask] != c)), int(mask.sum())
+            limits.append(1.0 if n == 0 or k == n else beta.ppf(0.95, k + 1, n - k))
+        uppers[f] = max(limits)
+        assert results["oracle misreads"][f]["upper"] == pytest.approx(uppers[f])
+    n_c = min(int(np.sum(np.asarray(units.v["C"]) == c)) for c in range(w.domains.size("C")))
+    assert uppers["C"] == pytest.approx(1 - 0.05 ** (1 / n_c))  # colour is read exactly: 0 misread, the limit of n_c reads
+    for q, parsed in zip(results["queries"], check_queries(w)):
+        eps = min(1.0, sum(uppers[f] for f in {a.var for a in parsed.outcome}))
+        assert q["misread bound"] == pytest.approx(eps)
+        lo, hi = q["reader-aware band"]
+        assert lo == pytest.approx(q["lower"] * (1 - eps)) and hi == pytest.approx(q["upper"] + (1 - q["upper"]) * eps)
+        assert q["methods"]["oracle"]["inside (reader-aware)"]
+        assert q["methods"]["oracle"]["inside"] <= q["methods"]["oracle"]["inside (reader-aware)"]  # only widened
+    aware = {q["query"]: q["methods"]["ignore"]["inside (reader-aware)"] for q in results["queries"]}
+    assert not aware["P(B[C=green]=1 | D=7, C=red)"] and not aware["P(B[D=2]=1 | D=7, C=red)"]
+
+
 def test_truth_inside_bounds_for_every_documented_query(results):
     for q in results["queries"]:
         assert q["lower"] - 1e-9 <= q["truth"] <= q["upper"] + 1e-9

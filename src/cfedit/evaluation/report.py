@@ -4,7 +4,8 @@ The input is a JSON-able results dict (what :mod:`cfedit.evaluation.protocol` pr
 
     {"world": str, "n_units": int, "k_samples": int, "methods": [str, ...],
      "queries": [{"query": str, "truth": float, "lower": float, "upper": float, "identified": bool,
-                  "methods": {method: {"estimate", "lower", "upper", "n", "inside"}}}],
+                  "misread bound": float, "reader-aware band": [lo, hi],  (optional: cfedit.evaluation.misread)
+                  "methods": {method: {"estimate", "lower", "upper", "n", "inside", "inside (reader-aware)"}}}],
      "metrics": {method: {metric: {"value", "lower", "upper", "n"}}},
      "interventions": {method: {"C=green": {"effectiveness": {...}, "preservation": {...}}}},  (optional)
      "grids": {caption: "file.png"}}
@@ -141,6 +142,14 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
                 + ", ".join(f"{k} {format_interval(e)}" for k, e in acc.items())
                 + "; every figure is conditional on it: an edit the oracle misreads counts against the editor, so a "
                 "'kept' query can fall a little below 1 for that reason alone.") if acc else ""
+    mis = results.get("oracle misreads", {})
+    acc_text += (" The reader-aware verdict meets the bounds [l, u] widened to [l(1 - eps), u + (1 - u) eps], eps the sum "
+                 "over the outcome's factors of the oracle's misread rate (one-sided upper 95% limit, worst class, on "
+                 "these factual images): " + ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: "
+                                                       f"{m['misread']}/{m['n']} misread)" for k, m in mis.items())
+                 + ". It assumes the oracle misreads edits no more often than the world's own images of the same "
+                 "class, and cannot tell a misread from an edit that lacks the factor; the strict verdict stays "
+                 "the headline.") if mis else ""
     note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
             "world's oracle (factual and edited images alike); estimates with 95% intervals (Wilson over units, or normal "
             "over unit means when a unit's samples disagree); 'inside' means the interval meets the optimal bounds."
