@@ -8,7 +8,8 @@ training faces; every ``every`` steps it prints, on 300 held-out identities: the
 q(u | i, v) in nats (and the dimensions above 0.1 nat), and for do(Age=old), do(Gender=male), do(GrayHair=1)
 the oracle's reading of f^_I(v', abduct(i, v)) with v' the *true* counterfactual factors (Gender / Age /
 GrayHair read as v': image-stage faithfulness, no NCM) and the MAE to the true counterfactual image.
-Settings: ``steps every lr bs ctf n`` and any VAE setting (``latent_dim width depth blocks beta norm``).
+Settings: ``steps every lr bs ctf n`` and any VAE setting (``latent_dim width depth blocks beta norm
+residual``; ``residual=true`` makes the null edit exact by construction, so read its ``gt`` columns instead).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def main() -> None:
     args = dict(a.split("=", 1) for a in sys.argv[1:])
     steps, every = int(args.pop("steps", 600)), int(args.pop("every", 200))
     lr, bs, ctf, n = float(args.pop("lr", 2e-3)), int(args.pop("bs", 64)), float(args.pop("ctf", 0.1)), int(args.pop("n", 30000))
-    settings = {k: (v if k == "norm" else float(v) if "." in v else int(v)) for k, v in args.items()}
+    settings = {k: (v if k == "norm" else v == "true" if v in ("true", "false") else float(v) if "." in v else int(v))
+                for k, v in args.items()}
     torch.manual_seed(0)
     w = get_world("faces")
     tr = w.ascm("train", oracle=False)

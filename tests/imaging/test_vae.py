@@ -164,3 +164,28 @@ def test_group_norm_after_every_conv_but_the_output_one():
     assert not any(isinstance(m, torch.nn.GroupNorm) for m in ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=4)).modules())
     with pytest.raises(CfeditError, match="VAEConfig.norm must be one of none, group"):
         VAEConfig(norm="batch")
+
+
+def test_residual_latent_keeps_what_the_decoder_misses_and_edits_by_its_delta():
+    """residual = True: U_I = (z, r = i - dec(v, z)); the null edit is the image, an edit adds dec(v', z) - dec(v, z)
+    (clipped to [0, 1]), the prior has r = 0, and the differentiable edit of training is the same map."""
+    torch.manual_seed(0)
+    vae = ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=8, latent_dim=4, residual=True))
+    assert vae.code_dim == 4 and vae.latent_dim == 4 + 3 * 28 * 28
+    x, v = torch.rand(6, 3, 28, 28), _v(6)
+    u = vae.abduct(x, v)
+    torch.testing.assert_close(vae.generate(v, u), x)  # exact, whatever the (untrained) decoder
+    v2 = {**v, "C": 1 - v["C"]}
+    z = u[:, :4]
+    delta = torch.sigmoid(vae.decode_logits(v2, z)) - torch.sigmoid(vae.decode_logits(v, z))
+    assert delta.abs().max() > 1e-3
+    torch.testing.assert_close(vae.generate(v2, u), (x + delta).clamp(0, 1))
+    edited = vae.edit_images(x, v, v2)
+    torch.testing.assert_close(edited.detach(), vae.generate(v2, u))
+    edited.sum().backward()
+    assert all(p.grad is not None for p in vae.parameters())
+    p = vae.prior(3, torch.Generator().manual_seed(0))
+    assert p.shape == (3, vae.latent_dim) and (p[:, 4:] == 0).all()
+    torch.testing.assert_close(vae.generate(_v(3), p), torch.sigmoid(vae.decode_logits(_v(3), p[:, :4])))
+    with pytest.raises(DataError, match="expected U_I of shape"):
+        vae.generate(v, z)

@@ -32,6 +32,7 @@ class VAEConfig(ImageConfig):
     depth: int = 2  # stride-2 stages of the encoder and of the decoder; image sides must be multiples of 2**depth
     blocks: int = 0  # residual 3x3 conv blocks after each decoder stage but the last (capacity at low resolution)
     norm: str = "none"  # "group": GroupNorm after every conv but the output one (trains faster; per image, so edits stay row-wise)
+    residual: bool = False  # U_I also holds the pixels the decoder misses: f^_I(v, (z, r)) = dec(v, z) + r (see the class doc)
 
     def __post_init__(self) -> None:
         check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6),
@@ -68,6 +69,15 @@ class ConditionalVAE(ImageMechanism):
     every one (each but the last followed by ``blocks`` residual blocks). ``norm = "group"`` puts a GroupNorm
     after every convolution but the output one. ``depth = 2, blocks = 0, norm = "none"`` is the original
     two-stage network, parameter for parameter (same names, so its checkpoints load).
+
+    ``residual = True`` makes U_I = (z, r), r an image: f^_I(v, (z, r)) = clip(dec(v, z) + r, 0, 1), and abduction
+    takes z = the posterior mean and r = i - dec(v, z), the pixels the decoder does not reproduce (the
+    exogenous pixel noise of a Deep-SCM-style model). The null edit is exact (up to the clip), and an edit
+    changes the image by dec(v', z) - dec(v, z) only: what the decoder has learnt the factors do, so details it
+    cannot draw (a background's colour, a face's edges) stay as they were. The prior draws z ~ N(0, I) and
+    r = 0 (a decoded image: the law of r is not modelled). Training is unchanged but for the
+    counterfactual-consistency term, which edits this way and so teaches the decoder deltas strong enough to
+    carry the new factors through the residual.
     """
 
     kind = "vae"
@@ -99,21 +109,29 @@ class ConditionalVAE(ImageMechanism):
                 self.add_module(f"res{i}", nn.Sequential(*(_Residual(cout) for _ in range(config.blocks))))
 
     @property
-    def latent_dim(self) -> int:
+    def code_dim(self) -> int:
+        """Numbers in the code z that the encoder gives."""
         return self.config.latent_dim
 
+    @property
+    def latent_dim(self) -> int:
+        """Numbers in U_I: the code z, then the residual image r when ``residual``."""
+        return self.code_dim + (math.prod(self.image_shape) if self.config.residual else 0)
+
     def encode(self, images: torch.Tensor, v: Codes) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(u | i, v): mean and log-variance."""
+        """q(z | i, v): mean and log-variance."""
         y = self.cond(v)
         maps = y[:, :, None, None].expand(-1, -1, *images.shape[2:])
         h = self.enc(torch.cat([images, maps], dim=1))
         mu, logvar = self.enc_head(torch.cat([h, y], dim=1)).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 5)
 
-    def decode_logits(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
-        """Pixel logits of f^_I(v, u); v enters at every layer so that the image cannot ignore it."""
+    def decode_logits(self, v: Codes, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits of the decoder dec(v, z); v enters at every layer so that the image cannot ignore it."""
         y = self.cond(v)
-        h = self.dec_in(torch.cat([u, y], dim=1)).reshape(-1, *self._grid)
+        if z.dim() != 2 or z.shape[1] != self.code_dim:
+            raise DataError(f"expected a code z of shape (N, {self.code_dim}), got {tuple(z.shape)}")
+        h = self.dec_in(torch.cat([z, y], dim=1)).reshape(-1, *self._grid)
         n = self.config.depth
         for i in range(1, n + 1):
             h = getattr(self, f"up{i}")(torch.cat([h, y[:, :, None, None].expand(-1, -1, *h.shape[2:])], 1))
@@ -137,23 +155,41 @@ class ConditionalVAE(ImageMechanism):
         return rec + self.config.beta * kl
 
     def edit_images(self, images: torch.Tensor, v: Codes, v_new: Codes) -> torch.Tensor:
-        """f^_I(v_new, mean of q(u | images, v)), with gradients (the counterfactual-consistency term)."""
-        return torch.sigmoid(self.decode_logits(v_new, self.encode(images, v)[0]))
+        """f^_I(v_new, abduct(images, v)) with gradients (the counterfactual-consistency term)."""
+        z = self.encode(images, v)[0]
+        out = torch.sigmoid(self.decode_logits(v_new, z))
+        if self.config.residual:
+            out = (out + images - torch.sigmoid(self.decode_logits(v, z))).clamp(0, 1)
+        return out
 
     # ------------------------------------------------------------------ the protocol
     def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n draws of U_I ~ N(0, I)."""
-        return torch.randn(n, self.latent_dim, generator=generator).to(self._device())
+        """n draws of U_I: z ~ N(0, I) (and r = 0 when ``residual``)."""
+        z = torch.randn(n, self.code_dim, generator=generator).to(self._device())
+        return torch.cat([z, z.new_zeros(n, self.latent_dim - self.code_dim)], 1) if self.config.residual else z
+
+    def _check_u(self, u: torch.Tensor) -> torch.Tensor:
+        u = torch.as_tensor(u).to(self._device())
+        if u.dim() != 2 or u.shape[1] != self.latent_dim:
+            raise DataError(f"expected U_I of shape (N, {self.latent_dim}), got {tuple(u.shape)}")
+        return u
 
     @torch.no_grad()
     def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
         """Images f^_I(v, u) in [0, 1]."""
-        return torch.sigmoid(self.decode_logits(v, u.to(self._device())))
+        u = self._check_u(u)
+        out = torch.sigmoid(self.decode_logits(v, u[:, :self.code_dim]))
+        if self.config.residual:
+            out = (out + u[:, self.code_dim:].reshape(-1, *self.image_shape)).clamp(0, 1)
+        return out
 
     @torch.no_grad()
     def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
-        """U_I of each image given its factors: the posterior mean of q(u | i, v)."""
+        """U_I of each image given its factors: the posterior mean z of q(u | i, v) (and r = i - dec(v, z))."""
         images = check_images(torch.as_tensor(images), self.image_shape).to(self._device())
-        return self.encode(images, v)[0]
+        z = self.encode(images, v)[0]
+        if not self.config.residual:
+            return z
+        return torch.cat([z, (images - torch.sigmoid(self.decode_logits(v, z))).flatten(1)], 1)
 
 
