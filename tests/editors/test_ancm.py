@@ -62,6 +62,32 @@ def test_counterfactual_term_on_a_share_of_the_batch(world, monkeypatch):
             ImageStage(image, labeller, 0.1, bad)
 
 
+def test_counterfactual_term_weighs_kept_factors_by_ctf_keep(world):
+    """The term is -sum_k w_k log p(read_k = v'_k) over the edits, w_k = 1 for a factor the draw changed and
+    ctf_keep for one it kept: recomputed here by hand from the same draws of v' and the labeller's reading."""
+    torch.manual_seed(0)
+    image = ConditionalVAE(world.domains, (3, 28, 28), VAEConfig(width=8, latent_dim=4, residual=True))
+    labeller = Labeller(world.domains, (3, 28, 28), LabellerConfig(width=8))
+    x = torch.rand(16, 3, 28, 28)
+    v = {"D": torch.arange(16) % 10, "C": torch.arange(16) % 2, "B": (torch.arange(16) // 2) % 2}
+    got = {}
+    for keep in (0.0, 0.5, 1.0):
+        torch.manual_seed(1)
+        got[keep] = ImageStage(image, labeller, 1.0, ctf_keep=keep).counterfactual_loss(x, v).item()
+    torch.manual_seed(1)
+    v_new = {k: torch.randint(0, world.domains.size(k), (16,)) for k in world.domains.names}  # the term's own draws
+    with torch.no_grad():
+        read = labeller(image.edit_images(x, v, v_new))
+        logp = {k: read[k].log_prob(v_new[k]) for k in world.domains.names}
+    changed = -sum((logp[k] * (v_new[k] != v[k])).sum() for k in logp).item() / 16
+    kept = -sum((logp[k] * (v_new[k] == v[k])).sum() for k in logp).item() / 16
+    assert kept > 0 and changed > 0
+    for keep, value in got.items():
+        assert value == pytest.approx(changed + keep * kept, rel=1e-5)
+    with pytest.raises(CfeditError, match="ctf_keep"):
+        ANCMConfig(ctf_keep=-1.0)
+
+
 def test_null_edit_is_the_mechanisms_reconstruction(model, data):
     """The null edit keeps every factor and gives, for every sample, f^_I(v, abduct(i, v)) of its own image."""
     m, _ = model

@@ -47,6 +47,7 @@ class ANCMConfig:
     ctf_weight: float | None = None  # weight of the counterfactual-consistency term (0: off; None: 0.1 where the image
     # mechanism edits differentiably, else 0; 1.0 blurs the VAE's null edit)
     ctf_fraction: float = 1.0  # share of each batch the ctf term sees (below 1: faster, less realistic edits)
+    ctf_keep: float = 0.0  # weight in the ctf term of the factors an edit keeps (0: only the changed ones count; see ImageStage)
     seed: int = 0  # initialisation, batching and sampling seed
     checkpoint_every: int = 500  # steps between resumable training checkpoints (needs an output folder)
     log_every: int = 250  # steps between progress lines
@@ -61,7 +62,7 @@ class ANCMConfig:
             raise CfeditError(f"the {self.image.kind!r} mechanism cannot edit differentiably: set ctf_weight = 0")
         check_ranges(self, {"steps": (int, 1, 10**7), "batch_size": (int, 1, 65536), "checkpoint_every": (int, 1, 10**7),
                             "log_every": (int, 1, 10**7), "seed": (int, 0, 2**31 - 1), "lr": (float, 1e-9, 10),
-                            "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1)})
+                            "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1), "ctf_keep": (float, 0, 1e6)})
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,16 +40,20 @@ class ImageStage(nn.Module):
     """One module for DDP: the image mechanism's and labeller's losses on a batch, plus the
     counterfactual-consistency term: the abducted u_I generated with resampled factors v' must read as v'
     to the labeller, held fixed for this term (its weights detached) so that the generator cannot satisfy
-    it by degrading the labeller. Only the factors that changed count, so that a faithful reconstruction of
-    an ambiguous image is not pushed towards a prototype of its label."""
+    it by degrading the labeller. The factors that changed count fully; those the edit keeps count with weight
+    ``ctf_keep`` (default 0, so that a faithful reconstruction of an ambiguous image is not pushed towards a
+    prototype of its label). A mechanism whose edits keep the image's own pixels (the VAE's residual latent)
+    can change a kept factor's look by what it adds for another factor, which ``ctf_keep`` > 0 penalises."""
 
-    def __init__(self, image: ImageMechanism, labeller: Labeller, ctf_weight: float = 0.0, ctf_fraction: float = 1.0):
+    def __init__(self, image: ImageMechanism, labeller: Labeller, ctf_weight: float = 0.0, ctf_fraction: float = 1.0,
+                 ctf_keep: float = 0.0):
         super().__init__()
         if not 0.0 < ctf_fraction <= 1.0:
             raise CfeditError(f"ctf_fraction must be in (0, 1], got {ctf_fraction}")
         if ctf_weight > 0 and not isinstance(image, DifferentiableEdit):
             raise CfeditError(f"the {image.kind!r} mechanism cannot edit differentiably: set ctf_weight = 0")
         self.image, self.labeller, self.ctf_weight, self.ctf_fraction = image, labeller, ctf_weight, ctf_fraction
+        self.ctf_keep = ctf_keep
 
     def forward(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
         loss = self.image.loss(images, v) + self.labeller.loss(images, v)
@@ -67,7 +71,8 @@ class ImageStage(nn.Module):
         total = images.new_zeros(())
         for k in domains.names:
             changed = (v_new[k] != torch.as_tensor(v[k], device=images.device)).float()
-            total = total - (read[k].log_prob(v_new[k]) * changed).sum() / len(images)
+            weight = changed + self.ctf_keep * (1 - changed)
+            total = total - (read[k].log_prob(v_new[k]) * weight).sum() / len(images)
         return total
 
 
@@ -100,7 +105,7 @@ def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, tor
     """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
     ``labeller``, ``config``, ``device``), checkpointing into ``out`` on rank 0."""
     config = model.config
-    trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction)
+    trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction, config.ctf_keep)
     if world > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
     sched = lr_at(config.lr, config.steps)
