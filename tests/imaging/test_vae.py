@@ -189,3 +189,5 @@ def test_residual_latent_keeps_what_the_decoder_misses_and_edits_by_its_delta():
     torch.testing.assert_close(vae.generate(_v(3), p), torch.sigmoid(vae.decode_logits(_v(3), p[:, :4])))
     with pytest.raises(DataError, match="expected U_I of shape"):
         vae.generate(v, z)
+    with pytest.raises(CfeditError, match="residual must be true or false"):
+        VAEConfig(residual="yes")

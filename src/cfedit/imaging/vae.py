@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
-from cfedit.errors import DataError
+from cfedit.errors import CfeditError, DataError
 from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 
@@ -38,6 +38,8 @@ class VAEConfig(ImageConfig):
         check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6),
                             "depth": (int, 1, 8), "blocks": (int, 0, 16)})
         check_choice(self, "norm", NORMS)
+        if not isinstance(self.residual, bool):
+            raise CfeditError(f"VAEConfig.residual must be true or false, got {self.residual!r}")
 
 
 NORMS = ("none", "group")
@@ -185,7 +187,7 @@ class ConditionalVAE(ImageMechanism):
 
     @torch.no_grad()
     def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
-        """U_I of each image given its factors: the posterior mean z of q(u | i, v) (and r = i - dec(v, z))."""
+        """U_I of each image given its factors: the posterior mean z of q(z | i, v) (and r = i - dec(v, z))."""
         images = check_images(torch.as_tensor(images), self.image_shape).to(self._device())
         z = self.encode(images, v)[0]
         if not self.config.residual:
