@@ -141,3 +141,14 @@ def test_generate_distinct_computes_each_repeated_row_once(trained, data):
     finally:
         del mech.generate
     assert calls == [4]
+    tail = u.clone().reshape(len(u), -1)
+    tail[2, -1] += 0.5  # row 2 repeats row 0 in its first numbers (the grouping prefix, when U_I is longer) only
+    tail = tail.reshape(u.shape)
+    calls.clear()
+    mech.generate = spy
+    try:
+        out = mech.generate_distinct(v, tail)
+    finally:
+        del mech.generate
+    assert calls[-1] == 4
+    np.testing.assert_allclose(out.numpy(), original(v, tail).numpy(), atol=1e-5)

@@ -70,13 +70,15 @@ class ImageMechanism(nn.Module, abc.ABC):
         An editor draws k samples of u_V per image but abducts u_I once, so the samples that agree on v'
         repeat the same (v', u_I) row; f^_I being a function of the row, they are the same image."""
         u = torch.as_tensor(u).to(self._device())
-        key = torch.cat([self.cond(v), u.reshape(len(u), -1).float()], dim=1)
-        distinct, inverse = torch.unique(key, dim=0, return_inverse=True)
-        if len(distinct) == len(key):
+        flat, cond = u.reshape(len(u), -1), self.cond(v)
+        # group rows by v and the first PREFIX numbers of u (sorting whole rows of a large U_I is slow), then check
+        # that each group's rows are equal in full; if any is not, group by the whole rows instead
+        first, inverse = _groups(torch.cat([cond, flat[:, :PREFIX].float()], dim=1))
+        if len(first) == len(u):
             return self.generate(v, u)
-        rows = torch.arange(len(key), device=key.device)
-        first = torch.full((len(distinct),), len(key), dtype=torch.long, device=key.device).scatter_reduce(0, inverse, rows, "amin")
-        return self.generate({k: torch.as_tensor(t).to(key.device)[first] for k, t in v.items()}, u[first])[inverse]
+        if flat.shape[1] > PREFIX and not torch.equal(flat, flat[first][inverse]):
+            first, inverse = _groups(torch.cat([cond, flat.float()], dim=1))
+        return self.generate({k: torch.as_tensor(t).to(u.device)[first] for k, t in v.items()}, u[first])[inverse]
 
     @abc.abstractmethod
     def abduct(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
@@ -88,6 +90,17 @@ class ImageMechanism(nn.Module, abc.ABC):
 
     def after_step(self) -> None:
         """Called by the training loop after each optimiser step (e.g. an EMA of the weights); nothing by default."""
+
+
+PREFIX = 64  # numbers of each U_I row that group rows before the full comparison (generate_distinct)
+
+
+def _groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first row of each distinct row of ``key`` and, per row, the index of its group."""
+    distinct, inverse = torch.unique(key, dim=0, return_inverse=True)
+    rows = torch.arange(len(key), device=key.device)
+    first = torch.full((len(distinct),), len(key), dtype=torch.long, device=key.device).scatter_reduce(0, inverse, rows, "amin")
+    return first, inverse
 
 
 @runtime_checkable
