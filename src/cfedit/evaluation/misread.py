@@ -76,3 +76,14 @@ def misread_bound(query: Query, rates: Mapping[str, Mapping]) -> float:
 def widen(lower: float, upper: float, eps: float) -> tuple[float, float]:
     """The range of the read share of an event whose true probability lies in [lower, upper] (module docstring)."""
     return lower * (1 - eps), upper + (1 - upper) * eps
+
+
+def reader_aware_band(query: Query, lower: float, upper: float, rates: Mapping[str, Mapping]) -> tuple[float, list[float]]:
+    """(eps, [lower', upper']): the query's misread bound and the bounds [lower, upper] widened by it."""
+    eps = misread_bound(query, rates)
+    return eps, [float(t) for t in widen(lower, upper, eps)]
+
+
+def describe(rates: Mapping[str, Mapping]) -> str:
+    """The misread bounds for a report: ``factor upper (class c: k/n misread)``, comma-separated."""
+    return ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: {m['misread']}/{m['n']} misread)" for k, m in rates.items())

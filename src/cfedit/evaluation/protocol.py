@@ -33,7 +33,7 @@ from cfedit.editors.base import Editor
 from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
 from cfedit.evaluation import metrics
-from cfedit.evaluation.misread import misread_bound, misread_rates, widen
+from cfedit.evaluation.misread import misread_rates, reader_aware_band
 from cfedit.evaluation.report import markdown_table, save_grid, write_report
 from cfedit.scm import ASCM, Units
 from cfedit.worlds import World
@@ -151,8 +151,7 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         m["edits per second"] = {"value": n_edit / max(t_edit, 1e-9), "lower": None, "upper": None, "n": n_edit}
         results["metrics"][name] = m
     for text, q, b in zip(world.queries, queries, bounds):
-        eps = misread_bound(q, misreads)
-        aware = [float(t) for t in widen(float(b.lower), float(b.upper), eps)]
+        eps, aware = reader_aware_band(q, float(b.lower), float(b.upper), misreads)
         row = {"query": text, "truth": world.scm.probability(q), "lower": float(b.lower), "upper": float(b.upper),
                "identified": bool(b.identified), "misread bound": eps, "reader-aware band": aware, "methods": {}}
         for name in editors:

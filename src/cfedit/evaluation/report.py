@@ -23,6 +23,7 @@ import numpy as np
 
 from cfedit.core.files import atomic_write
 from cfedit.errors import CfeditError
+from cfedit.evaluation.misread import describe
 
 
 def _fmt(x) -> str:
@@ -145,11 +146,9 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     mis = results.get("oracle misreads", {})
     acc_text += (" The reader-aware verdict meets the bounds [l, u] widened to [l(1 - eps), u + (1 - u) eps], eps the sum "
                  "over the outcome's factors of the oracle's misread rate (one-sided upper 95% limit, worst class, on "
-                 "these factual images): " + ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: "
-                                                       f"{m['misread']}/{m['n']} misread)" for k, m in mis.items())
-                 + ". It assumes the oracle misreads edits no more often than the world's own images of the same "
-                 "class, and cannot tell a misread from an edit that lacks the factor; the strict verdict stays "
-                 "the headline.") if mis else ""
+                 "these factual images): " + describe(mis) + ". It assumes the oracle misreads edits no more often "
+                 "than the world's own images of the same class, and cannot tell a misread from an edit that lacks "
+                 "the factor; the strict verdict stays the headline.") if mis else ""
     note = (f"{results['n_units']} held-out factual units, {results['k_samples']} edit sample(s) each; factors read by the "
             "world's oracle (factual and edited images alike); estimates with 95% intervals (Wilson over units, or normal "
             "over unit means when a unit's samples disagree); 'inside' means the interval meets the optimal bounds."

@@ -50,7 +50,7 @@ from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.bootstrap import INTERVALS, Band, simultaneous_band
 from cfedit.evaluation.labelrows import BOUNDS_FROM, bounds_rows
-from cfedit.evaluation.misread import misread_bound, misread_rates, widen
+from cfedit.evaluation.misread import describe, misread_rates, reader_aware_band
 from cfedit.evaluation.protocol import (
     MAX_SAMPLES,
     MAX_UNITS,
@@ -317,8 +317,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     }
     for q, b in zip(qs, bounds):
         e = metrics.ctf_estimate(q, before, read[q.outcome[0].do])
-        eps = misread_bound(q, misreads)
-        aware = [float(t) for t in widen(*b["band"], eps)]
+        eps, aware = reader_aware_band(q, *b["band"], misreads)
         in_band, in_point, in_aware = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"], aware))
         row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "misread bound": eps,
                "reader-aware band": aware, "methods": {}}
@@ -366,8 +365,7 @@ def _note(results: dict) -> str:
             f"table of pooled conditionals, p = {c['p_value']:.3g}).")
     src = results["bounds from"]
     twice = f" WARNING: {src['warning']}." if src.get("warning") else ""
-    mis = ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: {m['misread']}/{m['n']} misread)"
-                    for k, m in results["reader misreads"].items())
+    mis = describe(results["reader misreads"])
     return (f"Evaluation without a ground-truth world: {results['label rows']:,} labelled images; the optimal bounds "
             f"come from the diagram and the empirical P(V) of {src['note']}, recomputed on {b['resamples']} bootstrap resamples "
             f"of those rows ({b['interval']} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
