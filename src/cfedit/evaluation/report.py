@@ -23,7 +23,6 @@ import numpy as np
 
 from cfedit.core.files import atomic_write
 from cfedit.errors import CfeditError
-from cfedit.evaluation.misread import describe
 
 
 def _fmt(x) -> str:
@@ -143,6 +142,8 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
                 + ", ".join(f"{k} {format_interval(e)}" for k, e in acc.items())
                 + "; every figure is conditional on it: an edit the oracle misreads counts against the editor, so a "
                 "'kept' query can fall a little below 1 for that reason alone.") if acc else ""
+    from cfedit.evaluation.misread import describe  # here: this module loads without torch (the core install)
+
     mis = results.get("oracle misreads", {})
     acc_text += (" The reader-aware verdict meets the bounds [l, u] widened to [l(1 - eps), u + (1 - u) eps], eps the sum "
                  "over the outcome's factors of the oracle's misread rate (one-sided upper 95% limit, worst class, on "
