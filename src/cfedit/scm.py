@@ -24,6 +24,7 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
+from cfedit.core.intervention import Intervention
 from cfedit.core.query import Query
 from cfedit.errors import DomainError, GraphError, QueryError
 
@@ -105,7 +106,7 @@ class SCM:
 
     def evaluate(self, u: Mapping[str, np.ndarray], do: Mapping[str, int] | None = None) -> Values:
         """V_x(u): solve the mechanisms in topological order, with X held at x (``do``)."""
-        do = self.domains.encode(do or {})
+        do = do if isinstance(do, Intervention) else Intervention.of(self.domains, do)  # checked once, where input enters
         n = len(next(iter(u.values()))) if u else 1
         v: Values = {}
         for name in self._order:

@@ -24,9 +24,10 @@ def tiny_run(tmp_path_factory) -> tuple[ANCM, Path]:
 
 @pytest.fixture(scope="session")
 def web_app(tiny_run):
+    from cfedit.runs import Run
     from cfedit.server.app import ServeConfig, create_app
 
-    return create_app(tiny_run[0], get_world("backdoor"), config=ServeConfig(n_examples=4))
+    return create_app(Run.of(tiny_run[0], "backdoor"), config=ServeConfig(n_examples=4))
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ def train(
 
 @app.command("edit")
 def edit(
-    checkpoint: Annotated[Path, typer.Argument(help="folder written by `cfedit train`")],
+    checkpoint: Annotated[str, typer.Argument(help="folder written by `cfedit train`, or pretrained:NAME (a shipped editor)")],
     image: Annotated[Path, typer.Option("--image", help="PNG image to edit")],
     do: Annotated[list[str], typer.Option("--do", help="intervention, e.g. C=green (repeatable)")],
     n: Annotated[int, typer.Option("-n", min=1, max=MAX_SAMPLES, help="counterfactual samples")] = 8,
@@ -109,15 +109,17 @@ def edit(
         raise DataError("--certify and --extremes are two different outputs: give one of them")
     use_threads(threads, quiet=as_json)
     from cfedit.core.files import read_rgb
-    from cfedit.evaluation.protocol import load_run
+    from cfedit.core.intervention import Intervention
     from cfedit.evaluation.report import check_png_path
+    from cfedit.runs import Run
 
     check_png_path(output)
     if output.exists() and image.exists() and output.resolve() == image.resolve():
         raise DataError(f"the output {output} is the input image: give another -o")
-    model = load_run(checkpoint)
+    run = Run.load(checkpoint, world=world)
+    model = run.editor
     x = read_rgb(image)[None]
-    x_do = model.domains.parse_assignments(do)
+    x_do = Intervention.of(model.domains, do)
     labels = None
     if label:
         given = model.domains.parse_assignments(label)
@@ -125,18 +127,16 @@ def edit(
     if extremes is not None:
         return _edit_at_extremes(model, x, x_do, extremes, n, labels, seed, output)
     if certify:
-        from cfedit.evaluation.certificate import QueryBounds
         from cfedit.evaluation.certificate import certify as certify_edits
 
-        cert = certify_edits(model, x[0], x_do, n, seed, QueryBounds.for_run(model, world),
-                             labels={k: v[0] for k, v in labels.items()} if labels else None)
+        cert = certify_edits(model, x[0], x_do, n, seed, run.bounds, labels={k: v[0] for k, v in labels.items()} if labels else None)
         r = cert.result
     else:
         r = model.edit(x, x_do, n, labels=labels, seed=seed)
     cap = lambda v, i: " ".join(f"{k}={model.domains.decode(k, v[k][i])}" for k in model.domains.names)  # noqa: E731
     caps = [cap(r.factual, 0)] + [cap({k: a[0] for k, a in r.factors.items()}, j) for j in range(n)]
     path = save_grid(output, np.concatenate([x, r.images[0]]), [c[:14] for c in caps], ncol=min(9, n + 1))
-    msg = f"wrote {path}: the image, then {n} samples under do({model.domains.format(x_do)})"
+    msg = f"wrote {path}: the image, then {n} samples under do({x_do.format(model.domains)})"
     if not certify:
         console.print(msg)
     elif as_json:

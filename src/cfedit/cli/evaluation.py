@@ -28,7 +28,7 @@ def _print(results: dict) -> None:
 
 @app.command("evaluate")
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce)")],
+    run: Annotated[str, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce), or pretrained:NAME")],
     world: Annotated[Optional[str], typer.Option("--world", help="ground-truth world the run was trained on")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="your own labelled images, instead of a world")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="with --images: CSV, column 'file' + one per factor")] = None,
@@ -66,14 +66,14 @@ def evaluate(
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
                              bounds_from=bounds_from, **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
-    from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
+    from cfedit.evaluation.protocol import EvalConfig, evaluate_run
     from cfedit.evaluation.report import check_folder_path
-    from cfedit.worlds import get_world
+    from cfedit.runs import Run
 
-    w = get_world(world)
+    loaded = Run.load(run, world)
     out = check_folder_path(output or Path("reports") / world)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed)
-    res = evaluate_run(load_run(run), w, out, eval_cfg, log=console.print)
+    res = evaluate_run(loaded.editor, loaded.world, out, eval_cfg, log=console.print)
     _print(res)
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 

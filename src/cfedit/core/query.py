@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from cfedit.core.domains import Domains
 from cfedit.core.files import MESSAGE_CHARS, clip
+from cfedit.core.intervention import Intervention
 from cfedit.errors import CfeditError, QueryError
 
 _TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z0-9_.+-]+)|(?P<sym>[()\[\]|,=]))")
@@ -72,6 +73,22 @@ class Query:
             if seen.get(key, a.value) != a.value:
                 raise QueryError(f"{a.var} in world do{dict(a.do)} is given two different values")
             seen[key] = a.value
+
+    @property
+    def is_edit_form(self) -> bool:
+        """True for P(W[X=x']=w, ... | V=v, ...): every outcome in one intervened world, factual evidence.
+        This is the form an edit of an image with factors v answers (the certificate's and the evaluation's rows)."""
+        worlds = {a.do for a in self.outcome}
+        return len(worlds) == 1 and () not in worlds and not any(a.do for a in self.given)
+
+    @property
+    def action(self) -> Intervention:
+        """x' of a query of the edit form (:attr:`is_edit_form`), as an :class:`Intervention`; a
+        :class:`QueryError` for any other query."""
+        if not self.is_edit_form:
+            raise QueryError("the query is not of the edit form P(W[X=x']=w | V=v): one intervened world in the outcome, "
+                             "factual evidence")
+        return Intervention(dict(self.outcome[0].do))
 
     @property
     def worlds(self) -> tuple[tuple[tuple[str, int], ...], ...]:
