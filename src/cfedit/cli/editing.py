@@ -12,7 +12,8 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import ThreadsOpt, console, print_table, save_grid, use_threads
+from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
@@ -50,10 +51,10 @@ def train(
 ) -> None:
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
     use_threads(threads)
+    from cfedit.core.files import check_folder_path
     from cfedit.core.graph import CausalGraph
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
-    from cfedit.evaluation.report import check_folder_path
 
     if (world is not None) + (images is not None) + (celeba is not None) != 1:
         raise DataError("give one of --world NAME, --images DIR --labels CSV --graph FILE, or --celeba DIR")
@@ -108,9 +109,8 @@ def edit(
     if certify and extremes is not None:
         raise DataError("--certify and --extremes are two different outputs: give one of them")
     use_threads(threads, quiet=as_json)
-    from cfedit.core.files import read_rgb
+    from cfedit.core.files import check_png_path, read_rgb
     from cfedit.core.intervention import Intervention
-    from cfedit.evaluation.report import check_png_path
     from cfedit.runs import Run
 
     check_png_path(output)
@@ -203,10 +203,11 @@ def demo(
 ) -> None:
     """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
     use_threads(threads)
+    from cfedit.core.files import check_folder_path
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
-    from cfedit.evaluation.report import check_folder_path, format_interval, write_report
+    from cfedit.evaluation.report import format_interval, write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()

@@ -66,8 +66,8 @@ def evaluate(
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
                              bounds_from=bounds_from, **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
+    from cfedit.core.files import check_folder_path
     from cfedit.evaluation.protocol import EvalConfig, evaluate_run
-    from cfedit.evaluation.report import check_folder_path
     from cfedit.runs import Run
 
     loaded = Run.load(run, world)
@@ -79,7 +79,7 @@ def evaluate(
 
 
 def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query, queries, output, cfg) -> None:
-    from cfedit.evaluation.report import check_folder_path
+    from cfedit.core.files import check_folder_path
     from cfedit.evaluation.userdata import evaluate_celeba, evaluate_folder
 
     out = check_folder_path(output or Path("reports") / (images or celeba).name)
@@ -133,7 +133,7 @@ def reproduce(
     names = tuple(world or world_names())
     for name in names:
         get_world(name)  # unknown names fail before any training
-    from cfedit.evaluation.report import check_folder_path
+    from cfedit.core.files import check_folder_path
 
     cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)

@@ -26,6 +26,7 @@ import numpy as np
 
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
+from cfedit.core.figures import save_grid
 from cfedit.core.files import atomic_write
 from cfedit.core.query import parse_query
 from cfedit.editors.ancm import ANCMConfig
@@ -34,7 +35,7 @@ from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.misread import misread_rates, reader_aware_band
-from cfedit.evaluation.report import markdown_table, save_grid, write_report
+from cfedit.evaluation.report import markdown_table, write_report
 from cfedit.runs import check_belongs
 from cfedit.scm import ASCM, Units
 from cfedit.worlds import World

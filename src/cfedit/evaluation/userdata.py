@@ -40,6 +40,7 @@ from cfedit.bounds import count_table, optimal_bounds
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
+from cfedit.core.figures import save_grid
 from cfedit.core.files import clip, read_text
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query
@@ -61,7 +62,7 @@ from cfedit.evaluation.protocol import (
     reversibility_metric,
 )
 from cfedit.evaluation.reader import Reader
-from cfedit.evaluation.report import format_interval, save_grid, write_report
+from cfedit.evaluation.report import format_interval, write_report
 from cfedit.runs import Run
 
 FLAG_BELOW = 0.01  # p-value of the compatibility test below which the report flags the labels
