@@ -142,9 +142,8 @@ def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units, tiny_bac
 @pytest.fixture(scope="module")
 def run_without_red_sevens(world, tmp_path_factory, tiny_ancm_config):
     """A tiny ANCM saved to disk, trained on Backdoor units with every (D=7, C=red) unit removed, and those labels."""
-    from cfedit.data import LabelledImages
 
-    data = LabelledImages.from_world(world, 500, seed=1)
+    data = world.dataset(500, seed=1)
     keep = np.flatnonzero(~((data.labels["D"] == 7) & (data.labels["C"] == 1)))
     data = data.subset(keep)
     out = tmp_path_factory.mktemp("nored7") / "run"

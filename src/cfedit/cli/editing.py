@@ -64,7 +64,7 @@ def train(
     check_folder_path(output)
     if world is not None:
         w = get_world(world)
-        g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
+        g, data = w.graph, w.dataset(WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
     elif celeba is not None:
         from cfedit.core.files import read_text
         from cfedit.data import celeba as cb
@@ -204,7 +204,7 @@ def demo(
     """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
     use_threads(threads)
     from cfedit.core.files import check_folder_path
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
     from cfedit.evaluation.report import format_interval, write_report
@@ -217,7 +217,7 @@ def demo(
     check_folder_path(output)
     console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
                   f"training units ({cfg.steps} image steps)")
-    data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
+    data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
     model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
     del data
     t_train = time.time() - t0

@@ -294,7 +294,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
     """The paper's comparison from scratch: train an ANCM per world (``worlds``, default every registered
     one; ``ancm_config``: one config, or one per world name, default each world's ``editor_settings``),
     evaluate it and the baselines."""
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.worlds import get_world, world_names
 
@@ -312,7 +312,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
         steps, seed = cfg.steps, cfg.seed
         t0 = time.perf_counter()
         log(f"[{name}] training the ANCM ({steps} image steps) on {WORLD_TRAIN_UNITS} training units")
-        ancm = ANCM.fit(w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed),
+        ancm = ANCM.fit(w.graph, w.dataset(WORLD_TRAIN_UNITS, seed=seed),
                         cfg, out_dir=output / name / "editor", log=log, resume=resume)
         t_train = time.perf_counter() - t0
         res = evaluate_run(ancm, w, output / name, config, log)
