@@ -13,6 +13,7 @@ import typer
 
 from cfedit.cli import app
 from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.cli.sources import DataSource
 from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
@@ -56,25 +57,20 @@ def train(
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
 
-    if (world is not None) + (images is not None) + (celeba is not None) != 1:
-        raise DataError("give one of --world NAME, --images DIR --labels CSV --graph FILE, or --celeba DIR")
+    src = DataSource.of(world=world, images=images, labels=labels, graph=graph, celeba=celeba, factors=factors)
     from cfedit.worlds import get_world
 
     cfg = config_from(config, mechanism, steps, seed, get_world(world) if world is not None else None)
     check_folder_path(output)
-    if world is not None:
+    if src.kind == "world":
         w = get_world(world)
         g, data = w.graph, w.dataset(WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
-    elif celeba is not None:
-        from cfedit.core.files import read_text
+    elif src.kind == "celeba":
         from cfedit.data import celeba as cb
 
-        attrs = cb.parse_factors(factors)
-        g = CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file")))
+        g, attrs = src.celeba_graph()
         data = cb.load_celeba(celeba, attrs, size=size, split="train", limit=n)
     else:
-        if labels is None or graph is None:
-            raise DataError("--images needs --labels CSV and --graph FILE")
         from cfedit.data import domains_from_csv
 
         g = CausalGraph.load(graph)

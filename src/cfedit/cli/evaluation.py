@@ -11,7 +11,6 @@ import typer
 from cfedit.cli import app
 from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
-from cfedit.errors import CfeditError
 
 
 def _print(results: dict) -> None:
@@ -58,9 +57,10 @@ def evaluate(
     """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
     (--images/--labels or --celeba: bounds from the labels, a reader trained apart); write report.md / .html / results.json."""
     use_threads(threads)
-    if (world is not None) + (images is not None) + (celeba is not None) != 1:
-        raise CfeditError("give either --world NAME, --images DIR --labels CSV, or --celeba DIR")
-    if images is not None or celeba is not None:
+    from cfedit.cli.sources import DataSource
+
+    src = DataSource.of(graph_needed=False, world=world, images=images, labels=labels, graph=graph, celeba=celeba, factors=factors)
+    if src.kind != "world":
         from cfedit.evaluation.userdata import UserEvalConfig
 
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
@@ -89,8 +89,6 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reade
         res = evaluate_celeba(run, celeba, out, factors=parse_factors(factors), graph=graph, split=split, config=cfg,
                               queries=query, query_file=queries, log=console.print, reader=reader)
     else:
-        if labels is None:
-            raise CfeditError("--images needs --labels CSV")
         res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries,
                               log=console.print, reader=reader)
     _print(res)

@@ -238,7 +238,8 @@ class ANCM(CausalEditor):
                 if out is not None and rank == 0:
                     training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
-            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say, data)
+            job = training.TrainingJob(images=images, labels=labels, data=data, out=out, rank=rank, world=world, log=say)
+            training.train_image_stage(model, opt, job, start)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
