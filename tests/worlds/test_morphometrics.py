@@ -60,6 +60,10 @@ def test_renders_meet_thickness_and_intensity(digits):
     assert images.shape == (n, 28, 28) and images.dtype == np.float32
     assert images.min() >= 0 and images.max() <= 1
     got = mm.measure(images)
+    eff = mm.effectiveness(images, t, i)
+    assert eff.thickness_mae == pytest.approx(np.abs(got.thickness - t).mean()) and eff.n == n
+    assert eff.thickness_mae < 0.1 and eff.intensity_mae < 1.0
+    assert mm.effectiveness(images, t + 0.5, i).thickness_mae > 0.4  # the metric sees a miss
     assert np.abs(got.thickness - t).mean() < 0.1
     assert np.abs(got.thickness - t).max() < 0.25
     assert np.abs(got.intensity - i).max() < 2.0
@@ -72,6 +76,11 @@ def test_render_keeps_the_handwriting_and_is_deterministic(digits):
     assert ((thin > 0.5) & ~(thick > 0.25)).sum() == 0  # every thin stroke pixel lies inside the thick stroke
     assert (thick > 0.5).sum() > 1.8 * (thin > 0.5).sum()
     assert np.array_equal(r.render([5], [3.0], [150.0]), mm.StrokeRenderer(digits).render([5], [3.0], [150.0]))
+
+
+def test_effectiveness_checks_lengths(digits):
+    with pytest.raises(CfeditError, match="as many intended"):
+        mm.effectiveness(np.zeros((2, 28, 28)), [2.0], [100.0, 100.0])
 
 
 def test_render_checks_its_arguments(digits):

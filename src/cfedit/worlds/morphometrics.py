@@ -262,3 +262,25 @@ def _solve(miss, guess: float, tol: float, rmax: float, max_evals: int) -> float
                 break
         r = step
     return best_r
+
+
+@dataclass(frozen=True)
+class Effectiveness:
+    """How well images show the factor values an edit intended: mean absolute errors of the *measured*
+    thickness (pixels) and intensity (grey levels), the peers' effectiveness figures for Morpho-MNIST."""
+
+    thickness_mae: float
+    intensity_mae: float
+    n: int
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"thickness_mae": self.thickness_mae, "intensity_mae": self.intensity_mae, "n": self.n}
+
+
+def effectiveness(images: np.ndarray, thickness: Sequence[float], intensity: Sequence[float]) -> Effectiveness:
+    """MAE between the intended thickness and intensity of each image and what :func:`measure` reads."""
+    m = measure(images)
+    t, i = np.asarray(thickness, dtype=float), np.asarray(intensity, dtype=float)
+    if t.shape != m.thickness.shape or i.shape != m.intensity.shape:
+        raise CfeditError(f"{len(m.thickness)} images need as many intended thicknesses and intensities ({t.shape}, {i.shape})")
+    return Effectiveness(float(np.abs(m.thickness - t).mean()), float(np.abs(m.intensity - i).mean()), len(t))
