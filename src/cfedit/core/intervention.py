@@ -18,21 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
+import numpy as np
+
 from cfedit.core.domains import Domains
 from cfedit.errors import DomainError
 
 __all__ = ["Intervention"]
 
 
-class Intervention(Mapping[str, int]):
-    """do(X = x') as factor -> integer code (an empty one is the null edit). Hashable and immutable; two
-    interventions are equal when they set the same factors to the same codes, whatever the order given."""
+class Intervention(Mapping[str, int | float]):
+    """do(X = x') as factor -> integer code, or a number for a continuous factor (an empty one is the null edit).
+    Hashable and immutable; two interventions are equal when they set the same factors to the same codes, whatever the order given."""
 
     __slots__ = ("_codes",)
 
     def __init__(self, codes: Mapping[str, int] | None = None):
-        # codes only: callers holding names go through Intervention.of(domains, ...)
-        self._codes = {str(k): int(v) for k, v in (codes or {}).items()}
+        # codes only (a float for a continuous factor): callers holding names go through Intervention.of(domains, ...)
+        self._codes = {str(k): (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in (codes or {}).items()}
 
     @classmethod
     def of(cls, domains: Domains, spec: Intervention | Mapping[str, object] | str | Iterable[str] | None) -> Intervention:
@@ -56,7 +58,7 @@ class Intervention(Mapping[str, int]):
             raise DomainError(f"an intervention is FACTOR=VALUE text or a mapping of factor to value, not {type(spec).__name__}")
         return cls(domains.encode(spec))
 
-    def __getitem__(self, name: str) -> int:
+    def __getitem__(self, name: str) -> int | float:
         return self._codes[name]
 
     def __iter__(self) -> Iterator[str]:
