@@ -15,6 +15,18 @@ Two kinds of shared inputs (``NCMConfig.method``):
 * ``"mc"``: Z_c ~ N(0, I) in ``mc_dim`` dimensions; the likelihood is a Monte Carlo average over
   ``mc_samples`` draws and the posterior is sampled by importance sampling with resampling.
 
+A *continuous* factor (a :class:`~cfedit.core.domains.Continuous` domain) has a conditional location-scale
+mechanism in a fixed invertible output transform g (``NCMConfig.continuous_transform``; "logit" by default,
+g(v) = logit((v - lo) / (hi - lo)), deepscm's form of the Morpho-MNIST intensity):
+
+    V_i := g^{-1}(mu_i(pa, z) + sigma_i(pa, z) N_i),   N_i ~ N(0, 1),
+
+mu and sigma from the factor's network plus a linear term (so the linear-Gaussian model is in the family).
+Its noise is abducted exactly, N_i = (g(v_i) - mu_i) / sigma_i, and the fit adds its log-density (with the
+Jacobian of g) to the categorical log-likelihoods. Networks take a continuous parent as its position in
+its interval on [-1, 1] (:meth:`Continuous.standardise`). A categorical factor with a continuous parent
+has one own noise for every parent value (the "comonotone" coupling: its parent values cannot be listed).
+
 Why "exact" is the default: it fits faster and closer to the data's P(V) than "mc" on the worlds, and its
 posterior is exact where "mc"'s is approximate (``python benchmarks/eval_ancm.py --ncm-methods`` prints
 both fits' time and total variation; the README quotes them).
@@ -33,19 +45,35 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.distributions import transforms as T
 
 from cfedit.core.config import check_choice, check_ranges
-from cfedit.core.domains import Domains
+from cfedit.core.domains import Continuous, Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.intervention import Intervention
+from cfedit.core.query import Expectation
 from cfedit.errors import DomainError, GraphError, QueryError
 from cfedit.rng import seeded
+from cfedit.scm import Estimate
 
 Codes = Mapping[str, np.ndarray | torch.Tensor]
-"""Integer codes per factor, one entry per unit."""
+"""Integer codes per factor (floats for a continuous factor), one entry per unit."""
 
 _MAX_COMBOS = 65_536  # enumeration cap for the "exact" method
 _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (breaks the symmetric saddle)
+_MIN_SCALE = 1e-3  # the smallest sigma of a continuous mechanism (in the transformed space)
+CONTINUOUS_TRANSFORMS = ("logit", "affine")
+
+
+def output_transform(domain: Continuous, kind: str = "logit") -> T.Transform:
+    """g^{-1}: the real line -> the factor's interval. ``"logit"``: v = lo + (hi - lo) sigmoid(y) (values stay in
+    the interval); ``"affine"``: v = lo + (y + 1) (hi - lo) / 2, i.e. y is the standardised value (a Gaussian in v)."""
+    if kind == "logit":
+        return T.ComposeTransform([T.SigmoidTransform(), T.AffineTransform(domain.lo, domain.hi - domain.lo)])
+    if kind == "affine":
+        return T.AffineTransform((domain.lo + domain.hi) / 2, (domain.hi - domain.lo) / 2)
+    raise DomainError(f"unknown output transform {kind!r}; transforms are {', '.join(CONTINUOUS_TRANSFORMS)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,14 +87,17 @@ class NCMConfig:
     steps: int = 600  # full-batch Adam steps of the fit
     lr: float = 0.01  # Adam learning rate (0.05 collapses onto the independence saddle)
     seed: int = 0  # initialisation and sampling seed
-    impossible_below: float = 1e-4  # evidence with model probability below this is refused
+    impossible_below: float = 1e-4  # evidence with model probability below this is refused (categorical factors only)
+    continuous_transform: str = "logit"  # output transform g of continuous factors: "logit" or "affine" (output_transform)
+    batch_rows: int = 65_536  # label rows per fit step; with more distinct rows, each step draws this many
 
     def __post_init__(self) -> None:
         check_choice(self, "method", ("exact", "mc"))
         check_choice(self, "coupling", ("independent", "comonotone"))
+        check_choice(self, "continuous_transform", CONTINUOUS_TRANSFORMS)
         check_ranges(self, {"latent_size": (int, 1, 4096), "mc_dim": (int, 1, 4096), "mc_samples": (int, 1, 10**6),
                             "hidden": (int, 1, 65536), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
-                            "seed": (int, 0, 2**31 - 1), "impossible_below": (float, 0, 1)})
+                            "seed": (int, 0, 2**31 - 1), "impossible_below": (float, 0, 1), "batch_rows": (int, 1, 10**8)})
 
 
 @dataclass
@@ -74,7 +105,8 @@ class Exogenous:
     """A batch of exogenous inputs of the NCM: shared ``z`` per clique and own ``u`` per factor."""
 
     z: list[torch.Tensor]  # per clique: long (N,) for "exact", float (N, mc_dim) for "mc"
-    u: dict[str, torch.Tensor]  # per factor: float (N, configs) in [0, 1), one column per parent configuration
+    u: dict[str, torch.Tensor]  # per factor: float (N, configs) in [0, 1), one column per parent configuration;
+    # a continuous factor's N ~ N(0, 1), (N, 1)
 
     def __len__(self) -> int:
         return len(next(iter(self.u.values())))
@@ -82,7 +114,8 @@ class Exogenous:
 
 @dataclass(frozen=True)
 class FitReport:
-    """How well the NCM's P(V) matches the data's: total variation, NLL, steps and seconds."""
+    """How well the NCM's P(V) matches the data's: total variation (nan with continuous factors, whose
+    empirical law has no mass function to compare), NLL (a density's where factors are continuous), steps and seconds."""
 
     tv: float
     nll: float
@@ -106,17 +139,20 @@ class NCM(nn.Module):
             raise GraphError(f"{len(self.cliques)} bidirected cliques x {config.latent_size} values are too many to "
                              "enumerate; lower latent_size or use method='mc'")
         g = torch.Generator().manual_seed(config.seed)
+        width = {v: sum(self._width(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1 for v in self.order}
         with seeded(int(torch.randint(0, 2**31, (1,), generator=g))):
             self.mechanisms = nn.ModuleDict({
                 v: nn.Sequential(
-                    nn.Linear(sum(domains.size(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1, config.hidden),
+                    nn.Linear(width[v], config.hidden),
                     nn.ReLU(),
                     nn.Linear(config.hidden, config.hidden),
                     nn.ReLU(),
-                    nn.Linear(config.hidden, domains.size(v)),
+                    nn.Linear(config.hidden, 2 if domains.is_continuous(v) else domains.size(v)),
                 )
                 for v in self.order
             })
+            # continuous factors: a linear term beside the network, so that mu and log sigma can be exactly linear
+            self.linear = nn.ModuleDict({v: nn.Linear(width[v], 2) for v in self.order if domains.is_continuous(v)})
             # uniform prior of each discrete shared input (a learned one collapsed onto few values)
             self.register_buffer("prior_logits", torch.zeros(len(self.cliques), config.latent_size))
         self.report: FitReport | None = None
@@ -126,28 +162,56 @@ class NCM(nn.Module):
     def device(self) -> torch.device:
         return self.prior_logits.device
 
+    def _width(self, name: str) -> int:
+        """Inputs a parent gives a network: its one-hot code, or one standardised number if continuous."""
+        return 1 if self.domains.is_continuous(name) else self.domains.size(name)
+
+    def transform(self, name: str) -> T.Transform:
+        """g^{-1} of continuous factor ``name`` (:func:`output_transform`)."""
+        return output_transform(self.domains.continuous(name), self.config.continuous_transform)
+
     def _zfeat(self, z: torch.Tensor) -> torch.Tensor:
         if self.config.method == "exact":
             return nn.functional.one_hot(z.long(), self.config.latent_size).float() * _Z_SCALE
         return z.float()
 
+    def _parent_feature(self, p: str, value: torch.Tensor) -> torch.Tensor:
+        if self.domains.is_continuous(p):
+            return self.domains.continuous(p).standardise(value.float())[:, None]
+        return nn.functional.one_hot(value.long(), self.domains.size(p)).float()
+
     def mechanism(self, name: str, parents: Mapping[str, torch.Tensor], z: list[torch.Tensor],
-                  n: int) -> torch.distributions.Categorical:
-        """P(V_name | Pa = parents, Z = z) for n units, as a ``torch.distributions.Categorical``."""
-        feats = [nn.functional.one_hot(parents[p].long(), self.domains.size(p)).float() for p in self.graph.parents(name)]
+                  n: int) -> torch.distributions.Distribution:
+        """P(V_name | Pa = parents, Z = z) for n units: a ``Categorical``, or for a continuous factor the
+        ``TransformedDistribution`` of N(mu, sigma) by g^{-1} (its ``base_dist`` holds mu and sigma)."""
+        feats = [self._parent_feature(p, parents[p]) for p in self.graph.parents(name)]
         feats += [self._zfeat(z[k]) for k in self.reads[name]]
         feats.append(torch.ones(n, 1, device=self.device))  # a bias input keeps root nodes well defined
-        return torch.distributions.Categorical(logits=self.mechanisms[name](torch.cat(feats, dim=1)))
+        x = torch.cat(feats, dim=1)
+        out = self.mechanisms[name](x)
+        if not self.domains.is_continuous(name):
+            return torch.distributions.Categorical(logits=out)
+        loc, raw = (out + self.linear[name](x)).unbind(1)
+        base = torch.distributions.Normal(loc, F.softplus(raw) + _MIN_SCALE, validate_args=False)
+        return torch.distributions.TransformedDistribution(base, [self.transform(name)], validate_args=False)
+
+    def _inside(self, name: str, v: torch.Tensor) -> torch.Tensor:
+        """A continuous value moved off its interval's ends by a hair, so that g(v) is finite."""
+        c = self.domains.continuous(name)
+        eps = 1e-5 * (c.hi - c.lo)
+        return v.float().clamp(c.lo + eps, c.hi - eps)
 
     def configs(self, name: str) -> int:
-        """Columns of U_name: one per parent configuration ("independent"), or one ("comonotone")."""
-        if self.config.coupling == "comonotone":
+        """Columns of U_name: one per parent configuration ("independent"), or one ("comonotone"; also a
+        continuous factor, and a factor with a continuous parent)."""
+        pa = self.graph.parents(name)
+        if self.config.coupling == "comonotone" or self.domains.is_continuous(name) or any(map(self.domains.is_continuous, pa)):
             return 1
-        return self.domains.n_configs(self.graph.parents(name))
+        return self.domains.n_configs(pa)
 
     def _config_index(self, name: str, parents: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
         idx = torch.zeros(n, dtype=torch.long, device=self.device)
-        if self.config.coupling == "comonotone":
+        if self.configs(name) == 1:
             return idx
         return idx + self.domains.config_index(self.graph.parents(name), parents)
 
@@ -156,9 +220,16 @@ class NCM(nn.Module):
         for k in self.domains.names:
             if k not in v:
                 raise DomainError(f"the evidence lacks factor {k!r}; give all of {', '.join(self.domains.names)}")
-            t = torch.as_tensor(np.asarray(v[k]) if not isinstance(v[k], torch.Tensor) else v[k], device=self.device).long().reshape(-1)
-            if len(t) and (t.min() < 0 or t.max() >= self.domains.size(k)):
-                raise DomainError(f"codes of {k} outside 0..{self.domains.size(k) - 1}")
+            t = torch.as_tensor(np.asarray(v[k]) if not isinstance(v[k], torch.Tensor) else v[k], device=self.device).reshape(-1)
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                t = t.float()
+                if len(t) and not bool(((t >= c.lo) & (t <= c.hi)).all()):
+                    raise DomainError(f"values of {k} outside its range [{c.lo:g}, {c.hi:g}]")
+            else:
+                t = t.long()
+                if len(t) and (t.min() < 0 or t.max() >= self.domains.size(k)):
+                    raise DomainError(f"codes of {k} outside 0..{self.domains.size(k) - 1}")
             out[k] = t
         for k in v:
             self.domains.check(k)
@@ -186,7 +257,8 @@ class NCM(nn.Module):
         vv = {k: t.repeat(m) for k, t in v.items()}
         ll = torch.zeros(m * r, device=self.device)
         for name in self.order:
-            ll = ll + self.mechanism(name, {p: vv[p] for p in self.graph.parents(name)}, zz, m * r).log_prob(vv[name])
+            x = self._inside(name, vv[name]) if self.domains.is_continuous(name) else vv[name]
+            ll = ll + self.mechanism(name, {p: vv[p] for p in self.graph.parents(name)}, zz, m * r).log_prob(x)
         return ll.reshape(m, r).T + lw[None, :]
 
     def log_prob(self, v: Codes, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -201,17 +273,23 @@ class NCM(nn.Module):
 
         ``weights`` (one non-negative number per label row) make it weighted maximum likelihood: the
         labels may then be the cells of a table, weighted by their probability. ``log`` gets four
-        progress lines.
+        progress lines. With more distinct rows than ``batch_rows`` (continuous labels are all distinct), each
+        step fits a draw of ``batch_rows`` rows, with probability proportional to their weight.
         """
         rows, counts = _distinct(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
-        codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
+        codes = self._codes(rows)
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.config.steps)
         g = torch.Generator().manual_seed(self.config.seed)
+        batch = len(w) > self.config.batch_rows
         t0 = time.time()
         for step in range(self.config.steps):
-            loss = -(w * self.log_prob(codes, generator=g)).sum()
+            if batch:
+                idx = torch.multinomial(w.cpu(), self.config.batch_rows, replacement=True, generator=g).to(self.device)
+                loss = -self.log_prob({k: t[idx] for k, t in codes.items()}, generator=g).mean()
+            else:
+                loss = -(w * self.log_prob(codes, generator=g)).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -229,11 +307,13 @@ class NCM(nn.Module):
         (weighted by ``weights`` when given).
 
         Exact without enumerating V: outside the observed rows the data has mass 0, so those cells add
-        (1 - model mass on the observed rows) / 2.
+        (1 - model mass on the observed rows) / 2. Not a number (nan) where a factor is continuous.
         """
+        if self.domains.continuous_names:
+            return float("nan")
         rows, counts = _distinct(self.domains, v, weights)
         p_data = counts / counts.sum()
-        codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
+        codes = self._codes(rows)
         g = torch.Generator().manual_seed(self.config.seed + 1)
         p_model = torch.exp(self.log_prob(codes, generator=g)).cpu().double().numpy()
         return float(0.5 * (np.abs(p_model - p_data).sum() + max(0.0, 1.0 - p_model.sum())))
@@ -255,27 +335,34 @@ class NCM(nn.Module):
                 z.append(torch.multinomial(torch.softmax(self.prior_logits[c], 0).cpu(), n, True, generator=generator).to(self.device))
             else:
                 z.append(torch.randn(n, self.config.mc_dim, generator=generator).to(self.device))
-        u = {k: torch.rand(n, self.configs(k), generator=generator).to(self.device) for k in self.order}
+        u = {k: (torch.randn if self.domains.is_continuous(k) else torch.rand)(n, self.configs(k), generator=generator).to(self.device)
+             for k in self.order}
         return Exogenous(z, u)
 
     @torch.no_grad()
     def evaluate(self, exo: Exogenous, do: Mapping[str, int] | None = None) -> dict[str, torch.Tensor]:
-        """V_x(u): solve the mechanisms in topological order with X held at x (``do``, integer codes)."""
+        """V_x(u): solve the mechanisms in topological order with X held at x (``do``, integer codes; a float
+        for a continuous factor, whose values come back as float32)."""
         do = do if isinstance(do, Intervention) else Intervention.of(self.domains, do)  # checked once, where input enters
         n = len(exo)
         v: dict[str, torch.Tensor] = {}
         for name in self.order:
+            continuous = self.domains.is_continuous(name)
             if name in do:
-                v[name] = torch.full((n,), do[name], dtype=torch.long, device=self.device)
+                v[name] = torch.full((n,), do[name], dtype=torch.float32 if continuous else torch.long, device=self.device)
                 continue
             pa = {p: v[p] for p in self.graph.parents(name)}
+            if continuous:
+                d = self.mechanism(name, pa, exo.z, n)
+                v[name] = self.transform(name)(d.base_dist.loc + d.base_dist.scale * exo.u[name][:, 0])
+                continue
             probs = self.mechanism(name, pa, exo.z, n).probs
             u = exo.u[name].gather(1, self._config_index(name, pa, n)[:, None])
             v[name] = torch.clamp((torch.cumsum(probs, dim=1) <= u).sum(dim=1), max=probs.shape[1] - 1)
         return {k: v[k] for k in self.domains.names}
 
     def sample(self, n: int, do: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-        """n units of V (or V_x under ``do``), as numpy codes."""
+        """n units of V (or V_x under ``do``), as numpy codes (floats for continuous factors)."""
         g = torch.Generator().manual_seed(seed)
         return {k: t.cpu().numpy() for k, t in self.evaluate(self.sample_exogenous(n, g), do).items()}
 
@@ -284,22 +371,25 @@ class NCM(nn.Module):
         """Abduction: ``n_samples`` draws of U ~ P(U | V = v) for each row of ``v`` (row-major, N * n_samples).
 
         Shared inputs: exact posterior over the enumerated z ("exact") or importance resampling from the
-        prior ("mc"). Own inputs: uniform on the CDF interval that yields the observed v_i. Raises
-        :class:`QueryError` when some evidence row has model probability below ``impossible_below``.
+        prior ("mc"). Own inputs: uniform on the CDF interval that yields the observed v_i; a continuous
+        factor's N_i = (g(v_i) - mu_i) / sigma_i exactly. Raises :class:`QueryError` when some evidence row
+        has model probability below ``impossible_below`` (with continuous factors, whose evidence has a
+        density and no probability: when its density is zero).
         """
         vv = self._codes(v)
         r = len(next(iter(vv.values())))
         z, lw = self._support(generator=generator)
-        rows, inverse = torch.unique(torch.stack([vv[k] for k in self.domains.names], 1), dim=0, return_inverse=True)
-        distinct = {k: rows[:, i] for i, k in enumerate(self.domains.names)}
+        continuous = bool(self.domains.continuous_names)
+        rows, inverse = torch.unique(torch.stack([vv[k].double() for k in self.domains.names], 1), dim=0, return_inverse=True)
+        distinct = {k: rows[:, i].to(vv[k].dtype) for i, k in enumerate(self.domains.names)}
         joint = self._joint_loglik(distinct, z, lw)[inverse]  # (R, M), computed once per distinct row
         logp = torch.logsumexp(joint, dim=1)
-        bad = torch.nonzero(logp < math.log(self.config.impossible_below)).flatten()
+        bad = torch.nonzero(~torch.isfinite(logp) if continuous else logp < math.log(self.config.impossible_below)).flatten()
         if len(bad):
             i = int(bad[0])
-            ev = self.domains.format({k: int(t[i]) for k, t in vv.items()})
-            raise QueryError(f"the evidence {ev} is impossible under the model (P = {math.exp(float(logp[i])):.2g}); "
-                             f"{len(bad)} of {r} rows are")
+            ev = self.domains.format({k: (float(t[i]) if self.domains.is_continuous(k) else int(t[i])) for k, t in vv.items()})
+            what = "has density zero" if continuous else f"is impossible under the model (P = {math.exp(float(logp[i])):.2g})"
+            raise QueryError(f"the evidence {ev} {what}; {len(bad)} of {r} rows are")
         post = torch.softmax(joint, dim=1)
         idx = torch.multinomial(post.cpu(), n_samples, replacement=True, generator=generator).to(self.device).reshape(-1)
         zs = [t[idx] for t in z]
@@ -307,6 +397,11 @@ class NCM(nn.Module):
         u = {}
         for name in self.order:
             pa = {p: rep[p] for p in self.graph.parents(name)}
+            if self.domains.is_continuous(name):
+                d = self.mechanism(name, pa, zs, len(rep[name]))
+                y = self.transform(name).inv(self._inside(name, rep[name]))
+                u[name] = ((y - d.base_dist.loc) / d.base_dist.scale)[:, None]
+                continue
             probs = self.mechanism(name, pa, zs, len(rep[name])).probs
             cdf = torch.cumsum(probs, dim=1)
             hi = cdf.gather(1, rep[name][:, None]).squeeze(1)
@@ -326,13 +421,47 @@ class NCM(nn.Module):
         out = self.evaluate(exo, do)  # act + predict
         return {k: t.reshape(-1, n_samples).cpu().numpy() for k, t in out.items()}
 
+    def expectation(self, query: Expectation, n_samples: int = 1000, seed: int = 0) -> Estimate:
+        """E[W_{x'} | V = v] of a continuous factor W: the mean of ``n_samples`` counterfactual draws, with its
+        Monte Carlo standard error.
 
-def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct label rows and their total weight (their counts when ``weights`` is None); rows of weight 0 dropped."""
-    cols = [np.asarray(v[k].cpu() if isinstance(v[k], torch.Tensor) else v[k], dtype=np.int64).reshape(-1) for k in domains.names]
+        The evidence must give every factor's factual value (an edited image's factors). Where W's
+        counterfactual depends on no noise that the evidence leaves uncertain, every draw agrees and the
+        answer is a point (``stderr`` 0): the case of a Markovian W whose ancestors between X and W are all
+        continuous. That point is *the* counterfactual under this model's assumption, a location-scale
+        mechanism strictly increasing in its own noise (whose noise is then recovered exactly); it is
+        identified from P(V) only under that assumption, not for every SCM compatible with the diagram.
+        """
+        self.domains.continuous(query.var)
+        ev = {}
+        for a in query.given:
+            if a.op != "=" or a.do or a.var in ev:
+                raise QueryError("the NCM's expectation needs factual evidence V=v on every factor, each once")
+            ev[a.var] = np.array([a.value], dtype=np.float64 if self.domains.is_continuous(a.var) else np.int64)
+        missing = [k for k in self.domains.names if k not in ev]
+        if missing:
+            raise QueryError(f"the NCM's expectation needs the value of every factor in the evidence; missing {', '.join(missing)}")
+        draws = self.counterfactual(ev, dict(query.do), n_samples, seed)[query.var].reshape(-1).astype(np.float64)
+        value = float(draws.mean())
+        spread = float(draws.std(ddof=1)) if n_samples > 1 else 0.0
+        se = spread / math.sqrt(n_samples) if spread > 1e-6 * max(1.0, abs(value)) else 0.0
+        return Estimate(value, se, n_samples, float(n_samples))
+
+
+def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Distinct label rows (per factor) and their total weight (their counts when ``weights`` is None); rows of
+    weight 0 dropped. Continuous labels are floats (and seldom repeat)."""
+    for k in domains.names:
+        if k not in v:
+            raise DomainError(f"the labels lack factor {k!r}; give all of {', '.join(domains.names)}")
+    dtype = {k: np.float64 if domains.is_continuous(k) else np.int64 for k in domains.names}
+    cols = [np.asarray(v[k].cpu() if isinstance(v[k], torch.Tensor) else v[k], dtype=dtype[k]).reshape(-1) for k in domains.names]
     if not len(cols[0]):
         raise DomainError("no labels to fit")
-    rows, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True)
+    if any(len(c) != len(cols[0]) for c in cols):
+        raise DomainError(f"the labels' columns differ in length: {', '.join(f'{k} {len(c)}' for k, c in zip(domains.names, cols))}")
+    table, inverse = np.unique(np.stack(cols, axis=1).astype(np.float64), axis=0, return_inverse=True)
+    rows = {k: table[:, i].astype(dtype[k]) for i, k in enumerate(domains.names)}
     if weights is None:
         w = np.ones(len(cols[0]))
     else:
@@ -341,6 +470,6 @@ def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> 
             raise DomainError(f"weights of shape {w.shape} for {len(cols[0])} label rows; give one number per row")
         if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
             raise DomainError("weights must be finite, non-negative and not all zero")
-    counts = np.bincount(inverse.reshape(-1), weights=w, minlength=len(rows))
+    counts = np.bincount(inverse.reshape(-1), weights=w, minlength=len(table))
     keep = counts > 0
-    return rows[keep], counts[keep]
+    return {k: r[keep] for k, r in rows.items()}, counts[keep]

@@ -84,6 +84,15 @@ class Continuous:
         e = self.edges
         return tuple(f"{_num(a)}-{_num(b)}" for a, b in zip(e, e[1:]))
 
+    def standardise(self, x):
+        """The position of ``x`` in the interval on [-1, 1] (lo -> -1, hi -> 1): how networks take a continuous
+        value as an input. Elementwise on floats, numpy arrays and torch tensors alike."""
+        return 2.0 * (x - self.lo) / (self.hi - self.lo) - 1.0
+
+    def unstandardise(self, s):
+        """The inverse of :meth:`standardise`."""
+        return self.lo + (s + 1.0) * (self.hi - self.lo) / 2.0
+
     def bin(self, x) -> np.ndarray:
         """The bin index of each value (values outside [lo, hi] go to the nearest end bin)."""
         return np.searchsorted(np.asarray(self.bins), np.asarray(x, dtype=float), side="left").astype(np.int64)
