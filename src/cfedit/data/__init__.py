@@ -1,4 +1,5 @@
-"""Labelled image datasets: images float32 (N, 3, H, W) in [0, 1] with integer codes per factor.
+"""Labelled image datasets: images float32 (N, C, H, W) in [0, 1] with integer codes per factor (float64
+values for a continuous factor).
 
 Built by a world (``World.dataset``) or from a user's folder of PNG images and a labels CSV
 (``from_folder``: a file column and one column per factor holding value names; only files inside the
@@ -27,7 +28,8 @@ WORLD_TRAIN_UNITS = 60_000
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """Images (N, C, H, W) float32 in [0, 1] and their factor codes (int64 (N,) per factor)."""
+    """Images (N, C, H, W) float32 in [0, 1] and their factor codes (int64 (N,) per factor; float64 values in
+    its interval for a continuous factor)."""
 
     images: np.ndarray
     labels: dict[str, np.ndarray]
@@ -44,6 +46,11 @@ class LabelledImages:
             lab = self.labels[k]
             if lab.shape != (len(im),):
                 raise DataError(f"labels of {k} have shape {lab.shape}, expected ({len(im)},)")
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                if lab.dtype.kind != "f" or (len(lab) and not np.all((lab >= c.lo) & (lab <= c.hi))):
+                    raise DataError(f"labels of the continuous factor {k} must be floats in [{c.lo:g}, {c.hi:g}]")
+                continue
             if len(lab) and (lab.min() < 0 or lab.max() >= self.domains.size(k)):
                 raise DataError(f"labels of {k} fall outside its {self.domains.size(k)} values")
 

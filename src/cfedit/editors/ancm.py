@@ -169,7 +169,11 @@ class ANCM(CausalEditor):
         return model
 
     def fitted_p_v(self) -> np.ndarray:
-        """The P(V) of the fitted NCM (exact over its enumerable inputs)."""
+        """The P(V) of the fitted NCM (exact over its enumerable inputs); a continuous factor has no table
+        (a :class:`CfeditError`: its law is a density, drawn by ``ncm.sample``)."""
+        if self.domains.continuous_names:
+            raise CfeditError(f"{', '.join(self.domains.continuous_names)} continuous: the editor's P(V) is a density, not a "
+                              "table (draw from it with ncm.sample)")
         return self.ncm.table()
 
     @property
@@ -234,7 +238,8 @@ class ANCM(CausalEditor):
                 t0 = time.time()
                 say(f"ncm: fitting P(V) over {len(dataset):,} labels ({config.ncm.steps} steps)")
                 rep = model.ncm.fit(dataset.labels, log=say)
-                say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
+                fit = f"TV to the data's P(V) = {rep.tv:.4f}" if np.isfinite(rep.tv) else f"mean negative log-likelihood {rep.nll:.4f}"
+                say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, {fit}")
                 if out is not None and rank == 0:
                     training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
@@ -305,7 +310,9 @@ class ANCM(CausalEditor):
 def _label_counts(labels: Mapping[str, np.ndarray], domains: Domains) -> dict:
     """``{"label_counts": [...]}``: the training labels' count of each factor configuration (row-major over
     ``domains.names``), kept with the run so that later queries can be checked against the data's support;
-    empty when there are more than :data:`MAX_COUNT_CELLS` configurations."""
+    empty when there are more than :data:`MAX_COUNT_CELLS` configurations, or a factor is continuous."""
+    if domains.continuous_names:
+        return {}
     cells = int(np.prod(domains.shape))
     if cells > MAX_COUNT_CELLS:
         return {}

@@ -42,14 +42,14 @@ def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANC
     """The DEAR-style baseline: the ANCM with its NCM refitted on :func:`markovian_graph`.
 
     Fitted to ``labels`` when given, else to the ANCM's NCM's P(V) (every joint value weighted by its
-    probability; a 200,000-unit sample when V has more than ``MAX_TABLE_CELLS`` values), so that a saved
-    run needs no copy of its training labels.
+    probability; a 200,000-unit sample when V has more than ``MAX_TABLE_CELLS`` values or a continuous
+    factor), so that a saved run needs no copy of its training labels.
     """
     graph = markovian_graph(ancm.graph)
     ncm = NCM(graph, ancm.domains, ancm.config.ncm).to(ancm.device)
     if labels is not None:
         ncm.fit(labels)
-    elif int(np.prod(ancm.domains.shape)) <= MAX_TABLE_CELLS:
+    elif not ancm.domains.continuous_names and int(np.prod(ancm.domains.shape)) <= MAX_TABLE_CELLS:
         table = ancm.fitted_p_v()
         cells = np.indices(table.shape).reshape(table.ndim, -1)
         ncm.fit({k: cells[i] for i, k in enumerate(ancm.domains.names)}, weights=table.reshape(-1))
@@ -106,13 +106,14 @@ class Independent(NonCausal):
 
 
 class Associational(_SharedImageEditor):
-    """Resample every factor but the intervened ones from P(V | X = x') (the NCM's fitted P(V))."""
+    """Resample every factor but the intervened ones from P(V | X = x') (the NCM's fitted P(V); categorical
+    factors only: conditioning a density on a continuous x' has no table to read)."""
 
     name = "associational"
 
     def __init__(self, ancm: ANCM):
         super().__init__(ancm)
-        self.table = ancm.ncm.table()
+        self.table = ancm.fitted_p_v()
 
     def factors(self, v, uniforms, do):
         names = self.domains.names

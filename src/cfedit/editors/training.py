@@ -64,8 +64,14 @@ class ImageStage(nn.Module):
         return loss
 
     def counterfactual_loss(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The labeller's negative log-likelihood of v' on the edits to v': v' uniform over each categorical
+        factor's values, and for a continuous factor another image's value in the batch (its marginal: the
+        values the labeller has learnt to read)."""
         domains = self.image.domains
-        v_new = {k: torch.randint(0, domains.size(k), (len(images),), device=images.device) for k in domains.names}
+        n = len(images)
+        v_new = {k: (torch.as_tensor(v[k], device=images.device).float()[torch.randperm(n, device=images.device)]
+                     if domains.is_continuous(k) else torch.randint(0, domains.size(k), (n,), device=images.device))
+                 for k in domains.names}
         edits = self.image.edit_images(images, v, v_new)  # type: ignore[attr-defined]
         frozen = {n: p.detach() for n, p in self.labeller.named_parameters()}
         read = torch.func.functional_call(self.labeller, frozen, (edits,))

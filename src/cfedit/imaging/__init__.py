@@ -13,7 +13,7 @@ from dataclasses import asdict, fields
 
 from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError
-from cfedit.imaging.base import DifferentiableEdit, ImageConfig, ImageMechanism, check_images, one_hot_factors
+from cfedit.imaging.base import DifferentiableEdit, ImageConfig, ImageMechanism, check_images, cond_dim, one_hot_factors
 from cfedit.imaging.labeller import Labeller, LabellerConfig
 
 # kind -> (module, mechanism class, config class)
@@ -71,5 +71,6 @@ def build_mechanism(config: ImageConfig, domains: Domains, image_shape: tuple[in
 
 __all__ = [
     "BACKENDS", "DifferentiableEdit", "ImageConfig", "ImageMechanism", "Labeller", "LabellerConfig", "backend_names",
-    "build_mechanism", "check_images", "config_from_dict", "config_to_dict", "edits_differentiably", "image_config", "one_hot_factors",
+    "build_mechanism", "check_images", "cond_dim", "config_from_dict", "config_to_dict", "edits_differentiably", "image_config",
+    "one_hot_factors",
 ]

@@ -12,7 +12,8 @@ Every backend (``vae``, ``diffusion``, ...) subclasses :class:`ImageMechanism` a
 A backend that can edit differentiably (abduct then generate with other factors, with gradients) also
 implements :class:`DifferentiableEdit`; the training loop's counterfactual-consistency term asks for it.
 
-Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I, ``images`` -> I in [0, 1], (N, C, H, W).
+Notation: ``v`` -> V (integer codes per factor; floats for a continuous one), ``u`` -> U_I, ``images`` -> I in [0, 1],
+(N, C, H, W).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ImageMechanism(nn.Module, abc.ABC):
         return next(self.parameters()).device
 
     def cond(self, v: Codes) -> torch.Tensor:
-        """One-hot factor codes (N, sum of domain sizes) on this module's device."""
+        """The condition vectors (N, :func:`cond_dim`) of the factors on this module's device (:func:`one_hot_factors`)."""
         return one_hot_factors(self.domains, {k: torch.as_tensor(v[k], device=self._device()) for k in self.domains.names})
 
     @abc.abstractmethod
@@ -111,8 +112,16 @@ class DifferentiableEdit(Protocol):
 
 
 def one_hot_factors(domains: Domains, v: Codes) -> torch.Tensor:
-    """Concatenated one-hot codes of every factor, in ``domains.names`` order."""
-    return torch.cat([F.one_hot(torch.as_tensor(v[k]).long(), domains.size(k)).float() for k in domains.names], dim=1)
+    """The condition vector of each unit: every factor in ``domains.names`` order, a categorical one as its
+    one-hot code, a continuous one as one number, its position in its interval on [-1, 1]
+    (:meth:`~cfedit.core.domains.Continuous.standardise`)."""
+    return torch.cat([domains.continuous(k).standardise(torch.as_tensor(v[k]).float())[:, None] if domains.is_continuous(k)
+                      else F.one_hot(torch.as_tensor(v[k]).long(), domains.size(k)).float() for k in domains.names], dim=1)
+
+
+def cond_dim(domains: Domains) -> int:
+    """The width of :func:`one_hot_factors`: the sizes of the categorical factors plus one per continuous factor."""
+    return sum(1 if domains.is_continuous(k) else domains.size(k) for k in domains.names)
 
 
 def check_images(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError
-from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
+from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images, cond_dim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +112,7 @@ class DiffusionMechanism(ImageMechanism):
                                layers_per_block=config.layers_per_block, down_block_types=tuple(down), up_block_types=tuple(up),
                                add_attention=config.attention, norm_num_groups=groups, class_embed_type="identity",
                                attention_head_dim=min(8, config.channels[-1]))
-        self.embed = nn.Linear(sum(domains.shape), 4 * config.channels[0])  # v -> added to the time embedding
+        self.embed = nn.Linear(cond_dim(domains), 4 * config.channels[0])  # v -> added to the time embedding
         for name, p in self._live().items():
             self.register_buffer(_ema_name(name), p.detach().clone())
         self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
@@ -214,7 +214,7 @@ class DiffusionMechanism(ImageMechanism):
         fwd, _ = self._schedulers()
         top = fwd.timesteps.tolist()[: self.config.steps - self._inverted_steps()]
         if top:
-            y, weights = torch.zeros(n, sum(self.domains.shape), device=x.device), self._weights()
+            y, weights = torch.zeros(n, cond_dim(self.domains), device=x.device), self._weights()
             for t in top:
                 x = fwd.step(self._eps(x, t, y, weights), t, x).prev_sample
         return x

@@ -1,11 +1,14 @@
-"""The labeller h^: images -> factor codes, a small CNN with one categorical head per factor."""
+"""The labeller h^: images -> factor codes, a small CNN with one categorical head per factor (a Gaussian
+regression head for a continuous factor)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -21,7 +24,11 @@ class LabellerConfig:
 
 
 class Labeller(nn.Module):
-    """h: images -> factor codes; a small CNN with one categorical head per factor."""
+    """h: images -> factor codes; a small CNN with one categorical head per factor.
+
+    A continuous factor gets a regression head: two outputs, the mean (on [-1, 1] across its interval) and
+    the log of the standard deviation of a Gaussian, trained by its negative log-likelihood beside the
+    categorical ones; ``predict`` reads the mean, clipped to the interval."""
 
     def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: LabellerConfig = LabellerConfig()):
         super().__init__()
@@ -34,19 +41,45 @@ class Labeller(nn.Module):
             nn.Conv2d(wd, 2 * wd, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
             nn.Linear(2 * wd * (h // (4 * s)) * (w // (4 * s)), 128), nn.ReLU(),
         )
-        self.head = nn.Linear(128, sum(domains.shape))
+        self._widths = [2 if domains.is_continuous(k) else domains.size(k) for k in domains.names]
+        self.head = nn.Linear(128, sum(self._widths))
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.distributions.Categorical]:
-        """P(V_k | image) for every factor k."""
-        logits = self.head(self.body(images)).split(list(self.domains.shape), dim=1)
-        return {k: torch.distributions.Categorical(logits=l) for k, l in zip(self.domains.names, logits)}
+    def forward(self, images: torch.Tensor) -> dict[str, torch.distributions.Distribution]:
+        """P(V_k | image) for every factor k: a ``Categorical``, or a ``Normal`` over a continuous factor's value."""
+        outs = self.head(self.body(images)).split(self._widths, dim=1)
+        law: dict[str, torch.distributions.Distribution] = {}
+        for k, out in zip(self.domains.names, outs):
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                half = (c.hi - c.lo) / 2
+                law[k] = torch.distributions.Normal(c.unstandardise(out[:, 0]), half * (F.softplus(out[:, 1]) + 1e-3))
+            else:
+                law[k] = torch.distributions.Categorical(logits=out)
+        return law
 
     def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        """Negative log-likelihood of the factors, summed over factors (a continuous factor's in units of half
+        its interval, so that its scale does not weigh it)."""
         out = self(images)
-        return -sum(out[k].log_prob(torch.as_tensor(v[k], device=images.device).long()).mean() for k in self.domains.names)
+        total = images.new_zeros(())
+        for k in self.domains.names:
+            target = torch.as_tensor(v[k], device=images.device)
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                total = total - (out[k].log_prob(target.float()) + math.log((c.hi - c.lo) / 2)).mean()
+            else:
+                total = total - out[k].log_prob(target.long()).mean()
+        return total
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The most probable code of each factor."""
+        """The most probable code of each factor (a continuous factor's mean, clipped to its interval)."""
         images = check_images(torch.as_tensor(images), self.image_shape).to(next(self.parameters()).device)
-        return {k: d.probs.argmax(dim=1) for k, d in self(images).items()}
+        out = {}
+        for k, d in self(images).items():
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                out[k] = d.mean.clamp(c.lo, c.hi)
+            else:
+                out[k] = d.probs.argmax(dim=1)
+        return out

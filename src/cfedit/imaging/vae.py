@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
 from cfedit.errors import CfeditError, DataError
-from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
+from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images, cond_dim
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +91,7 @@ class ConditionalVAE(ImageMechanism):
         if h % 2**n or w % 2**n:
             raise DataError(f"image height and width must be multiples of {2**n} for a VAE of depth {n}, got {h}x{w}")
         super().__init__(domains, (c, h, w), config)
-        k, wd = sum(domains.shape), config.width
+        k, wd = cond_dim(domains), config.width
         chans = [wd * 2**i for i in range(n)]  # channels after each encoder stage
         self._grid = (chans[-1], h // 2**n, w // 2**n)
         flat = chans[-1] * (h // 2**n) * (w // 2**n)

@@ -71,7 +71,8 @@ class World:
                             f"{need / 2**30:.1f} GiB as float32; give 1 to {MAX_DATASET_BYTES // (4 * int(np.prod(self.image_shape))):,}")
         a = self.ascm(split, data_dir, oracle=False)
         units = a.units(n, seed)
-        return LabelledImages(a.factual(units), {k: units.v[k].astype(np.int64) for k in self.domains.names}, self.domains)
+        dtype = {k: np.float64 if self.domains.is_continuous(k) else np.int64 for k in self.domains.names}
+        return LabelledImages(a.factual(units), {k: units.v[k].astype(dtype[k]) for k in self.domains.names}, self.domains)
 
     def ascm(self, split: str = "eval", data_dir: str | None = None, oracle: bool = True) -> ASCM:
         """The ASCM whose image noise comes from ``split`` ("eval": what no model has seen; "train")."""
