@@ -27,10 +27,11 @@ def bounds(
 ) -> None:
     """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V).
 
-    A query whose programme is large first prints its size, then one line per solving step (stderr)."""
+    On a world with continuous factors (morpho) the events name their declared bins (T=2-2.5), and the bounds
+    come from the world's exact law over the bins. A query whose programme is large first prints its size,
+    then one line per solving step (stderr)."""
     from cfedit.bounds import optimal_bounds
     from cfedit.core.files import clip, read_text
-    from cfedit.core.query import parse_query
 
     texts = list(queries or [])
     if file is not None:
@@ -42,12 +43,17 @@ def bounds(
 
     src = DataSource.of(labels_alone=True, world=world, graph=graph, labels=labels, celeba=celeba, factors=factors)
     truth = None
+    binned = ""
     if src.kind == "world":
         from cfedit.worlds import get_world
 
         w = get_world(world)
-        g, dom, p_v, truth = w.graph, w.domains, w.scm.observational(), w.scm
-        texts = texts or list(w.queries)
+        if w.binned is not None:
+            g, dom, p_v, truth = w.graph, w.binned.domains, w.binned.table(), _BinnedTruth(w.binned)
+            texts, binned = texts or list(w.binned.queries), f"; events on the declared bins: {w.binned.action}"
+        else:
+            g, dom, p_v, truth = w.graph, w.domains, w.scm.observational(), w.scm
+            texts = texts or list(w.queries)
     else:
         g, dom, p_v = src.label_table()
         labels = labels if labels is not None else celeba
@@ -56,7 +62,7 @@ def bounds(
     rows = []
     log = logging.getLogger("cfedit")
     for i, t in enumerate(texts, start=1):
-        q = parse_query(t, dom)
+        q = _parse(t, dom, binned)
         where = f"[{i}/{len(texts)}] " if len(texts) > 1 else ""
         # a large query prints its size first, then its progress (stderr, via the cfedit logger)
         b = optimal_bounds(q, g, dom, p_v, log=lambda line, _w=where: log.info(_w + line))
@@ -69,8 +75,35 @@ def bounds(
         typer.echo(json.dumps(rows, indent=2))
         return
     cols = ["query", "lower", "upper", "identified", "certified"] + (["truth"] if truth is not None else [])
-    print_table("optimal bounds" + (f" ({world}, exact P(V))" if world else f" (empirical P(V) from {labels})"), cols,
+    print_table("optimal bounds" + (f" ({world}, exact P(V){' over the bins' if binned else ''})" if world
+                                    else f" (empirical P(V) from {labels})"), cols,
                 [[r["query"], f"{r['lower']:.4f}", f"{r['upper']:.4f}", "yes" if r["identified"] else "no",
                   "yes" if r["certified"] else "no (valid, maybe loose)", *([f"{r['truth']:.4f}"] if truth is not None else [])]
                  for r in rows])
-    console.print(f"graph: {g}")
+    console.print(f"graph: {g}{binned}")
+
+
+class _BinnedTruth:
+    """The true value of a binned query of a world with continuous factors (sampled: its value, without the error)."""
+
+    def __init__(self, binned):
+        self.binned = binned
+
+    def probability(self, query) -> float:
+        return float(self.binned.truth(query).value)
+
+
+def _parse(text: str, domains, binned: str):
+    """A query over ``domains``; on a binned world, a refusal says how to name bins."""
+    from cfedit.core.query import parse_query
+    from cfedit.errors import QueryError
+
+    try:
+        return parse_query(text, domains)
+    except QueryError as e:
+        if not binned:
+            raise
+        names = "; ".join(f"{k}: {', '.join(domains.values(k))}" for k in domains.names if "-" in domains.values(k)[0])
+        first, *rest = str(e).splitlines()
+        hint = f" (on this world the bounds are over the declared bins: name a bin as a value, {names})"
+        raise QueryError("\n".join([first + hint, *rest])) from None

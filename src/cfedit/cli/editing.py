@@ -41,7 +41,8 @@ def train(
     celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
     factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
-    n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "
+    n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: the "
+                                             "world's, 60,000; 10,000 for morpho]; "
                                              "CelebA: the first n training images [default: all]")] = None,
     steps: StepsOpt = None,
     seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
@@ -54,7 +55,7 @@ def train(
     use_threads(threads)
     from cfedit.core.files import check_folder_path
     from cfedit.core.graph import CausalGraph
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.data import LabelledImages
     from cfedit.editors.ancm import ANCM
 
     src = DataSource.of(world=world, images=images, labels=labels, graph=graph, celeba=celeba, factors=factors)
@@ -64,7 +65,7 @@ def train(
     check_folder_path(output)
     if src.kind == "world":
         w = get_world(world)
-        g, data = w.graph, w.dataset(WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
+        g, data = w.graph, w.dataset(w.train_units if n is None else n, seed=cfg.seed, split="train")
     elif src.kind == "celeba":
         from cfedit.data import celeba as cb
 

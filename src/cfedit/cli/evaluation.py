@@ -11,6 +11,7 @@ import typer
 from cfedit.cli import app
 from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
+from cfedit.errors import CfeditError
 
 
 def _print(results: dict) -> None:
@@ -48,7 +49,8 @@ def evaluate(
                                                        "all (the folder's pooled with the run's training labels) or eval "
                                                        "(the folder's) [default: all when the run records them]")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="report folder (default reports/WORLD)")] = None,
-    n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="held-out factual units [default: 2000; 200 on a world with "
+                                             "continuous factors, whose edits are measured one by one]")] = None,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
     seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
@@ -63,7 +65,7 @@ def evaluate(
     if src.kind != "world":
         from cfedit.evaluation.userdata import UserEvalConfig
 
-        cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
+        cfg = UserEvalConfig(n_units=n or 2000, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
                              bounds_from=bounds_from, **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
     from cfedit.core.files import check_folder_path
@@ -72,10 +74,24 @@ def evaluate(
 
     loaded = Run.load(run, world)
     out = check_folder_path(output or Path("reports") / world)
-    eval_cfg = EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed)
+    if loaded.world.domains.continuous_names:
+        return _evaluate_continuous(loaded, out, n or 200, seed)
+    eval_cfg = EvalConfig(n_units=n or 2000, n_samples=samples, realism=realism, seed=seed)
     res = evaluate_run(loaded.editor, loaded.world, out, eval_cfg, log=console.print)
     _print(res)
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
+
+
+def _evaluate_continuous(loaded, out: Path, n: int, seed: int) -> None:
+    """A world with continuous factors (Morpho-MNIST): measured effectiveness, digit accuracy, composition,
+    reversibility and the documented queries (one edit per unit; no realism figure)."""
+    from cfedit.evaluation.continuous import ContinuousEvalConfig, evaluate_continuous_run, tables
+
+    cfg = ContinuousEvalConfig(n_units=n, query_units=min(n, 100), seed=seed)
+    res = evaluate_continuous_run(loaded.editor, loaded.world, out, cfg, log=console.print)
+    for title, head, rows in tables(res):
+        print_table(title, head, rows)
+    console.print(f"wrote {out / 'report.md'} and {out / 'results.json'} ({res.seconds:.0f}s)")
 
 
 def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query, queries, output, cfg) -> None:
@@ -130,7 +146,9 @@ def reproduce(
 
     names = tuple(world or world_names())
     for name in names:
-        get_world(name)  # unknown names fail before any training
+        if get_world(name).domains.continuous_names:  # unknown names fail here too, before any training
+            raise CfeditError(f"world {name!r} has continuous factors: train it with `cfedit train --world {name} -o RUN` and "
+                              f"evaluate it with `cfedit evaluate RUN --world {name}`")
     from cfedit.core.files import check_folder_path
 
     cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}

@@ -11,8 +11,8 @@ import typer
 from cfedit.cli import app
 from cfedit.cli.common import console, print_table
 from cfedit.core.figures import save_grid
-from cfedit.core.query import parse_query
-from cfedit.worlds import get_world, world_names
+from cfedit.core.query import parse_counterfactual, parse_query
+from cfedit.worlds import continuous_world_names, get_world, world_names
 
 world_app = typer.Typer(no_args_is_help=True, help="Ground-truth worlds (exact ASCMs that render images).")
 app.add_typer(world_app, name="world")
@@ -25,8 +25,10 @@ SeedOpt = Annotated[int, typer.Option(min=0, help="random seed (>= 0)")]
 
 @world_app.command("list")
 def list_worlds() -> None:
-    """List the worlds."""
-    print_table("worlds", ["name", "graph", "description"], [(n, get_world(n).graph, get_world(n).description) for n in world_names()])
+    """List the worlds (those with continuous factors last: `cfedit evaluate` measures their edits instead)."""
+    rows = [(n, get_world(n).graph, get_world(n).description) for n in world_names()]
+    rows += [(n, get_world(n).graph, get_world(n).description + " (continuous factors)") for n in continuous_world_names()]
+    print_table("worlds", ["name", "graph", "description"], rows)
 
 
 @world_app.command("show")
@@ -37,6 +39,8 @@ def show(name: str) -> None:
     console.print("[bold]mechanisms[/bold]\n" + w.mechanisms + "\n")
     if w.data_note:
         console.print(f"image data: {w.data_note}\n")
+    if w.domains.continuous_names:
+        return _show_continuous(w)
     head, rows = _table_rows(w)
     print_table(f"P({', '.join(w.domains.names)})", head, rows)
     console.print("; ".join(f"P({k}={w.domains.decode(k, i)}) = {p:.3f}" for k, m in _marginals(w).items() for i, p in enumerate(m)))
@@ -48,6 +52,46 @@ def show(name: str) -> None:
         b = optimal_bounds(q, w.graph, w.domains, p_v)
         rows.append((text, f"{w.scm.probability(q):.4f}", f"[{b.lower:.4f}, {b.upper:.4f}]", "yes" if b.identified else "no"))
     print_table("documented queries", ["query", "true value", "optimal bounds", "identified"], rows)
+
+
+SHOW_SAMPLES = 100_000  # units behind the summaries and truths of a world with continuous factors
+
+
+def _show_continuous(w) -> None:
+    """Summaries of P(V) from sampled units, the documented queries' truths (with their Monte Carlo error),
+    and the queries over the declared bins with their optimal bounds from the exact binned law."""
+    from cfedit.bounds import optimal_bounds
+
+    v, dom = w.scm.sample(SHOW_SAMPLES, seed=0), w.domains
+    rows = []
+    for k in dom.names:
+        x = v[k]
+        if dom.is_continuous(k):
+            q = np.quantile(x, [0.05, 0.5, 0.95])
+            bins = dom.bin(k, x)
+            mass = ", ".join(f"{name}: {np.mean(bins == i):.3f}" for i, name in enumerate(dom.continuous(k).bin_names))
+            rows.append((k, f"continuous in [{dom.continuous(k).lo:g}, {dom.continuous(k).hi:g}]",
+                         f"mean {x.mean():.3f}, sd {x.std():.3f}, 5/50/95% {q[0]:.3f} / {q[1]:.3f} / {q[2]:.3f}", mass))
+        else:
+            rows.append((k, f"{dom.size(k)} values", ", ".join(f"{dom.decode(k, i)}: {p:.3f}" for i, p in
+                                                               enumerate(np.bincount(x, minlength=dom.size(k)) / len(x))), "-"))
+    print_table(f"P({', '.join(dom.names)}) from {SHOW_SAMPLES:,} sampled units", ["factor", "domain", "law", "declared bins"], rows)
+    rows = []
+    for text in w.queries:
+        q = parse_counterfactual(text, dom)
+        est = w.scm.expectation(q, SHOW_SAMPLES) if text.lstrip().startswith("E") else w.scm.probability(q, SHOW_SAMPLES)
+        rows.append((text, f"{est.value:.4f}" + (f" +- {1.96 * est.stderr:.4f}" if est.stderr else "")))
+    print_table("documented queries (true value, +- its 95% Monte Carlo error)", ["query", "true value"], rows)
+    if w.binned is None:
+        return
+    b, p_v, rows = w.binned, w.binned.table(), []
+    for text in b.queries:
+        q = parse_query(text, b.domains)
+        bnd, est = optimal_bounds(q, w.graph, b.domains, p_v), b.truth(q)
+        truth = f"{est.value:.4f}" + (f" +- {1.96 * est.stderr:.4f}" if est.stderr else "")
+        rows.append((text, truth, f"[{bnd.lower:.4f}, {bnd.upper:.4f}]", "yes" if bnd.identified else "no"))
+    print_table("queries over the declared bins (exact binned law)", ["query", "true value", "optimal bounds", "identified"], rows)
+    console.print(f"binned action: {b.action}")
 
 
 def _marginals(w) -> dict[str, np.ndarray]:

