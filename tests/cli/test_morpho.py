@@ -36,9 +36,11 @@ def test_bounds_on_a_continuous_world_are_over_its_declared_bins(cli):
     assert code == 2 and "declared bins" in err and "T: 1.5-2, 2-2.5" in err and "Traceback" not in err
 
 
-def test_reproduce_sends_a_continuous_world_to_train_and_evaluate(cli, tmp_path):
+def test_reproduce_and_export_refuse_a_continuous_world(cli, tmp_path):
     code, _, err = cli("reproduce", "--world", "morpho", "-o", str(tmp_path / "r"))
     assert code == 2 and "cfedit train --world morpho" in err and not (tmp_path / "r").exists()
+    code, _, err = cli("world", "export", "morpho", "-n", "2", "-o", str(tmp_path / "x"))
+    assert code == 2 and "continuous factors" in err and not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
@@ -60,3 +62,11 @@ def test_train_and_evaluate_on_morpho(cli, tmp_path):
     assert {q["query"] for q in res["queries"]} == {"E[I[T=3] | T=1.8, I=120]", "P(I[T=4] > 200 | T=1.8, I=120)",
                                                     "P(T[I=200] > 2.5 | T=1.8)"}
     assert all(q["consistent"]["oracle"] for q in res["queries"]) and (report / "report.md").is_file()
+    from PIL import Image
+
+    from cfedit.worlds import get_world
+
+    a = get_world("morpho").ascm("eval", oracle=False)
+    Image.fromarray((a.factual(a.units(1, seed=3))[0, 0] * 255).round().astype("uint8"), "L").save(tmp_path / "one.png")
+    code, out, err = cli("edit", str(run), "--image", str(tmp_path / "one.png"), "--do", "T=4", "-n", "2", "-o", str(tmp_path / "e.png"))
+    assert code == 0 and "do(T=4)" in out and (tmp_path / "e.png").is_file(), err

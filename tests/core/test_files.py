@@ -104,3 +104,23 @@ def test_image_paths_that_are_not_files_say_so(tmp_path):
         read_rgb("/dev/null")
     with pytest.raises(DataError, match="does not exist"):
         read_rgb(tmp_path / "absent.png")
+
+
+def test_grey_images_read_and_grids_of_grey_images(tmp_path):
+    """A 1-channel model reads a grey PNG, or an RGB one as its luma (exact for R = G = B); grids draw grey images."""
+    import numpy as np
+    from PIL import Image
+
+    from cfedit.core.figures import save_grid
+    from cfedit.core.files import read_image, read_rgb
+
+    grey = (np.arange(28 * 28).reshape(28, 28) % 256).astype(np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "g.png")
+    Image.fromarray(np.stack([grey] * 3, axis=2), "RGB").save(tmp_path / "c.png")
+    for name in ("g.png", "c.png"):
+        x = read_image(tmp_path / name, 1)
+        assert x.shape == (1, 28, 28) and np.allclose(x[0] * 255, grey)
+    with pytest.raises(DataError, match="expected RGB"):
+        read_rgb(tmp_path / "g.png")
+    path = save_grid(tmp_path / "grid.png", np.stack([grey[None] / 255.0] * 2).astype(np.float32), ["a", "b"])
+    assert Image.open(path).mode == "RGB"

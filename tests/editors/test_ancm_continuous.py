@@ -104,3 +104,7 @@ def test_ancm_fits_and_edits_a_continuous_factor(morpho_data, tmp_path):
     assert markovian(model, data.labels).graph == w.graph  # already Markovian: the baseline refits over the same diagram
     with pytest.raises(CfeditError, match="density"):
         Associational(model)
+    from cfedit.runs import QueryBounds
+
+    with pytest.raises(CfeditError, match="declared bins"):
+        QueryBounds.for_editor(model, w)

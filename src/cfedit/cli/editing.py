@@ -106,7 +106,7 @@ def edit(
     if certify and extremes is not None:
         raise DataError("--certify and --extremes are two different outputs: give one of them")
     use_threads(threads, quiet=as_json)
-    from cfedit.core.files import check_png_path, read_rgb
+    from cfedit.core.files import check_png_path, read_image
     from cfedit.core.intervention import Intervention
     from cfedit.runs import Run
 
@@ -115,7 +115,7 @@ def edit(
         raise DataError(f"the output {output} is the input image: give another -o")
     run = Run.load(checkpoint, world=world)
     model = run.editor
-    x = read_rgb(image)[None]
+    x = read_image(image, model.image_shape[0])[None]
     x_do = Intervention.of(model.domains, do)
     labels = None
     if label:

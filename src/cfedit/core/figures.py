@@ -20,9 +20,12 @@ def save_grid(
     ncol: int = 8,
     scale: int = 3,
 ) -> Path:
-    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile (atomically)."""
+    """Write images (N, 3, H, W) in [0, 1] (or grey, (N, 1, H, W)) as one PNG grid, a caption under each tile
+    (atomically)."""
     path = check_png_path(path)
     images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
     n, _, h, w = images.shape
     ncol = max(1, min(ncol, n))
     nrow = (n + ncol - 1) // ncol

@@ -141,17 +141,27 @@ def image_size(path: str | Path) -> tuple[int, int]:
 def read_rgb(path: str | Path) -> np.ndarray:
     """An RGB image file (PNG or JPEG) as float32 (3, H, W) in [0, 1]. Its size is read from the header and
     checked against MAX_PIXELS before decoding; other modes, non-images and truncated files are refused."""
+    return read_image(path, 3)
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """An image file as float32 (channels, H, W) in [0, 1]: RGB for 3 channels (as :func:`read_rgb`); for 1
+    channel a grey (mode L) image, or an RGB one converted to grey (its luma: exact for R = G = B)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     image_size(path)
+    modes = ("L", "RGB") if channels == 1 else ("RGB",)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.mode != "RGB":
-                    raise DataError(f"{clip(str(path))}: image mode {img.mode}, expected RGB (3 channels)")
+                if img.mode not in modes:
+                    want = "grey (L) or RGB" if channels == 1 else "RGB (3 channels)"
+                    raise DataError(f"{clip(str(path))}: image mode {img.mode}, expected {want}")
                 img.load()
+                if channels == 1:
+                    return np.asarray(img.convert("L"), dtype=np.float32)[None] / 255.0
                 return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:

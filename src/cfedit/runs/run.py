@@ -72,7 +72,11 @@ class QueryBounds:
     def for_editor(cls, editor: Editor, world: World | None = None) -> QueryBounds:
         """The world's exact P(V) and graph when ``world`` is given (checked against the editor), else the
         editor's own graph and fitted P(V) (a :class:`CausalEditor`; other editors need a world). From the
-        editor's P(V), queries whose evidence its training labels never show are refused."""
+        editor's P(V), queries whose evidence its training labels never show are refused. Continuous factors
+        have no table of P(V): their bounds are over a world's declared bins (``cfedit bounds --world``)."""
+        if editor.domains.continuous_names:
+            raise CfeditError(f"{', '.join(editor.domains.continuous_names)} continuous: optimal bounds of this run's queries are "
+                              "not available here; bounds over the world's declared bins: cfedit bounds --world NAME")
         if world is not None:
             check_belongs(editor, world)
             return cls(world.graph, world.domains, world.scm.observational(), f"world {world.name} (exact P(V))", world)

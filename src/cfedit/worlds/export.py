@@ -32,6 +32,9 @@ def export_world(world: World, n: int, folder: str | Path, *, split: str = "eval
                  data_dir: str | None = None) -> Path:
     """Write ``n`` units of ``world`` (image noise from ``split``, drawn with ``seed``) into ``folder``,
     which must not exist or be empty. Returns the folder."""
+    if world.domains.continuous_names:
+        raise CfeditError(f"world {world.name!r} has continuous factors ({', '.join(world.domains.continuous_names)}); the "
+                          "user-data path reads labels as value names, so it cannot be exported as a user's data set")
     if not 1 <= n <= MAX_EXPORT_UNITS:
         raise CfeditError(f"export -n must be 1 to {MAX_EXPORT_UNITS:,}, got {n}")
     folder = Path(folder)
