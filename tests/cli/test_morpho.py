@@ -36,9 +36,10 @@ def test_bounds_on_a_continuous_world_are_over_its_declared_bins(cli):
     assert code == 2 and "declared bins" in err and "T: 1.5-2, 2-2.5" in err and "Traceback" not in err
 
 
-def test_reproduce_and_export_refuse_a_continuous_world(cli, tmp_path):
-    code, _, err = cli("reproduce", "--world", "morpho", "-o", str(tmp_path / "r"))
-    assert code == 2 and "cfedit train --world morpho" in err and not (tmp_path / "r").exists()
+def test_reproduce_demo_and_export_refuse_a_continuous_world(cli, tmp_path):
+    for cmd in ("reproduce", "demo"):
+        code, _, err = cli(cmd, "--world", "morpho", "-o", str(tmp_path / "r"))
+        assert code == 2 and "cfedit train --world morpho" in err and not (tmp_path / "r").exists()
     code, _, err = cli("world", "export", "morpho", "-n", "2", "-o", str(tmp_path / "x"))
     assert code == 2 and "continuous factors" in err and not (tmp_path / "x").exists()
 

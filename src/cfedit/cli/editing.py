@@ -209,6 +209,9 @@ def demo(
 
     t0 = time.time()
     w = get_world(world)
+    if w.domains.continuous_names:
+        raise DataError(f"world {world!r} has continuous factors: train it with `cfedit train --world {world} -o RUN` and "
+                        f"evaluate it with `cfedit evaluate RUN --world {world}`")
     cfg = config_from(config, mechanism, steps, seed, w)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
