@@ -108,3 +108,23 @@ def test_ancm_fits_and_edits_a_continuous_factor(morpho_data, tmp_path):
 
     with pytest.raises(CfeditError, match="declared bins"):
         QueryBounds.for_editor(model, w)
+
+
+def test_counterfactual_term_of_a_continuous_factor_does_not_grow_with_the_labellers_confidence():
+    """The ctf term reads a continuous factor by the squared error of the labeller's mean in half-interval
+    units: a labeller that has learnt a tiny scale (here forced: the log-scale outputs pushed to -20) leaves
+    the term as it was. Its own likelihood would grow as 1 / scale^2 and swamp the image loss."""
+    from cfedit.editors.training import ImageStage
+
+    torch.manual_seed(0)
+    vae, lab = ConditionalVAE(DOM, (1, 28, 28), VAEConfig(latent_dim=4, width=8)), Labeller(DOM, (1, 28, 28))
+    stage = ImageStage(vae, lab, ctf_weight=1.0)
+    x = torch.rand(8, 1, 28, 28)
+    v = {"D": torch.arange(8), "T": torch.linspace(1.6, 6.0, 8), "I": torch.linspace(70, 250, 8)}
+    torch.manual_seed(1)
+    before = float(stage.counterfactual_loss(x, v).detach())
+    with torch.no_grad():
+        lab.head.bias[[11, 13]] = -20.0  # the log-scale outputs of T and I (after the 10 digit logits and each mean)
+    torch.manual_seed(1)
+    after = float(stage.counterfactual_loss(x, v).detach())
+    assert after == pytest.approx(before, rel=1e-4) and after < 20

