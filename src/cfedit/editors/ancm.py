@@ -270,11 +270,16 @@ class ANCM(CausalEditor):
         return v_cf, self.image.generate_distinct(v_cf, u_i)
 
     # ------------------------------------------------------------------ save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each);
+        ``dtype`` (e.g. ``torch.float16``) stores the floating-point weights at that precision (loading casts
+        them back to the model's)."""
         cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
                "config": self.config.to_dict(), "fit": self.fit_report}
-        return checkpoint.write_editor(Path(folder), self.state_dict(), FORMAT, VERSION, cfg, self.graph.to_cg())
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: t.to(dtype) if t.is_floating_point() else t for k, t in state.items()}
+        return checkpoint.write_editor(Path(folder), state, FORMAT, VERSION, cfg, self.graph.to_cg())
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> ANCM:
