@@ -102,6 +102,20 @@ def test_uploads_png_jpeg_gray_and_other_sizes(client, unit):
     assert r.status_code == 200 and r.json()["factual"]["resized_from"] == [84, 84]
 
 
+def test_uploads_are_read_upright(client, unit, oriented):
+    """A photo stored turned, with the EXIF orientation that a phone writes, is edited as it displays: the
+    factual image the server answers with is the upright one, and an upright 28 x 56 photo is resized from 28 x 56."""
+    x, _ = unit
+    up = (x.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    for o in (3, 6, 8):
+        r = client.post("/api/edit", json={"image": base64.b64encode(oriented(up, o, "PNG")).decode(), "do": {"B": "0"}, "k": 1})
+        assert r.status_code == 200, r.text
+        assert np.array_equal(decoded(r.json()["factual"]["png"]), up), o
+    tall = np.repeat(up, 2, axis=0)
+    r = client.post("/api/edit", json={"image": base64.b64encode(oriented(tall, 6, "JPEG")).decode(), "do": {"B": "0"}, "k": 1})
+    assert r.status_code == 200 and r.json()["factual"]["resized_from"] == [28, 56]
+
+
 def gif() -> str:
     buf = io.BytesIO()
     Image.new("RGB", (28, 28)).save(buf, format="GIF")
