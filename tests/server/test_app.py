@@ -154,6 +154,10 @@ def huge_png() -> str:
     ({"example": 0, "image": "AAAA", "do": {"C": "green"}}, 400, "give either an image"),
     ({"example": 4, "do": {"C": "green"}}, 404, "no example 4"),
     ({"example": "zero", "do": {"C": "green"}}, 422, "example:"),
+    *[({"example": 0, "do": {"C": "green"}, key: bad}, 422, f"{key}: Input should be a valid integer")
+      for key in ("k", "seed", "example") for bad in (True, 1.0, "8")],
+    ({"example": 0, "do": {"C": 1}}, 422, "do.C: Input should be a valid string"),
+    ({"image": True, "do": {"C": "green"}}, 422, "image: Input should be a valid string"),
 ])
 def test_edit_refusals(client, body, status, message):
     r = client.post("/api/edit", json=body)

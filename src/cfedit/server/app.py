@@ -25,7 +25,7 @@ import numpy as np
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from cfedit.core.config import check_ranges
 from cfedit.editors.base import Editor
@@ -51,7 +51,8 @@ class ServeConfig:
 
 
 # ---------------------------------------------------------------------------------------------- schemas
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# Requests take strict types: ``"k": true``, ``1.0`` or ``"8"`` is a 422, not the number 1 or 8.
+Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 
 
 class Error(BaseModel):
@@ -59,12 +60,12 @@ class Error(BaseModel):
 
 
 class EditRequest(BaseModel):
-    image: Optional[str] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
+    image: Optional[StrictStr] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
                                  "is allowed); resized to the run's image size. Give this or `example`")
-    example: Optional[int] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
+    example: Optional[StrictInt] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
     do: dict[Name, Name] = Field(min_length=1, max_length=32, description='the intervention, value names by factor: {"C": "green"}')
-    k: int = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
+    k: StrictInt = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
     labels: Optional[dict[Name, Name]] = Field(None, max_length=32, description="the image's factors (all of them), "
                                                "used instead of the labeller's reading")
 
@@ -116,7 +117,7 @@ class EditResponse(BaseModel):
 
 
 class BoundsRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')
+    query: StrictStr = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')
 
 
 class BoundsResponse(BaseModel):
