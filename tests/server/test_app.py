@@ -214,6 +214,15 @@ def test_the_page_works_offline(client):
     assert client.get("/../pyproject.toml").status_code == 404 and client.get("/static/../app.py").status_code == 404
 
 
+def test_a_host_that_does_not_name_the_server_is_refused(client):
+    """DNS rebinding: a page on attacker.example that points its name at this machine sends that name as Host."""
+    assert client.get("/api/model").status_code == 200  # Host: testserver, the name this app was given
+    for host in ("attacker.example", "attacker.example:8000", "testserver.attacker.example"):
+        r = client.get("/api/model", headers={"host": host})
+        assert r.status_code == 400 and "does not answer to the host" in r.json()["detail"], host
+    assert client.get("/api/model", headers={"host": "127.0.0.1:8000"}).status_code == 200
+
+
 def test_the_server_never_unpickles():
     src = Path(__file__).resolve().parents[2] / "src" / "cfedit" / "server"
     for f in src.rglob("*.py"):
@@ -227,13 +236,13 @@ def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
     from fastapi.testclient import TestClient
 
     from cfedit.errors import CfeditError
-    from cfedit.server.app import create_app
+    from cfedit.server.app import ServeConfig, create_app
 
     x, _ = unit
     (tmp_path / "b.png").write_bytes(base64.b64decode(encode(np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))))
     (tmp_path / "a.jpg").write_bytes(base64.b64decode(encode(x, "JPEG")))
     (tmp_path / "notes.txt").write_text("not an example")
-    ex = TestClient(create_app(tiny_run[0], None, tmp_path)).get("/api/examples").json()
+    ex = TestClient(create_app(tiny_run[0], None, tmp_path, ServeConfig(allowed_hosts=("testserver",)))).get("/api/examples").json()
     assert ex["source"] == f"folder {tmp_path.name}" and len(ex["examples"]) == 2
     assert all(decoded(e["png"]).shape == (28, 28, 3) for e in ex["examples"])
     (tmp_path / "empty").mkdir()
