@@ -13,7 +13,7 @@ from cfedit.cli.common import ThreadsOpt, console, use_threads
 
 @app.command("serve")
 def serve(
-    run: Annotated[Path, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`")],
+    run: Annotated[str, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME")],
     host: Annotated[str, typer.Option("--host", help="address to listen on (the default keeps it to this machine)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
     world: Annotated[Optional[str], typer.Option("--world", help="the world the run was trained on [default: the world "
@@ -28,8 +28,7 @@ def serve(
     """Serve the web editor: pick or upload an image, intervene, see the edits and their certificate."""
     use_threads(threads)
     from cfedit.errors import CfeditError
-    from cfedit.evaluation.certificate import run_world
-    from cfedit.evaluation.protocol import load_run
+    from cfedit.runs import Run
     from cfedit.server.app import ServeConfig, create_app
     from cfedit.server.limits import server_names
     from cfedit.server.listen import bind, serve
@@ -38,9 +37,9 @@ def serve(
         raise CfeditError(f"--examples {examples} is not a folder")
     sock = bind(host, port)  # before anything is announced: a port in use is one error line
     with sock:
-        model = load_run(run)
-        w = run_world(model, world)
-        application = create_app(model, w, examples, ServeConfig(allowed_hosts=server_names(host, allowed_host or ())))
+        loaded = Run.load(run, world)
+        w = loaded.world
+        application = create_app(loaded, examples, ServeConfig(allowed_hosts=server_names(host, allowed_host or ())))
         url_host = f"[{host}]" if ":" in host else host
         console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{url_host}:{sock.getsockname()[1]}/  "
                       "(API docs: /docs; Ctrl-C stops)", soft_wrap=True)  # one line: the address stays whole
