@@ -160,3 +160,14 @@ def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monk
     with pytest.raises(DataError, match="need .* GiB as float32"):
         data.LabelledImages.from_folder(tmp_path, tmp_path / "labels.csv")
     assert decoded == []
+
+
+def test_from_folder_reads_images_upright(tmp_path, upright, oriented):
+    """A folder of phone photos: some stored turned (their header says 12 x 20) with the EXIF orientation that
+    turns them back. Each is read as it displays, all the same size upright, none sideways."""
+    for i, o in enumerate((1, 6, 8, 3)):
+        (tmp_path / f"{i}.jpg").write_bytes(oriented(upright, o, "JPEG"))
+    (tmp_path / "labels.csv").write_text("file,X\n" + "".join(f"{i}.jpg,{i % 2}\n" for i in range(4)))
+    d = LabelledImages.from_folder(tmp_path, tmp_path / "labels.csv")
+    assert d.images.shape == (4, 3, 12, 20)
+    assert np.abs(d.images - upright.transpose(2, 0, 1) / 255).mean(axis=(1, 2, 3)).max() < 4 / 255
