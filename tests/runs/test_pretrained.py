@@ -86,8 +86,9 @@ def test_a_shipped_reference_network_is_found_by_its_cache_name_and_checked(pack
     ref.mkdir(exist_ok=True)
     (ref / "digits-oracle-0123.safetensors").write_bytes(b"weights")
     manifest = read_manifest(folder)
+    files = {"reference/digits-oracle-0123.safetensors": sha256(ref / "digits-oracle-0123.safetensors")}
     manifest["digits-oracle-0123"] = Artefact(name="digits-oracle-0123", kind="reference", seed=0, wall_seconds=0, hardware="test",
-                                              command="", files={"reference/digits-oracle-0123.safetensors": sha256(ref / "digits-oracle-0123.safetensors")})
+                                              command="", files=files)
     write_manifest(manifest, folder)
     assert shipped_reference("digits-oracle-0123", folder) == ref / "digits-oracle-0123.safetensors"
     assert shipped_reference("digits-oracle-9999", folder) is None
