@@ -216,7 +216,7 @@ def cli_page() -> str:
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
+    return " ".join(text.split()).replace("|", "\\|").replace("[", "\\[")
 
 
 def _param_row(prm, ctx) -> str:
