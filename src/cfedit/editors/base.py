@@ -1,6 +1,6 @@
 """The editor interface: label, abduct, act, predict, composed by one batched ``edit`` loop.
 
-Editing an image i under do(X = x') (DESIGN.md sec. 1):
+Editing an image i under do(X = x') (docs: concepts/ancm.md):
 
 1. label:   v = h(i), or the labels the caller gives;
 2. abduct:  the exogenous state of the factors given v (``u_V``, n_samples draws per image) and of the image

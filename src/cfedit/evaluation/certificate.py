@@ -1,6 +1,6 @@
 """A certificate for the edits of one image: what the editor did, next to what any causal model could do.
 
-Editing one image i under do(X = x') with k samples (DESIGN.md sec. 1), :func:`certify` returns
+Editing one image i under do(X = x') with k samples (docs: concepts/verdicts.md), :func:`certify` returns
 
 * the factual reading v = h(i) (or the labels the caller gives), as the editor used it;
 * for each factor, the distribution of its counterfactual value over the k edits, read off the edited

@@ -28,7 +28,7 @@ the abducted u_I depends on v and f^_I(v, U_I) with U_I from the prior need not 
 Images are mapped to [-1, 1], padded with black to the network's multiple and cropped back. bf16 autocast
 (``amp``) is used for the training loss on CUDA only; sampling and inversion run in float32 so that the
 inversion stays exact. It does not edit differentiably (no :class:`~cfedit.imaging.base.DifferentiableEdit`):
-a gradient through 2 x ``steps`` network evaluations costs many training steps (see the README), so configs
+a gradient through 2 x ``steps`` network evaluations costs many training steps (docs: results/mechanisms.md), so configs
 of this backend train with ``ctf_weight = 0``.
 
 Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I = x_T (padded image shape), ``images`` -> I.
