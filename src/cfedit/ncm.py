@@ -49,6 +49,8 @@ _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (bre
 
 @dataclass(frozen=True, kw_only=True)
 class NCMConfig:
+    """Settings of the NCM over V and of its fit (``ANCMConfig.ncm``; the ``[ncm]`` table of a settings file)."""
+
     method: str = "exact"  # "exact" (discrete shared inputs, enumerated) or "mc" (gaussian, Monte Carlo)
     latent_size: int = 32  # values of each shared input (exact) ...
     mc_dim: int = 4  # ... or its dimension (mc)

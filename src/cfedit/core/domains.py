@@ -55,12 +55,15 @@ class Domains:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The factors, in order (the axes of every P(V) table)."""
         return tuple(self._values)
 
     def values(self, name: str) -> tuple[str, ...]:
+        """The value names of factor ``name``, in code order."""
         return self._values[self.check(name)]
 
     def size(self, name: str) -> int:
+        """How many values factor ``name`` has."""
         return len(self.values(name))
 
     @property
@@ -68,6 +71,7 @@ class Domains:
         return tuple(len(v) for v in self._values.values())
 
     def as_dict(self) -> dict[str, list[str]]:
+        """factor -> list of value names (the JSON form)."""
         return {k: list(v) for k, v in self._values.items()}
 
     def __contains__(self, name: object) -> bool:
@@ -80,6 +84,7 @@ class Domains:
         return f"Domains({self.as_dict()})"
 
     def check(self, name: str) -> str:
+        """``name`` if it is a factor, else a :class:`~cfedit.errors.DomainError` listing the factors."""
         if not isinstance(name, str) or name not in self._values:
             raise DomainError(f"unknown factor {clip(name)!r}; factors are {clip(', '.join(self._values))}")
         return name

@@ -52,6 +52,8 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class DiffusionConfig(ImageConfig):
+    """Settings of the diffusion mechanism (``[image] kind = "diffusion"``); what each does: the docs page "Image mechanisms"."""
+
     kind: str = "diffusion"  # the backend's name in the registry
     channels: tuple[int, ...] = (32, 64, 64)  # UNet channels per resolution (each level halves the image)
     layers_per_block: int = 1  # resnet layers per UNet block
