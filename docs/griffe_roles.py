@@ -2,24 +2,26 @@
 
 The code's docstrings name other objects as ``:func:`optimal_bounds``` or ``:class:`~cfedit.scm.SCM```. Each
 such role is resolved where it is written (the object, its class, its module, then the package), and becomes an
-autorefs link to the object's page. A role naming a cfedit object that does not exist (renamed, removed) logs a
-warning, so `mkdocs build --strict` fails on a stale reference; a role naming something outside cfedit (numpy,
-torch) or a private helper stays a code span.
+autorefs link to the object's page. A role that does not resolve (a renamed or removed object) logs a warning, so
+`mkdocs build --strict` fails on a stale reference; a role naming a library outside cfedit (numpy, torch: see
+``EXTERNAL``) or a private helper stays a code span.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 
 import griffe
 
 ROLE = re.compile(r":(?:py:)?(?:func|class|mod|data|meth|attr|exc|obj|const):`(~?)([^`<>]+?)`")
-log = logging.getLogger("griffe")
+log = griffe.logger  # mkdocstrings routes it to mkdocs' log: a warning fails a strict build
+EXTERNAL = {"np", "numpy", "torch", "scipy", "networkx", "typer", "fastapi", "diffusers", "PIL"}  # named, not linked
 
 
 def _resolve(start: griffe.Object, name: str, root: griffe.Module) -> griffe.Object | None:
     """The object ``name`` refers to, seen from ``start`` (None when it is not a cfedit object)."""
+    if name.startswith("."):  # relative to the module (a package's submodule)
+        start, name = start.module, name.lstrip(".")
     first, *rest = name.split(".")
     scopes: list[griffe.Object] = []
     scope: griffe.Object | None = start
@@ -61,8 +63,8 @@ def _rewrite(obj: griffe.Object, root: griffe.Module) -> None:
         shown = name.rsplit(".", 1)[-1] if tilde else name
         target = _resolve(obj, name, root)
         if target is None:
-            if name.split(".")[0] == root.name:
-                log.warning(f"{obj.path}: docstring names {name!r}, which does not exist")
+            if name.split(".")[0] not in EXTERNAL:
+                log.warning(f"{obj.path}: docstring names {name!r}, which does not resolve")
             return f"`{shown}`"
         if any(p.startswith("_") and not p.startswith("__") for p in target.path.split(".")):
             return f"`{shown}`"  # a private helper: named, not linked (it has no page)

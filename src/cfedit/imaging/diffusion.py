@@ -4,7 +4,7 @@ The network is a ``diffusers`` ``UNet2DModel``; the factor codes v (one-hot) are
 and added to its time embedding (``class_embed_type="identity"``). It is trained with the DDPM objective
 (noise or velocity prediction), with the condition dropped for a share of each batch so that
 classifier-free guidance is available, and keeps an exponential moving average (EMA) of its weights for
-inference once the training loop has updated it (:meth:`after_step`).
+inference once the training loop has updated it (:meth:`DiffusionMechanism.after_step`).
 
 * ``generate(v, u)``: the deterministic DDIM sampler (``DDIMScheduler``, eta = 0) from the terminal noise
   u = x_T, conditioned on v;
