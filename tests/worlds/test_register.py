@@ -26,6 +26,7 @@ def tiny(tmp_path, monkeypatch):
     (tmp_path / "tiny_world.py").write_text(_module_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(worlds, "_BUILDERS", dict(worlds._builders()))
+    monkeypatch.setattr(worlds, "_CONTINUOUS", dict(worlds._continuous_builders()))
     monkeypatch.setattr(worlds, "_WORLDS", dict(worlds._WORLDS))
     assert worlds.register_world("tiny_world") == ("tiny",)
     return worlds.get_world("tiny")
