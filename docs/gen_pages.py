@@ -224,7 +224,7 @@ def _param_row(prm, ctx) -> str:
     names, text = prm.get_help_record(ctx) or (prm.name, "")
     if prm.param_type_name == "argument":
         text = (prm.help or "") + ("  [required]" if prm.required else "")
-    return f"| `{_clean(names)}` | {_clean(text)} |"
+    return f"| `{' '.join(names.split())}` | {_clean(text)} |"  # a code span: nothing to escape but table bars
 
 
 # ------------------------------------------------------------------------------------------------ API
