@@ -1,4 +1,4 @@
-"""The shared file primitives: text, CSV rows, and the cut of echoed input (issue 14, class 4)."""
+"""The shared file primitives: text, CSV rows, and the cut of echoed input."""
 
 import pytest
 

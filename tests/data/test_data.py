@@ -73,7 +73,7 @@ def test_two_file_columns_are_ambiguous(tmp_path):
         LabelledImages.from_folder(img_dir, csv)
 
 
-# ---------------------------------------------------------------- issue 14, class 6: files outside the folder
+# ---------------------------------------------------------------- files outside the folder
 @pytest.mark.parametrize("name", ["../outside.png", "{outside}", "../../../../etc/passwd", "sub/../../outside.png",
                                   "link.png"])
 def test_files_outside_the_folder_are_refused_unopened(tmp_path, monkeypatch, name):
@@ -114,7 +114,7 @@ def test_duplicate_files_are_refused(tmp_path, second, how):
         LabelledImages.from_folder(img_dir, csv)
 
 
-# ---------------------------------------------------------------- issue 14, classes 3 and 4: values
+# ---------------------------------------------------------------- values
 def test_csv_codes_follow_sorted_names_and_text_is_never_a_code(tmp_path):
     img_dir, csv = _folder(tmp_path, header="file,X", rows=["0.png,2", "1.png,10", "2.png,1"])
     d = LabelledImages.from_folder(img_dir, csv)

@@ -18,7 +18,7 @@ from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (docs: guides/training.md); flags win")]
 MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
@@ -38,7 +38,7 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (docs: guides/your-data.md)")] = None,
     factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
     n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "

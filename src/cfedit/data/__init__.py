@@ -127,6 +127,7 @@ class LabelledImages:
         return cls(images, {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
 
     def subset(self, index: np.ndarray) -> LabelledImages:
+        """The units at ``index``, as a new dataset."""
         return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()}, self.domains)
 
 

@@ -33,6 +33,8 @@ _log = logging.getLogger("cfedit")
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
+    """Settings of a reference classifier (the oracles' and readers' CNN) and its training."""
+
     epochs: int = 12  # passes over the training data
     batch_size: int = 64  # images per step
     lr: float = 2e-3  # peak Adam learning rate (one-cycle schedule)
@@ -158,6 +160,7 @@ class ReferenceNet:
         return np.concatenate(outs) if outs else np.zeros((0, 128), np.float32)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most probable class of each image."""
         return self._forward(images).argmax(axis=1).astype(np.int64)
 
     def features(self, images: np.ndarray) -> np.ndarray:
