@@ -1,10 +1,10 @@
 """The programmes: which components matter, and the LPs that bound the query.
 
 A component is *fixed* for a form when every fibre along it has one expectation over its feasible laws
-(:func:`_is_fixed`); the free ones that share a term form clusters (:func:`_clusters`). The query is then
-linear-fractional in the concatenated cluster laws: one Charnes-Cooper LP (:func:`_block_lfp`), exact
+(:func:`is_fixed`); the free ones that share a term form clusters (:func:`clusters_of`). The query is then
+linear-fractional in the concatenated cluster laws: one Charnes-Cooper LP (:func:`block_lfp`), exact
 for clusters of one component and the level-1 RLT relaxation otherwise. Block-coordinate optimisation
-(:func:`_alternate`, one exact :func:`_lfp` per block) gives values attained by explicit models.
+(:func:`alternate`, one exact :func:`lfp` per block) gives values attained by explicit models.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from cfedit.bounds.canonical import _Component, _connected, _lp
-from cfedit.bounds.forms import _Poly
+from cfedit.bounds.canonical import Component, connected, solve_lp
+from cfedit.bounds.forms import Poly
 from cfedit.errors import QueryError
+
+__all__ = ["alternate", "block_lfp", "clusters_of", "is_fixed", "lfp", "lp_size", "needs_rlt", "product_of_events", "start_laws"]
 
 _MAX_RLT = 200_000  # joint response types in the relaxation of a multilinear query
 _FIXED_TOL = 1e-9  # a fibre whose range over the feasible set is below this (relative) is constant
 
 
-def _is_fixed(c: _Component, P: _Poly, v: int, rng: np.random.Generator) -> bool:
+def is_fixed(c: Component, P: Poly, v: int, rng: np.random.Generator) -> bool:
     """Whether every fibre of P along v has one expectation over all feasible q_v.
 
     A random combination f of the fibres is tested (if any fibre varies, so does f, with probability
@@ -44,7 +46,7 @@ def _is_fixed(c: _Component, P: _Poly, v: int, rng: np.random.Generator) -> bool
     return hi - lo <= _FIXED_TOL * scale
 
 
-def _lfp(c: _Component, f: np.ndarray | float, g: np.ndarray | float, sense: float) -> tuple[float, np.ndarray | None]:
+def lfp(c: Component, f: np.ndarray | float, g: np.ndarray | float, sense: float) -> tuple[float, np.ndarray | None]:
     """Optimise (f . q) / (g . q) over the feasible laws q of one component, exactly, by the
     Charnes-Cooper LP in (y, t) = (t q, 1 / (g . q)):
 
@@ -62,7 +64,7 @@ def _lfp(c: _Component, f: np.ndarray | float, g: np.ndarray | float, sense: flo
     A = sp.vstack([sp.hstack([c.H, t_col]), norm, den], format="csr")
     b = np.zeros(A.shape[0])
     b[-1] = 1.0
-    res = _lp(sense * np.append(f, 0.0), A, b)
+    res = solve_lp(sense * np.append(f, 0.0), A, b)
     if res.status != 0:
         raise RuntimeError(f"the linear-fractional programme failed: {res.message}")
     t = res.x[-1]
@@ -71,7 +73,7 @@ def _lfp(c: _Component, f: np.ndarray | float, g: np.ndarray | float, sense: flo
     return sense * res.fun, np.clip(res.x[:n], 0, None) / t
 
 
-def _rlt_rows(comps: Sequence[_Component]) -> sp.csr_matrix:
+def _rlt_rows(comps: Sequence[Component]) -> sp.csr_matrix:
     """Rows H y = 0 on the joint types of ``comps``: every conditional law of one component given the
     others meets that component's constraints (exact for one component, the RLT relaxation otherwise)."""
     sizes = [c.n for c in comps]
@@ -83,9 +85,9 @@ def _rlt_rows(comps: Sequence[_Component]) -> sp.csr_matrix:
     return sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, int(np.prod(sizes))))
 
 
-def _lp_size(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], relaxed: Sequence[bool]
+def lp_size(comps: Sequence[Component], clusters: Sequence[Sequence[int]], relaxed: Sequence[bool]
              ) -> tuple[int, int, int]:
-    """Columns, rows and non-zeros of the programme of :func:`_block_lfp` over ``clusters``."""
+    """Columns, rows and non-zeros of the programme of :func:`block_lfp` over ``clusters``."""
     cols, rows, nnz = 1, 1, 0
     for K, rlt in zip(clusters, relaxed):
         if len(K) > 1 and not rlt:  # one product of events: a scalar and two slacks
@@ -103,17 +105,17 @@ def _lp_size(comps: Sequence[_Component], clusters: Sequence[Sequence[int]], rel
     return cols, rows, nnz + cols
 
 
-def _clusters(free: Sequence[int], polys: Sequence[_Poly]) -> list[list[int]]:
+def clusters_of(free: Sequence[int], polys: Sequence[Poly]) -> list[list[int]]:
     """Free components joined when some term of a form involves both (their product matters)."""
     links = []
     for P in polys:
         for t in range(len(P.coef)):
             inv = P.involved(t, free)
             links += itertools.pairwise(inv)
-    return _connected(free, links)
+    return connected(free, links)
 
 
-def _product(K: Sequence[int], num: _Poly, den: _Poly, free: Sequence[int]) -> tuple[list[np.ndarray], float, float] | None:
+def product_of_events(K: Sequence[int], num: Poly, den: Poly, free: Sequence[int]) -> tuple[list[np.ndarray], float, float] | None:
     """(events, a, b) when a cluster of several components enters num as a prod_v P_v(event_v) and den as
     b prod_v P_v(event_v): one product of events (a frontdoor query pinning every colour of the digits
     reads q_C(one colour vector) q_DB(one bar event)). The components' laws are independent, so the
@@ -130,22 +132,22 @@ def _product(K: Sequence[int], num: _Poly, den: _Poly, free: Sequence[int]) -> t
     return [np.frombuffer(e, dtype=float).copy() for e in key], tn.get(key, 0.0), td.get(key, 0.0)
 
 
-def _relaxed(clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly) -> list[bool]:
-    """Per cluster, whether :func:`_block_lfp` relaxes it (several components, not one product)."""
+def needs_rlt(clusters: Sequence[Sequence[int]], num: Poly, den: Poly) -> list[bool]:
+    """Per cluster, whether :func:`block_lfp` relaxes it (several components, not one product)."""
     free = [v for K in clusters for v in K]
-    return [len(K) > 1 and _product(K, num, den, free) is None for K in clusters]
+    return [len(K) > 1 and product_of_events(K, num, den, free) is None for K in clusters]
 
 
 _Extremes = tuple[float, np.ndarray, float, np.ndarray]
 """min, a law attaining it, max, a law attaining it."""
 
 
-def _extremes(c: _Component, event: np.ndarray) -> _Extremes:
+def _extremes(c: Component, event: np.ndarray) -> _Extremes:
     """The range of P(event) = event . q over the feasible laws q of ``c``, with laws attaining it."""
     if np.array_equal(event, c.norm):
         return 1.0, c.q0, 1.0, c.q0
-    lo, q_lo = _lfp(c, event, 1.0, 1.0)
-    hi, q_hi = _lfp(c, event, 1.0, -1.0)
+    lo, q_lo = lfp(c, event, 1.0, 1.0)
+    hi, q_hi = lfp(c, event, 1.0, -1.0)
     return lo, q_lo, hi, q_hi
 
 
@@ -167,20 +169,20 @@ def _on_path(K: Sequence[int], ext: Sequence[_Extremes], s: float) -> dict[int, 
     raise AssertionError("unreachable")
 
 
-def _block_lfp(
-    comps: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly, sense: float
+def block_lfp(
+    comps: Sequence[Component], clusters: Sequence[Sequence[int]], num: Poly, den: Poly, sense: float
 ) -> tuple[float, dict[int, np.ndarray] | None]:
     """Optimise num / den over one joint law Q_K per cluster K of free components; returns the value and
     a law per free component (None when the optimum is a limit no law attains).
 
     Every term of num and den involves one cluster at most, so the ratio is linear-fractional in the
     concatenated (Q_K): the Charnes-Cooper LP with one t shared by all clusters. Exact when every
-    cluster is one component or one product of events (:func:`_product`: a scalar in its exact range);
+    cluster is one component or one product of events (:func:`product_of_events`: a scalar in its exact range);
     the RLT relaxation of the multilinear problem otherwise. The laws are the marginals of Q_K (the
     RLT's are feasible but need not attain the value).
     """
     free = [v for K in clusters for v in K]
-    products = {i: pr for i, K in enumerate(clusters) if (pr := _product(K, num, den, free)) is not None}
+    products = {i: pr for i, K in enumerate(clusters) if (pr := product_of_events(K, num, den, free)) is not None}
     rlt = [K for i, K in enumerate(clusters) if i not in products]
     parts = [[comps[v] for v in K] for K in rlt]
     sizes = [int(np.prod([c.n for c in cs])) for cs in parts]
@@ -215,7 +217,7 @@ def _block_lfp(
     b = np.zeros(A.shape[0])
     b[-1] = 1.0
     c = sense * np.concatenate([*(f.reshape(-1) for f in fK), f_prod, [f0]])
-    res = _lp(c, A, b)
+    res = solve_lp(c, A, b)
     if res.status != 0:
         raise RuntimeError(f"the linear-fractional programme failed: {res.message}")
     t = res.x[-1]
@@ -235,8 +237,8 @@ def _block_lfp(
     return sense * res.fun, laws
 
 
-def _alternate(
-    comps: Sequence[_Component], free: Sequence[int], num: _Poly, den: _Poly, sense: float,
+def alternate(
+    comps: Sequence[Component], free: Sequence[int], num: Poly, den: Poly, sense: float,
     starts: Iterable[dict[int, np.ndarray]], target: float, tol: float,
     done: Callable[[int, float], None] | None = None,
 ) -> tuple[float, dict[int, np.ndarray]]:
@@ -261,7 +263,7 @@ def _alternate(
                 if v in solved and all(np.array_equal(a, b) for a, b in zip(solved[v], (f, g))):
                     continue
                 solved[v] = (f, g)
-                value, q = _lfp(comps[v], f, g, sense)
+                value, q = lfp(comps[v], f, g, sense)
                 if q is not None:
                     qs[v] = q.reshape(-1) / (comps[v].norm @ q)
                     val = sense * value
@@ -277,7 +279,7 @@ def _alternate(
     return sense * best_val, best_q
 
 
-def _start(comps: Sequence[_Component], free: Sequence[int], laws: dict[int, np.ndarray] | None
+def start_laws(comps: Sequence[Component], free: Sequence[int], laws: dict[int, np.ndarray] | None
            ) -> dict[int, np.ndarray]:
-    """Per free component, its law from :func:`_block_lfp` (a feasible law), else q0."""
+    """Per free component, its law from :func:`block_lfp` (a feasible law), else q0."""
     return {v: (laws or {}).get(v, comps[v].q0) for v in free}
