@@ -65,8 +65,8 @@ decides it (exact with probability one): two feasible laws that disagree prove i
 the row space of the constraints proves it fixed, otherwise two LPs decide. Fixed components are
 contracted with any feasible law; if none remains free the query is identified. Free components that
 share a term form clusters, and every term lies in one cluster, so the query is linear-fractional in
-the concatenated cluster laws: one Charnes-Cooper LP (a single t shared by the clusters) with
-``scipy.optimize.linprog`` (HiGHS). It is exact when every cluster is one component (method ``"lp"``).
+the concatenated cluster laws: one Charnes-Cooper LP (a single t shared by the clusters) solved by
+HiGHS (:mod:`~cfedit.bounds.lp`). It is exact when every cluster is one component (method ``"lp"``).
 A cluster of several components is multilinear (``"multilinear"``). When it enters the query as one
 product of events, prod_v P_v(E_v) (every digit's bar with every colour pinned), its range is exactly
 [prod_v min, prod_v max], since the laws are independent: one scalar in the LP, exact. Otherwise its
@@ -86,13 +86,13 @@ that may depend on the member order; when even that admits no model (e.g. the in
 fails) :class:`~cfedit.errors.DataError` is raised.
 
 **Modules**, in the order of their dependencies: :mod:`~cfedit.bounds.context` (G, the domains, the
-validated P(V)), :mod:`~cfedit.bounds.events` (queries as events, their worlds, evidence checks),
-:mod:`~cfedit.bounds.canonical` (the reduced C-components), :mod:`~cfedit.bounds.forms` (events as
-branches and multilinear forms), :mod:`~cfedit.bounds.programmes` (fixed components, clusters, the
-Charnes-Cooper and RLT programmes, alternation), :mod:`~cfedit.bounds.witnesses` (explicit SCMs) and
-:mod:`~cfedit.bounds.optimal` (the public API, re-exported here). :mod:`cfedit.bounds.neural` (neural
-bounds, torch) is not imported here; it uses only the internal API that ``context`` and ``events``
-declare in their ``__all__``.
+validated P(V)), :mod:`~cfedit.bounds.lp` (linear programmes by HiGHS), :mod:`~cfedit.bounds.events`
+(queries as events, their worlds, evidence checks), :mod:`~cfedit.bounds.canonical` (the reduced
+C-components), :mod:`~cfedit.bounds.forms` (events as branches and multilinear forms),
+:mod:`~cfedit.bounds.programmes` (fixed components, clusters, the Charnes-Cooper and RLT programmes,
+alternation), :mod:`~cfedit.bounds.witnesses` (explicit SCMs) and :mod:`~cfedit.bounds.optimal` (the
+public API, re-exported here). :mod:`cfedit.bounds.neural` (neural bounds, torch) is not imported here;
+it uses only the internal API that ``context`` and ``events`` declare in their ``__all__``.
 
 Notation: ``q`` -> q_C (law of response types), ``slot`` -> r_j(pa), ``x`` -> the action do(X = x').
 
@@ -111,6 +111,7 @@ Notation: ``q`` -> q_C (law of response types), ``slot`` -> r_j(pa), ``x`` -> th
 from cfedit.bounds.optimal import (
     Bounds,
     Contrast,
+    bounds_on_tables,
     count_table,
     empirical_table,
     extremal_models,
@@ -119,5 +120,5 @@ from cfedit.bounds.optimal import (
     read_labels_csv,
 )
 
-__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "pooled_table",
-           "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
+           "pooled_table", "read_labels_csv"]

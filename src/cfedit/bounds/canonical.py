@@ -15,17 +15,15 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from cfedit.bounds.context import Context
+from cfedit.bounds.lp import solve_lp
 from cfedit.errors import DataError, QueryError
 
-__all__ = ["Component", "Reads", "connected", "lifted_blocks", "linked_first_slots", "solve_lp", "vertex", "virtual_components"]
+__all__ = ["Component", "Reads", "connected", "lifted_blocks", "linked_first_slots", "vertex", "virtual_components"]
 
 _MAX_TYPES = 100_000  # response types of one C-component after the reduction
-_LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _MAX_SUBSETS = 64  # subsets of a component's members tried for the main block of a lifted law
-_IPM_ROWS = 2_000  # constraint rows from which HiGHS's interior point method (with crossover) beats dual simplex
 
 _Law = np.ndarray | None | list[tuple[tuple[tuple[str, int, int], ...], np.ndarray]]
 """The law of a dropped slot: P(v | pa), None (unconstrained), or per event of the earlier members'
@@ -127,8 +125,15 @@ def linked_first_slots(ctx: Context, active: tuple[str, ...], partial: bool, las
 
 
 def _best_plan(ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]]) -> _Plan:
-    """The reduction of the member order that keeps the fewest slots (the topological one on ties)."""
-    return min((_reduction(ctx, order, touched) for order in _orders(ctx, members)), key=lambda plan: plan[4])
+    """The reduction of the member order that keeps the fewest slots (the topological one on ties);
+    remembered in ``ctx.memo`` when it is a dict."""
+    key = ("plan", members, tuple(tuple(sorted(touched.get(j, ()))) for j in members))
+    if ctx.memo is not None and key in ctx.memo:
+        return ctx.memo[key]
+    plan = min((_reduction(ctx, order, touched) for order in _orders(ctx, members)), key=lambda plan: plan[4])
+    if ctx.memo is not None:
+        ctx.memo[key] = plan
+    return plan
 
 
 def _disjoint(ctx: Context, prefix: tuple[str, ...], read: set[int]) -> bool:
@@ -172,6 +177,8 @@ class Component:
         """Lay the component out (kept slots, constraints, blocks: cheap, and refused beyond
         :data:`_MAX_TYPES` coordinates), then, with ``build``, :meth:`build` it."""
         self.members = members
+        self.built = False
+        self.memo: dict = {}  # what the programmes derive from this component, by their inputs (e.g. lumped laws)
         self.clique = all(frozenset((a, b)) in {frozenset(e) for e in ctx.graph.bidirected}
                           for a, b in itertools.combinations(members, 2))
         # -- reduction (package docstring): choose the member order that keeps the fewest slots
@@ -223,6 +230,7 @@ class Component:
         A, b = self._constraints(self._rows)
         self._prune(A, b)
         self.q0 = self._feasible()
+        self.built = True
 
     def _conditional_laws(self, ctx: Context) -> None:
         """Laws of the last member's dropped slots given the earlier members' slots (disjoint events)."""
@@ -406,15 +414,16 @@ class Component:
         return vertex(self, np.random.default_rng(1))
 
     @cached_property
-    def _normal(self) -> tuple[sp.csr_matrix, np.ndarray]:
-        M = (self.A @ self.A.T).toarray()
-        return self.A, np.linalg.pinv(M, rcond=1e-12, hermitian=True)
+    def _normal(self) -> tuple[sp.csr_matrix, sp.spmatrix, np.ndarray]:
+        At = self.A.T
+        M = (self.A @ At).toarray()
+        return self.A, At, np.linalg.pinv(M, rcond=1e-12, hermitian=True)
 
     def residual(self, f: np.ndarray) -> float:
         """max |f - A^T lambda| for the least-squares lambda; 0 proves f . q the same for every feasible q."""
-        A, Minv = self._normal
+        A, At, Minv = self._normal
         lam = Minv @ (A @ f)
-        return float(np.abs(f - A.T @ lam).max())
+        return float(np.abs(f - At @ lam).max())
 
     def range_of(self, f: np.ndarray) -> tuple[float, float]:
         """min and max of f . q over the feasible q_C."""
@@ -470,14 +479,6 @@ def lifted_blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozens
     return out
 
 
-def solve_lp(cost: np.ndarray, A: sp.spmatrix, b: np.ndarray):
-    """min cost . y s.t. A y = b, y >= 0 by HiGHS, a vertex: dual simplex, or for a programme of many rows
-    (an RLT relaxation's) the interior point method with crossover, several times faster there; with
-    few rows (one component's law) dual simplex is the faster."""
-    method = "highs-ipm" if A.shape[0] > _IPM_ROWS else "highs"
-    return linprog(cost, A_eq=A, b_eq=b, bounds=(0, None), method=method, options=_LP_OPTIONS)
-
-
 def vertex(c: Component, rng: np.random.Generator) -> np.ndarray:
     """A feasible law of ``c`` at a vertex of its polytope (a random objective)."""
     res = solve_lp(rng.standard_normal(c.n), c.A, c.b)
@@ -503,14 +504,26 @@ def virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Sequen
             groups = _coread_groups(j, reads)
             plans = [_best_plan(ctx, members, {**touched, j: g}) for g in groups]
             if len(groups) > 1 and all(pl[1] == 0 and pl[0][0] == j for pl in plans):
-                out += [Component(ctx, members, {**touched, j: g}, lift=lift, build=False) for g in groups]
+                out += [_laid_out(ctx, members, {**touched, j: g}, lift) for g in groups]
                 continue
-        out.append(Component(ctx, members, touched, lift=lift, build=False))
+        out.append(_laid_out(ctx, members, touched, lift))
     if announce is not None:
         announce(out)
     for c in out:
-        c.build()
+        if not c.built:
+            c.build()
     return out
+
+
+def _laid_out(ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]], lift: bool) -> Component:
+    """A component laid out (not built); the same object for the same slots read when ``ctx.memo`` is a
+    dict (queries on one table share it: it depends on P(V), the members and their slots read only)."""
+    if ctx.memo is None:
+        return Component(ctx, members, touched, lift=lift, build=False)
+    key = (members, lift, tuple(tuple(sorted(touched.get(j, ()))) for j in members))
+    if key not in ctx.memo:
+        ctx.memo[key] = Component(ctx, members, touched, lift=lift, build=False)
+    return ctx.memo[key]
 
 
 def _coread_groups(j: str, reads: Sequence[Reads]) -> list[set[int]]:

@@ -41,6 +41,7 @@ class Context:
         self.parents = {n: graph.parents(n) for n in graph.nodes}
         self.size = {n: domains.size(n) for n in graph.nodes}
         self._marg: dict[tuple[str, ...], np.ndarray] = {}
+        self.memo: dict | None = None  # when a dict: what the queries on this table share (reduced components)
         self._anc: dict[str, frozenset[str]] = {}
 
     def ancestors(self, node: str) -> frozenset[str]:

@@ -30,8 +30,8 @@ from cfedit.core.query import Query
 from cfedit.errors import DataError, DomainError, QueryError
 from cfedit.scm import SCM
 
-__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "pooled_table",
-           "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
+           "pooled_table", "read_labels_csv"]
 
 MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
 REPORT_ABOVE = 10_000  # branches, law coordinates, programme rows or columns from which a query reports progress
@@ -203,23 +203,74 @@ def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray
 
 
 # ---------------------------------------------------------------------------------- the solver
+@dataclass(frozen=True)
+class _Events:
+    """What a query reads, whatever the table: its events as branches and the slots they touch."""
+
+    given: tuple
+    is_probability: bool
+    num_br: list[tuple[float, Branches]]
+    den_br: Branches
+    touched: dict[str, set[int]]
+    reads: list
+
+    @classmethod
+    def of(cls, query: Query | Contrast | str, ctx: Context) -> _Events:
+        """Raises :class:`QueryError` for unknown factors or values, or too many branches."""
+        terms, given = events(query, ctx)
+        num_br = [(a, Branches(ctx, atoms)) for a, atoms in terms]
+        den_br = Branches(ctx, given)
+        touched: dict[str, set[int]] = {}
+        for br in [b for _, b in num_br] + [den_br]:
+            br.touched(touched)
+        reads = [b.reads for _, b in num_br] + [den_br.reads]
+        return cls(given, not isinstance(query, Contrast), num_br, den_br, touched, reads)
+
+
+def bounds_on_tables(
+    queries: Sequence[Query | Contrast | str], graph: CausalGraph, domains: Domains, tables: Iterable[np.ndarray], *,
+    tol: float = 1e-6,
+) -> Iterator[list[Bounds | None]]:
+    """The bounds of every query on each table in turn (e.g. bootstrap resamples of one table of labels):
+    per table, one :class:`Bounds` per query, equal to :func:`optimal_bounds` of that query on that table,
+    or None where the table refuses the query (its evidence has probability zero, no model over G
+    reproduces it, or its programme is over the size limits).
+
+    Faster than calling :func:`optimal_bounds` for each pair: the queries' events are enumerated once, and
+    on each table the queries share one context (its marginals) and every reduced C-component that two
+    of them read alike (its constraints, feasible laws and row space). Tables are read lazily. Raises
+    :class:`QueryError` for a query that no table could answer (unknown factors or values)."""
+    prepared: list[_Events] | None = None
+    for table in tables:
+        ctx = Context(graph, domains, table)
+        ctx.memo = {}  # components shared by the queries on this table (canonical.virtual_components)
+        if prepared is None:
+            prepared = [_Events.of(q, ctx) for q in queries]
+        out: list[Bounds | None] = []
+        for ev in prepared:
+            try:
+                out.append(_solve_events(ctx, ev, tol)[0])
+            except (QueryError, DataError):
+                out.append(None)
+        yield out
+
+
 def _solve(
     query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, tol: float,
     log: Log | None = None,
 ) -> tuple[Bounds, Solution]:
     """The bounds of ``query`` and the laws attaining them (package docstring: Solving)."""
-    report = _Report(log)
     ctx = Context(graph, domains, p_v)
-    terms, given = events(query, ctx)
-    is_probability = not isinstance(query, Contrast)
+    return _solve_events(ctx, _Events.of(query, ctx), tol, log)
+
+
+def _solve_events(ctx: Context, ev: _Events, tol: float, log: Log | None = None) -> tuple[Bounds, Solution]:
+    report = _Report(log)
+    given, is_probability, num_br, den_br, touched, reads = (ev.given, ev.is_probability, ev.num_br, ev.den_br,
+                                                             ev.touched, ev.reads)
+    domains = ctx.domains
     check_evidence(ctx, given)
-    num_br = [(a, Branches(ctx, atoms)) for a, atoms in terms]
-    den_br = Branches(ctx, given)
-    touched: dict[str, set[int]] = {}
-    for br in [b for _, b in num_br] + [den_br]:
-        br.touched(touched)
     n_branches = sum(b.n for _, b in num_br) + den_br.n
-    reads = [b.reads for _, b in num_br] + [den_br.reads]
     rc, num, den, same = _programme(ctx, touched, reads, num_br, den_br, lift=True,
                                     announce=lambda comps: report.size(lambda: _layout_size(n_branches, comps)))
     free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]

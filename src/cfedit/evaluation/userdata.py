@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import count_table, optimal_bounds, pooled_table
+from cfedit.bounds import bounds_on_tables, count_table, optimal_bounds, pooled_table
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -177,18 +177,15 @@ def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Doma
     rng = np.random.default_rng(seed)
     flat = np.asarray(p_v, dtype=float).reshape(-1)
     t0 = time.perf_counter()
-    for r in range(resamples):
-        t = (rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape)
-        for j, (q, row) in enumerate(zip(queries, rows)):
-            if constant[j]:
-                continue
-            try:
-                b = optimal_bounds(q, graph, domains, t)
-            except (QueryError, DataError):
-                row["skipped"] += 1
+    tables = ((rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape) for _ in range(resamples))
+    active = [j for j in range(len(queries)) if not constant[j]]
+    for r, bs in enumerate(bounds_on_tables([queries[j] for j in active], graph, domains, tables)):
+        for j, b in zip(active, bs):
+            if b is None:  # the resample lacks the evidence, or no model reproduces it
+                rows[j]["skipped"] += 1
                 lo[r, j] = hi[r, j] = np.nan
-                continue
-            lo[r, j], hi[r, j] = b.lower, b.upper
+            else:
+                lo[r, j], hi[r, j] = b.lower, b.upper
         if log is not None and (r + 1) % 25 == 0:
             log(f"bounds: bootstrap resample {r + 1}/{resamples} ({time.perf_counter() - t0:.0f}s)")
     for row in rows:
