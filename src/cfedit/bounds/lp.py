@@ -64,7 +64,7 @@ def solve_lp(cost: np.ndarray, A: sp.spmatrix, b: np.ndarray) -> LPResult:
         res = linprog(cost, A_eq=A, b_eq=b, bounds=(0, None), method="highs-ipm" if ipm else "highs",
                       options={"primal_feasibility_tolerance": TOLERANCE, "dual_feasibility_tolerance": TOLERANCE})
         return LPResult(int(res.status), res.x, None if res.fun is None else float(res.fun), str(res.message))
-    A = sp.csc_matrix(A)
+    A = A if isinstance(A, sp.csc_matrix) else sp.csc_matrix(A)
     m, n = A.shape
     lp = _highs.HighsLp()
     lp.num_col_, lp.num_row_ = n, m

@@ -62,7 +62,9 @@ def lfp(c: Component, f: np.ndarray | float, g: np.ndarray | float, sense: float
     f = np.broadcast_to(np.asarray(f, dtype=float), (n,))
     m = c.H.shape[0]
     A = _Rows(n + 1)
-    A.add(*_triplets(c.H), m)
+    if "H triplets" not in c.memo:
+        c.memo["H triplets"] = _triplets(c.H)
+    A.add(*c.memo["H triplets"], m)
     A.dense(np.append(c.norm, -1.0))
     A.dense(np.append(np.zeros(n), float(g)) if np.ndim(g) == 0 else np.append(np.asarray(g, dtype=float), 0.0))
     b = np.zeros(A.m)
