@@ -215,9 +215,12 @@ class _Events:
     reads: list
 
     @classmethod
-    def of(cls, query: Query | Contrast | str, ctx: Context) -> _Events:
-        """Raises :class:`QueryError` for unknown factors or values, or too many branches."""
+    def of(cls, query: Query | Contrast | str, ctx: Context, check: bool = False) -> _Events:
+        """Raises :class:`QueryError` for unknown factors or values, or too many branches; with ``check``,
+        first for evidence of probability zero under ``ctx``'s table."""
         terms, given = events(query, ctx)
+        if check:
+            check_evidence(ctx, given)
         num_br = [(a, Branches(ctx, atoms)) for a, atoms in terms]
         den_br = Branches(ctx, given)
         touched: dict[str, set[int]] = {}
@@ -261,10 +264,11 @@ def _solve(
 ) -> tuple[Bounds, Solution]:
     """The bounds of ``query`` and the laws attaining them (package docstring: Solving)."""
     ctx = Context(graph, domains, p_v)
-    return _solve_events(ctx, _Events.of(query, ctx), tol, log)
+    return _solve_events(ctx, _Events.of(query, ctx, check=True), tol, log)
 
 
 def _solve_events(ctx: Context, ev: _Events, tol: float, log: Log | None = None) -> tuple[Bounds, Solution]:
+    """The bounds of a query's events on ``ctx``'s table, and the laws attaining them."""
     report = _Report(log)
     given, is_probability, num_br, den_br, touched, reads = (ev.given, ev.is_probability, ev.num_br, ev.den_br,
                                                              ev.touched, ev.reads)
