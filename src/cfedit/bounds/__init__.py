@@ -3,7 +3,10 @@
 Given G (directed and bidirected edges), the observational table P(V) and a counterfactual query
 Q = P(W_{x'} = w | V = v) (any :class:`~cfedit.core.query.Query`, or a :class:`Contrast` such as an ACE),
 :func:`optimal_bounds` returns the interval [min_M Q(M), max_M Q(M)] over the models M compatible with G
-that reproduce P(V). This is the yardstick of ctf-consistency (DESIGN.md sec. 1).
+that reproduce P(V). This is the yardstick of ctf-consistency (DESIGN.md sec. 1). For many queries on
+many tables (the bootstrap resamples of a table of labels), :func:`bounds_on_tables` gives the same
+bounds and shares the work; :func:`pooled_table` is the table of pooled conditionals that the
+constraints read (below: Tables G cannot produce).
 
 **Canonical models** (Balke & Pearl 1997; Zhang, Tian & Bareinboim 2022). Every SCM over G has the
 same counterfactuals as one in which each factor V_j applies a *response function* r_j: Pa(V_j) -> V_j
@@ -71,9 +74,10 @@ A cluster of several components is multilinear (``"multilinear"``). When it ente
 product of events, prod_v P_v(E_v) (every digit's bar with every colour pinned), its range is exactly
 [prod_v min, prod_v max], since the laws are independent: one scalar in the LP, exact. Otherwise its
 joint law is relaxed to the level-1 reformulation-linearisation (RLT: every conditional law of one
-component given the others meets that component's constraints), which gives *valid* but possibly loose
-bounds; alternating exact block optimisation from several starts gives values ``attained`` by explicit
-models, and the result is ``certified`` when both meet.
+component given the others meets that component's constraints; in each component the types that no
+event tells apart and that the constraints treat alike are summed first, which is exact), which gives
+*valid* but possibly loose bounds; alternating exact block optimisation from several starts gives
+values ``attained`` by explicit models, and the result is ``certified`` when both meet.
 
 The canonical class equals the class of SCMs over G when each C-component is a bidirected clique.
 When a component the query reads is not a clique the canonical class can be larger, so the bounds stay

@@ -2,10 +2,11 @@
 
 The bounds solve many small programmes (a component's feasible law, a Charnes-Cooper LP per bound, one per
 block of the alternation): the HiGHS model is handed over directly, with the options that
-``scipy.optimize.linprog(method="highs")`` passes (dual simplex; presolve on; tolerances 1e-10), which
-cuts the few milliseconds of argument checking and conversion that ``linprog`` spends on each call, more
-than HiGHS itself spends on a programme of a few dozen rows. The model goes through the HiGHS binding
-that SciPy ships (``scipy.optimize._highspy``, SciPy >= 1.15); where it is missing, through ``linprog``.
+``scipy.optimize.linprog(method="highs")`` passes (dual simplex; presolve on; tolerances 1e-10), without
+the argument checking and conversions that ``linprog`` does on each call, which cost more than HiGHS
+itself spends on a programme of a few dozen rows; one HiGHS instance per thread is reused. The model goes
+through the HiGHS binding that SciPy ships (``scipy.optimize._highspy``, SciPy >= 1.15); where it is
+missing, through ``linprog``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 A component is *fixed* for a form when every fibre along it has one expectation over its feasible laws
 (:func:`is_fixed`); the free ones that share a term form clusters (:func:`clusters_of`). The query is then
 linear-fractional in the concatenated cluster laws: one Charnes-Cooper LP (:func:`block_lfp`), exact
-for clusters of one component and the level-1 RLT relaxation otherwise. Block-coordinate optimisation
-(:func:`alternate`, one exact :func:`lfp` per block) gives values attained by explicit models.
+for clusters of one component and the level-1 RLT relaxation otherwise, whose joint law over the
+product of the components' types first sums, in each component, the types that no event tells apart
+(:func:`lumped`, exact). Block-coordinate optimisation (:func:`alternate`, one exact :func:`lfp` per
+block) gives values attained by explicit models.
 """
 
 from __future__ import annotations
