@@ -91,10 +91,10 @@ def test_world_page_shows_the_exact_truth_and_bounds():
 def test_cli_reference_covers_every_command_and_option():
     import typer
 
-    from cfedit.cli import _register, app
+    from cfedit.cli import app, register_commands
 
     page = _gen()["cli_page"]()
-    _register()
+    register_commands()
     root = typer.main.get_command(app)
     ctx = typer.Context(root, info_name="cfedit")
     for name in root.list_commands(ctx):

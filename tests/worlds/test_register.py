@@ -22,14 +22,13 @@ def _module_text() -> str:
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    """The page's module, importable as tiny_world, registered; the registry is restored afterwards."""
+    """The page's module, importable as tiny_world, registered; unregistered afterwards."""
     (tmp_path / "tiny_world.py").write_text(_module_text())
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(worlds, "_BUILDERS", dict(worlds._builders()))
-    monkeypatch.setattr(worlds, "_CONTINUOUS", dict(worlds._continuous_builders()))
-    monkeypatch.setattr(worlds, "_WORLDS", dict(worlds._WORLDS))
     assert worlds.register_world("tiny_world") == ("tiny",)
-    return worlds.get_world("tiny")
+    yield worlds.get_world("tiny")
+    worlds.unregister_world("tiny")
+    assert "tiny" not in worlds.world_names()
 
 
 def test_registered_world_is_found_and_exact(tiny):

@@ -19,7 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Causal count
 EDIT_MODULES = {"torch", "safetensors", "mlxtend", "matplotlib"}  # what `pip install 'cfedit[edit]'` adds
 
 
-def _register() -> None:
+def register_commands() -> None:
     from cfedit.cli import bounds, editing, evaluation, pretrained, serve, theory, world  # noqa: F401  (each adds its commands to `app`)
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     import os
 
     try:
-        _register()
+        register_commands()
         _logging()
         code = app(standalone_mode=False)
     except CfeditError as e:

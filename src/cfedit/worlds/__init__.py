@@ -80,6 +80,18 @@ def register_world(module: str | ModuleType, *, continuous: bool = False) -> tup
     return tuple(worlds)
 
 
+def unregister_world(name: str) -> None:
+    """Remove a world that :func:`register_world` added (e.g. a test's), with the copy :func:`get_world` built;
+    the package's own worlds cannot be removed."""
+
+    own = {n for m in (*MODULES, *CONTINUOUS_MODULES) for n in importlib.import_module(m).WORLDS}
+    if name in own:
+        raise CfeditError(f"world {name!r} is one of the package's own and cannot be unregistered")
+    _builders().pop(name, None)
+    _continuous_builders().pop(name, None)
+    _WORLDS.pop(name, None)
+
+
 def world_names() -> tuple[str, ...]:
     """The names of every registered world, the package's first."""
     return tuple(_builders())
@@ -98,7 +110,7 @@ def get_world(name: str) -> World:
     """
     builders = {**_builders(), **_continuous_builders()}
     if name not in builders:
-        raise CfeditError(f"unknown world {clip(name)!r}; worlds are {', '.join(builders)}")
+        raise CfeditError(f"unknown world {clip(name, 120)!r}; worlds are {clip(', '.join(builders), 120)}")
     if name not in _WORLDS:
         _WORLDS[name] = builders[name]()
     return _WORLDS[name]
