@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cfedit.evaluation.results import EvaluationResults
 from cfedit.worlds import get_world
 
 
@@ -50,9 +51,9 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     assert code == 0, err
     assert "ctf-consistency on 100 held-out units" in out and "preservation" in out
     assert (tmp_path / "demo" / "edits.png").is_file() and (tmp_path / "demo" / "editor" / "weights.safetensors").is_file()
-    res = json.loads((tmp_path / "demo" / "report" / "results.json").read_text())
-    assert res["methods"] == ["ancm"] and len(res["queries"]) == len(get_world("backdoor").queries)
-    assert set(res["interventions"]["ancm"]) == {"C=green", "D=2", "B=1"}
+    res = EvaluationResults.load(tmp_path / "demo" / "report" / "results.json")
+    assert res.methods == ("ancm",) and len(res.queries) == len(get_world("backdoor").queries)
+    assert {i.action for i in res.editors["ancm"].interventions} == {"C=green", "D=2", "B=1"}
 
 
 @pytest.mark.slow
