@@ -128,6 +128,7 @@ class ANCM(Editor):
 
     name = "ancm"
     FORMAT = FORMAT
+    keeps_non_descendants = True  # abduction reproduces v; do(X) changes only what X's mechanisms reach
 
     def __init__(self, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int],
                  config: ANCMConfig = ANCMConfig(), device: torch.device | str | None = None):

@@ -18,7 +18,7 @@ steps swapped. The oracle lives in :mod:`cfedit.editors.oracle`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANC
         m.ncm.fit(ancm.ncm.sample(200_000, seed=ancm.config.seed))
     m.ncm.eval()
     m.name = "markovian"
+    m.keeps_non_descendants = False  # of the diagram: it keeps those of its own graph, where a <-> b is a -> b
     return m
 
 
@@ -91,6 +92,7 @@ class NonCausal(_SharedImageEditor):
     """Change the intervened factors only; every other factor keeps its factual value."""
 
     name = "non-causal"
+    keeps_non_descendants = True  # and its descendants too
 
     def factors(self, v, uniforms, do):
         return {k: torch.full_like(t, do[k]) if k in do else t.clone() for k, t in v.items()}
@@ -127,3 +129,13 @@ class Associational(_SharedImageEditor):
         flat = np.minimum(np.searchsorted(cdf, uniforms.cpu().numpy(), side="right"), len(cdf) - 1)
         cells = np.unravel_index(flat, t.shape)
         return {k: torch.as_tensor(cells[i], dtype=torch.long, device=v[k].device) for i, k in enumerate(names)}
+
+
+BASELINES: dict[str, Callable[[ANCM], Editor]] = {
+    "non-causal": NonCausal,
+    "associational": Associational,
+    "markovian": markovian,
+    "independent": Independent,
+}
+"""Every baseline by name, each built from a fitted ANCM: the evaluation (``cfedit evaluate``) and the editor
+conformance test read this registry, so that a baseline added here is evaluated and tested."""

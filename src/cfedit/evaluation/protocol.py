@@ -241,16 +241,9 @@ def _realism(reference: tuple, edits: list[np.ndarray], config) -> Realism:
 def editors_for(ancm) -> dict[str, Editor | EditorFactory]:
     """ANCM, the four baselines (sharing its image mechanism; the Markovian NCM fitted to the ANCM's P(V))
     and the oracle, by name."""
-    from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian
+    from cfedit.editors.baselines import BASELINES
 
-    return {
-        "ancm": ancm,
-        "non-causal": NonCausal(ancm),
-        "associational": Associational(ancm),
-        "markovian": markovian(ancm),
-        "independent": Independent(ancm),
-        "oracle": Oracle,
-    }
+    return {"ancm": ancm, **{name: build(ancm) for name, build in BASELINES.items()}, "oracle": Oracle}
 
 
 def check_run_matches(ancm, world) -> None:
