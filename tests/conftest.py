@@ -42,13 +42,12 @@ def tiny_ancm_config():
 @pytest.fixture(scope="session")
 def tiny_backdoor_run(tmp_path_factory, tiny_ancm_config):
     """A tiny ANCM fitted on 400 Backdoor units (seed 0) and saved: its folder. Tests that alter it copy it first."""
-    from cfedit.data import LabelledImages
     from cfedit.editors.ancm import ANCM
     from cfedit.worlds import get_world
 
     w = get_world("backdoor")
     out = tmp_path_factory.mktemp("tiny-backdoor") / "run"
-    ANCM.fit(w.graph, LabelledImages.from_world(w, 400, seed=0), tiny_ancm_config, out_dir=out, log=None)
+    ANCM.fit(w.graph, w.dataset(400, seed=0), tiny_ancm_config, out_dir=out, log=None)
     return out
 
 # ---- a CelebA / CelebA-HQ folder in the exact file formats (tests/data/test_celeba.py, tests/cli/test_celeba.py)

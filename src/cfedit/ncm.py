@@ -37,6 +37,7 @@ import torch.nn as nn
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
+from cfedit.core.intervention import Intervention
 from cfedit.errors import DomainError, GraphError, QueryError
 from cfedit.rng import seeded
 
@@ -260,7 +261,7 @@ class NCM(nn.Module):
     @torch.no_grad()
     def evaluate(self, exo: Exogenous, do: Mapping[str, int] | None = None) -> dict[str, torch.Tensor]:
         """V_x(u): solve the mechanisms in topological order with X held at x (``do``, integer codes)."""
-        do = self.domains.encode(do or {})
+        do = do if isinstance(do, Intervention) else Intervention.of(self.domains, do)  # checked once, where input enters
         n = len(exo)
         v: dict[str, torch.Tensor] = {}
         for name in self.order:

@@ -96,7 +96,7 @@ def test_a_folder_too_small_to_test_the_queries_is_warned_of_and_its_queries_are
     (("--graph", "GRAPH_CHAIN"), "but"),
     (("--interval", "bca"), "interval must be one of percentile, basic"),
     (("--bounds-from", "both"), "bounds_from must be one of all, eval"),
-    (("--world", "backdoor"), "give either --world NAME, --images DIR --labels CSV, or --celeba DIR"),
+    (("--world", "backdoor"), "give only one of --world NAME, --images DIR --labels CSV, or --celeba DIR"),
 ])
 def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):
     run, data = run_and_data
@@ -184,7 +184,7 @@ def test_evaluate_celeba_refusals(cli, celeba_run, tmp_path):
                        "--graph", str(tmp_path / "g.txt"), *fast)
     assert code == 2 and "the run was trained on the graph Gender <-> Age" in err, err
     code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), "--images", str(celeba), *fast)
-    assert code == 2 and "give either --world NAME" in err, err
+    assert code == 2 and "give only one of --world NAME" in err, err
 
 
 def test_a_reader_saved_with_one_report_reads_for_another(cli, run_and_data, tmp_path):

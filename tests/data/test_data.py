@@ -10,9 +10,9 @@ from cfedit.errors import DataError
 from cfedit.worlds import get_world
 
 
-def test_from_world():
+def test_world_dataset():
     w = get_world("backdoor")
-    d = LabelledImages.from_world(w, 64, seed=1)
+    d = w.dataset(64, seed=1)
     assert d.images.shape == (64, 3, 28, 28) and d.images.dtype == np.float32
     assert d.domains == w.domains and set(d.labels) == {"D", "C", "B"}
     assert len(d.subset(np.arange(10))) == 10

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.data import LabelledImages
 from cfedit.editors import checkpoint
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.errors import CfeditError, CheckpointError
@@ -26,7 +25,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def data(world):
-    return LabelledImages.from_world(world, 256, seed=0)
+    return world.dataset(256, seed=0)
 
 
 @pytest.fixture(scope="module")

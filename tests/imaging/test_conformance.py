@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
-from cfedit.data import LabelledImages
 from cfedit.imaging import BACKENDS, ImageMechanism, build_mechanism, image_config
 from cfedit.worlds import get_world
 
@@ -24,7 +23,7 @@ def test_every_backend_is_covered():
 
 @pytest.fixture(scope="module")
 def data():
-    return LabelledImages.from_world(get_world("backdoor"), 512, seed=0)
+    return get_world("backdoor").dataset(512, seed=0)
 
 
 def _codes(data, n):

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
@@ -19,14 +18,15 @@ def tiny_run(tmp_path_factory) -> tuple[ANCM, Path]:
     """A run trained for seconds: its edits are crude, which the API and page tests do not mind."""
     w = get_world("backdoor")
     out = tmp_path_factory.mktemp("tiny_run")
-    return ANCM.fit(w.graph, LabelledImages.from_world(w, 2000, seed=0), TINY, out_dir=out, log=None), out
+    return ANCM.fit(w.graph, w.dataset(2000, seed=0), TINY, out_dir=out, log=None), out
 
 
 @pytest.fixture(scope="session")
 def web_app(tiny_run):
+    from cfedit.runs import Run
     from cfedit.server.app import ServeConfig, create_app
 
-    return create_app(tiny_run[0], get_world("backdoor"), config=ServeConfig(n_examples=4))
+    return create_app(Run.of(tiny_run[0], "backdoor"), config=ServeConfig(n_examples=4))
 
 
 @pytest.fixture(scope="session")

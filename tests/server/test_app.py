@@ -209,17 +209,18 @@ def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
     from fastapi.testclient import TestClient
 
     from cfedit.errors import CfeditError
+    from cfedit.runs import Run
     from cfedit.server.app import create_app
 
     x, _ = unit
     (tmp_path / "b.png").write_bytes(base64.b64decode(encode(np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))))
     (tmp_path / "a.jpg").write_bytes(base64.b64decode(encode(x, "JPEG")))
     (tmp_path / "notes.txt").write_text("not an example")
-    ex = TestClient(create_app(tiny_run[0], None, tmp_path)).get("/api/examples").json()
+    ex = TestClient(create_app(Run(tiny_run[0], None, 'test'), tmp_path)).get("/api/examples").json()
     assert ex["source"] == f"folder {tmp_path.name}" and len(ex["examples"]) == 2
     assert all(decoded(e["png"]).shape == (28, 28, 3) for e in ex["examples"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(CfeditError, match="no PNG or JPEG"):
-        create_app(tiny_run[0], None, tmp_path / "empty")
+        create_app(Run(tiny_run[0], None, 'test'), tmp_path / "empty")
     code, _, err = cli("serve", str(tiny_run[1]), "--examples", str(tmp_path / "missing"))
     assert code == 2 and "is not a folder" in err

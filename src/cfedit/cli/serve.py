@@ -13,7 +13,7 @@ from cfedit.cli.common import ThreadsOpt, console, use_threads
 
 @app.command("serve")
 def serve(
-    run: Annotated[Path, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`")],
+    run: Annotated[str, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME")],
     host: Annotated[str, typer.Option("--host", help="address to listen on (the default keeps it to this machine)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
     world: Annotated[Optional[str], typer.Option("--world", help="the world the run was trained on [default: the world "
@@ -27,14 +27,13 @@ def serve(
     import uvicorn
 
     from cfedit.errors import CfeditError
-    from cfedit.evaluation.certificate import run_world
-    from cfedit.evaluation.protocol import load_run
+    from cfedit.runs import Run
     from cfedit.server.app import create_app
 
     if examples is not None and not examples.is_dir():
         raise CfeditError(f"--examples {examples} is not a folder")
-    model = load_run(run)
-    w = run_world(model, world)
-    application = create_app(model, w, examples)
+    loaded = Run.load(run, world)
+    w = loaded.world
+    application = create_app(loaded, examples)
     console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
     uvicorn.run(application, host=host, port=port, log_level="warning")

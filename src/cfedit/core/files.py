@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.errors import DataError
+from cfedit.errors import CfeditError, DataError
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -158,3 +158,28 @@ def read_rgb(path: str | Path) -> np.ndarray:
         if isinstance(e, DataError):
             raise
         raise DataError(f"{clip(str(path))}: cannot read as an image ({clip(str(e))})") from None
+
+
+def check_folder_path(path: str | Path) -> Path:
+    """An output folder: refused, before any work, if it exists and is not a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CfeditError(f"output {path} is a file; give a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
+            break
+    return path
+
+
+def check_png_path(path: str | Path) -> Path:
+    """An output path for a PNG file: refused, before any work, if it is a folder or lacks the .png suffix."""
+    path = Path(path)
+    if path.is_dir():
+        raise CfeditError(f"output {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
+    return path

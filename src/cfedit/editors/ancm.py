@@ -24,7 +24,7 @@ from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.data import LabelledImages
 from cfedit.editors import checkpoint, training
-from cfedit.editors.base import Editor, default_device
+from cfedit.editors.base import CausalEditor, TrainingRecord, default_device
 from cfedit.errors import CfeditError, CheckpointError, GraphError
 from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
 from cfedit.imaging.vae import VAEConfig
@@ -123,7 +123,7 @@ class ANCMConfig:
         return replace(self, **given)
 
 
-class ANCM(Editor):
+class ANCM(CausalEditor):
     """An ANCM editor over a causal diagram: ``ncm`` (V), ``image`` (I given V, with abduction), ``labeller``."""
 
     name = "ancm"
@@ -153,6 +153,29 @@ class ANCM(Editor):
         for k, m in self.modules().items():
             part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
             m.load_state_dict(part)
+
+    @classmethod
+    def from_components(cls, graph: CausalGraph, ncm: NCM, image: nn.Module, labeller: Labeller, config: ANCMConfig,
+                        fit_report: Mapping | None = None) -> ANCM:
+        """An ANCM assembled from fitted parts (shared, not copied): e.g. another NCM over another diagram with
+        this editor's image mechanism and labeller, as the Markovian baseline is built."""
+        if set(graph.nodes) != set(ncm.domains.names) or ncm.graph != graph:
+            raise GraphError(f"the NCM is over {ncm.graph}, not over {graph}")
+        model = cls.__new__(cls)
+        model.graph, model.domains, model.config = graph, ncm.domains, config
+        model.image_shape = tuple(int(x) for x in image.image_shape)
+        model.device = next(image.parameters()).device
+        model.ncm, model.image, model.labeller = ncm, image, labeller
+        model.fit_report = dict(fit_report or {})
+        return model
+
+    def fitted_p_v(self) -> np.ndarray:
+        """The P(V) of the fitted NCM (exact over its enumerable inputs)."""
+        return self.ncm.table()
+
+    @property
+    def training_record(self) -> TrainingRecord:
+        return TrainingRecord(config=self.config.to_dict(), report=dict(self.fit_report))
 
     @property
     def label_counts(self) -> np.ndarray | None:
@@ -216,7 +239,8 @@ class ANCM(Editor):
                 if out is not None and rank == 0:
                     training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
-            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say, data)
+            job = training.TrainingJob(images=images, labels=labels, data=data, out=out, rank=rank, world=world, log=say)
+            training.train_image_stage(model, opt, job, start)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,

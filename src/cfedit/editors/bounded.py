@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from cfedit.bounds import Bounds, extremal_models, optimal_bounds
+from cfedit.core.intervention import Intervention
 from cfedit.core.query import Query, parse_query
-from cfedit.editors.base import Editor, EditResult
+from cfedit.editors.base import CausalEditor, Editor, EditResult
 from cfedit.errors import CfeditError, QueryError
 from cfedit.scm import SCM, Values
 
@@ -38,7 +39,7 @@ class AtModel(Editor):
     batch_size = 1024
 
     def __init__(self, editor: Editor, scm: SCM, name: str = "at-model"):
-        if not hasattr(editor, "image") or not all(hasattr(editor.image, f) for f in ("abduct", "generate")):
+        if not isinstance(editor, CausalEditor):
             raise CfeditError(f"editing at a model needs an editor whose image mechanism abducts; {editor.name!r} has none")
         if scm.domains != editor.domains:
             raise CfeditError(f"the model's factors {scm.domains.as_dict()} differ from the editor's {editor.domains.as_dict()}")
@@ -88,14 +89,13 @@ class ExtremalEdits:
         return self.bounds.attained[EXTREMES.index(which)]
 
 
-def edit_form(query: Query | str, domains) -> tuple[Query, dict[str, int]]:
+def edit_form(query: Query | str, domains) -> tuple[Query, Intervention]:
     """``query`` parsed and checked to have the edit form P(W[X=x']=w | V=v); returns it and x'."""
     q = parse_query(query, domains) if isinstance(query, str) else query
-    worlds = {a.do for a in q.outcome}
-    if len(worlds) != 1 or () in worlds or any(a.do for a in q.given):
+    if not q.is_edit_form:
         raise QueryError(f"{q.format(domains)} is not of the edit form P(W[X=x']=w | V=v): one intervened world in "
                          "the outcome, factual evidence")
-    return q, dict(next(iter(worlds)))
+    return q, q.action
 
 
 def check_seen(editor: Editor, query: Query) -> str:
@@ -103,7 +103,7 @@ def check_seen(editor: Editor, query: Query) -> str:
     ``editor`` (an ANCM records their counts, ``editor.label_counts``): there the NCM's P(V) is its own
     extrapolation, not the data's, and bounds computed from it certify nothing about the data. Returns a
     line saying how often the evidence occurs, or that the run records no counts to check it against."""
-    counts = getattr(editor, "label_counts", None)
+    counts = editor.label_counts if isinstance(editor, CausalEditor) else None
     dom = editor.domains
     evidence = ", ".join(a.format(dom) for a in query.given) or "(none)"
     if counts is None:
@@ -131,16 +131,16 @@ def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Q
     given, must be the query's action.
     """
     q, x_do = edit_form(query, editor.domains)
-    if do is not None and editor.domains.encode(do) != x_do:
-        raise QueryError(f"the query {q.format(editor.domains)} asks about do({editor.domains.format(x_do)}), not "
-                         f"do({editor.domains.format(editor.domains.encode(do))})")
+    if do is not None and Intervention.of(editor.domains, do) != x_do:
+        raise QueryError(f"the query {q.format(editor.domains)} asks about do({x_do.format(editor.domains)}), not "
+                         f"do({Intervention.of(editor.domains, do).format(editor.domains)})")
     do = x_do
     note = ""
     if p_v is None:
-        if not hasattr(editor, "ncm"):
+        if not isinstance(editor, CausalEditor):
             raise CfeditError(f"editor {editor.name!r} has no fitted P(V): give p_v")
         note = check_seen(editor, q)
-        p_v = editor.ncm.table()
+        p_v = editor.fitted_p_v()
     p_v = np.asarray(p_v, dtype=float)
     p_v = p_v / p_v.sum()
     bounds = optimal_bounds(q, editor.graph, editor.domains, p_v)

@@ -45,11 +45,12 @@ from cfedit.bounds import count_table, optimal_bounds
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
+from cfedit.core.figures import save_grid
 from cfedit.core.files import clip, read_text
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query
 from cfedit.data import LabelledImages
-from cfedit.editors.base import Editor
+from cfedit.editors.base import CausalEditor, Editor
 from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
@@ -65,7 +66,7 @@ from cfedit.evaluation.protocol import (
     reversibility_metric,
 )
 from cfedit.evaluation.reader import Reader
-from cfedit.evaluation.report import save_grid, write_report
+from cfedit.evaluation.report import write_report
 from cfedit.evaluation.results import (
     BootstrapSummary,
     BoundsRanges,
@@ -80,6 +81,7 @@ from cfedit.evaluation.results import (
     Realism,
     Verdict,
 )
+from cfedit.runs import Run
 
 FLAG_BELOW = 0.01  # p-value of the compatibility test below which the report flags the labels
 MIN_EVIDENCE = 10  # expected evaluated images showing a query's evidence for the folder to count as large enough to test it
@@ -290,7 +292,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     n_rows = len(data)
     if n_rows < 20:
         raise DataError(f"{n_rows} labelled images are too few to train a reader and evaluate (give at least 20)")
-    rows = bounds_rows(count_table(data.labels, dom), getattr(editor, "label_counts", None), config.bounds_from)
+    rows = bounds_rows(count_table(data.labels, dom), editor.label_counts if isinstance(editor, CausalEditor) else None, config.bounds_from)
     log(f"bounds from {rows.note}")
     if rows.warning:
         log(f"warning: {rows.warning}")
@@ -481,9 +483,7 @@ def evaluate_folder(run: str | Path, images: str | Path, labels: str | Path, out
                     reader: str | Path | None = None) -> EvaluationResults:
     """``cfedit evaluate RUN --images DIR --labels CSV [--reader DIR]``: load the run, the data (read with the
     run's factors) and the reader folder if given, evaluate, write the report folder; returns the results."""
-    from cfedit.evaluation.protocol import load_run
-
-    editor = load_run(run)
+    editor = Run.load(run).editor
     g = _same_graph(editor, CausalGraph.load(graph) if graph is not None else None, graph)
     qs = read_queries(queries, query_file, editor.domains)
     ext = Reader.load(reader) if reader is not None else None
@@ -500,9 +500,7 @@ def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, fa
     training split that ``cfedit train --celeba`` reads; "all" for a folder without a partition file) at
     the run's image size, factors and diagram as ``cfedit train --celeba`` reads them (:mod:`cfedit.data.celeba`)."""
     from cfedit.data import celeba as cb
-    from cfedit.evaluation.protocol import load_run
-
-    editor = load_run(run)
+    editor = Run.load(run).editor
     _, h, w = editor.image_shape
     if h != w:
         raise CfeditError(f"the run's images are {h}x{w}; CelebA images are read square: this run was not trained on CelebA")

@@ -1,10 +1,11 @@
 """The web editor: a JSON API over one trained run and the one page that uses it (``cfedit serve``).
 
-:func:`create_app` builds a FastAPI application from an :class:`~cfedit.editors.base.Editor` (with its
-world, when the run belongs to one). Everything it holds is built once and only read by requests: the
-editor (inference only, no per-request state), the bounds of queries (:class:`QueryBounds`, memoised under
-a lock), the example images, the page's three files (read from the package into memory, so no request
-names a file). Each edit is :func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
+:func:`create_app` builds a FastAPI application from a :class:`~cfedit.runs.Run` (the editor, with its
+world when the run belongs to one). Everything it holds is built once and only read by requests: the
+editor (inference only, no per-request state), the bounds of queries (the run's
+:class:`~cfedit.runs.QueryBounds`, memoised under a lock), the example images, the page's three files (read
+from the package into memory, so no request names a file). Each edit is
+:func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
 
 Bad input never yields a 5xx: a refusal is ``{"detail": "one line"}`` with 400 (bad values, unknown
 factors, unreadable query), 404 (unknown example), 413 (a body or image over the limits), 415 (not a PNG
@@ -30,7 +31,8 @@ from pydantic import BaseModel, Field
 from cfedit.core.config import check_ranges
 from cfedit.editors.base import Editor
 from cfedit.errors import CfeditError
-from cfedit.evaluation.certificate import QueryBounds, certify, label_reader
+from cfedit.evaluation.certificate import certify, label_reader
+from cfedit.runs import Run
 from cfedit.server.images import MAX_UPLOAD_BYTES, ImageRefused, decode, from_base64, png_base64, read_file
 from cfedit.worlds import World
 
@@ -218,24 +220,23 @@ def _static(name: str) -> str:
     return resources.files("cfedit.server").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def create_app(editor: Editor, world: World | None = None, examples: Path | None = None,
-               config: ServeConfig = ServeConfig()) -> FastAPI:
-    """The application for one editor (``world``: the world the run belongs to, for exact bounds, truths,
+def create_app(run: Run, examples: Path | None = None, config: ServeConfig = ServeConfig()) -> FastAPI:
+    """The application for one run (its world, when it belongs to one, gives exact bounds, truths,
     documented queries and examples; ``examples``: a folder of example images instead)."""
+    editor, world, bounds = run.editor, run.world, run.bounds
     dom = editor.domains
-    bounds = QueryBounds.for_editor(editor, world)
     source, ex_images = _examples(editor, world, examples, config)
     read = label_reader(editor)
     names = lambda codes: {f: dom.decode(f, int(c)) for f, c in codes.items()}  # noqa: E731
     ex_read = read(ex_images) if len(ex_images) else {}
     example_list = Examples(source=source, examples=[
         Example(id=i, png=png_base64(x), reading=names({f: a[i] for f, a in ex_read.items()})) for i, x in enumerate(ex_images)])
-    graph = getattr(editor, "graph", None) or bounds.graph
+    graph = bounds.graph
     info = ModelInfo(
         editor=editor.name, graph=Graph(nodes=list(graph.nodes), directed=[list(e) for e in graph.directed],
                                         bidirected=[list(e) for e in graph.bidirected]),
         factors=dom.as_dict(), image_shape=list(editor.image_shape),
-        training={**getattr(editor, "fit_report", {}), **({"config": editor.config.to_dict()} if hasattr(editor, "config") else {})},
+        training=editor.training_record.to_json(),
         world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
         limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS})
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}

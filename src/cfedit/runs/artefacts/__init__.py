@@ -1,0 +1,1 @@
+"""Package data: the shipped editors (one folder each) and ``manifest.json``, their provenance and digests."""
