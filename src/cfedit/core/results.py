@@ -18,6 +18,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar, Union
 
+import numpy as np
+
 from cfedit.errors import CfeditError
 
 R = TypeVar("R", bound="Result")
@@ -36,7 +38,7 @@ def _to_json(value: Any) -> Any:
         return value.to_json()
     if value is None or isinstance(value, (bool, str)):
         return value
-    if type(value).__name__ == "bool_":  # numpy's boolean
+    if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, numbers.Integral):
         return int(value)
