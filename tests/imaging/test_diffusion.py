@@ -116,7 +116,8 @@ def test_the_ema_is_an_averaged_model_with_a_warmed_up_decay():
     distance to the live weight (diffusers' EMAModel warm-up); the EMA's copies are frozen, the live weights not."""
     m = _mech(steps=2, ema_decay=0.5)
     assert isinstance(m.ema, torch.optim.swa_utils.AveragedModel)
-    assert not any(p.requires_grad for p in m.ema.parameters()) and all(p.requires_grad for p in (*m.net.parameters(), *m.embed.parameters()))
+    assert not any(p.requires_grad for p in m.ema.parameters())
+    assert all(p.requires_grad for p in (*m.net.parameters(), *m.embed.parameters()))
     m.after_step()
     w = m.embed.weight
     expected = w.detach().clone()
