@@ -1,4 +1,4 @@
-"""Coverage of the bounds' bootstrap ranges, from labels only (issue 12): no images, no training.
+"""Coverage of the bounds' bootstrap ranges, from labels only: no images, no training.
 
 For each world, the automatic queries are chosen once from its exact P(V) (``--top`` configurations per
 action). Each repetition draws a label table of n rows from the exact P(V), computes the queries' point

@@ -1,7 +1,7 @@
 """Neural causal model (NCM) over the factors V, respecting a causal diagram G.
 
 Each factor V_i has one small network f_i whose inputs are its parents Pa(V_i) (one-hot) and the shared
-exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique, DESIGN.md sec. 1);
+exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique);
 the network outputs the logits of a categorical law, and V_i's own exogenous input U_i ~ Uniform[0, 1)
 picks the value by inverse CDF:
 
@@ -17,7 +17,7 @@ Two kinds of shared inputs (``NCMConfig.method``):
 
 Why "exact" is the default: it fits faster and closer to the data's P(V) than "mc" on the worlds, and its
 posterior is exact where "mc"'s is approximate (``python benchmarks/eval_ancm.py --ncm-methods`` prints
-both fits' time and total variation; the README quotes them).
+both fits' time and total variation; docs: results/benchmarks.md).
 
 Notation: ``z`` -> shared U of a bidirected clique, ``u`` -> U_{V_i} (own noise), ``do`` -> x'.
 """
@@ -50,6 +50,8 @@ _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (bre
 
 @dataclass(frozen=True, kw_only=True)
 class NCMConfig:
+    """Settings of the NCM over V and of its fit (``ANCMConfig.ncm``; the ``[ncm]`` table of a settings file)."""
+
     method: str = "exact"  # "exact" (discrete shared inputs, enumerated) or "mc" (gaussian, Monte Carlo)
     latent_size: int = 32  # values of each shared input (exact) ...
     mc_dim: int = 4  # ... or its dimension (mc)

@@ -233,7 +233,7 @@ def test_empirical_table_from_csv_names_and_python_codes(tmp_path: Path):
 
 
 def test_text_is_never_read_as_a_code(tmp_path: Path):
-    """Issue 14, class 3: a CSV cell, like any text, is a value name; a code written as text is refused."""
+    """A CSV cell, like any text, is a value name; a code written as text is refused."""
     dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": BIN})
     f = tmp_path / "labels.csv"
     f.write_text("D,C,B\n7,red,0\n7,1,0\n")
@@ -246,7 +246,7 @@ def test_text_is_never_read_as_a_code(tmp_path: Path):
 
 
 def test_tables_beyond_the_size_limit_are_refused_before_allocation():
-    """Issue 14, class 4: 40 binary factors would be an 8 TiB table; refused with its size."""
+    """40 binary factors would be an 8 TiB table; refused with its size."""
     dom = Domains({f"X{i}": BIN for i in range(40)})
     with pytest.raises(DataError, match=r"1\.1e\+12 cells .*limit of 1e\+07"):
         empirical_table({f"X{i}": np.zeros(3, np.int64) for i in range(40)}, dom)

@@ -332,7 +332,7 @@ def test_one_product_of_events_is_solved_exactly_and_equals_the_rlt_bound(monkey
     C = 1, B = 0) pins the colour of every digit (a bar value each colour takes), so it reads
     q_C(one colour vector) q_DB(one bar event): one product, whose range is the product of the two
     ranges. The RLT relaxation is exact for one product of non-negative events, so it gives the same
-    bounds, and the witnesses attain them (the issue's 284 s frontdoor query, with 10 digits)."""
+    bounds, and the witnesses attain them (the frontdoor query that once took 284 s, with 10 digits)."""
     from cfedit.bounds import programmes
 
     g = CausalGraph.parse("D -> C; C -> B; D <-> B")

@@ -102,7 +102,7 @@ def test_edit_refuses_bad_requests(cli, trained, tmp_path):
 
 def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     monkeypatch.setattr("cfedit.data.WORLD_TRAIN_UNITS", 2000)  # the demo reads it when called
-    code, out, err = cli("demo", "-o", str(tmp_path / "demo"), "--steps", "3", "-n", "100", "--samples", "1")
+    code, out, err = cli("demo", "--train", "-o", str(tmp_path / "demo"), "--steps", "3", "-n", "100", "--samples", "1")
     assert code == 0, err
     assert "ctf-consistency on 100 held-out units" in out and "preservation" in out
     assert (tmp_path / "demo" / "edits.png").is_file() and (tmp_path / "demo" / "editor" / "weights.safetensors").is_file()

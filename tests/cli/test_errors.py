@@ -1,5 +1,5 @@
 """The command line's promise: every failure is one line starting with `error:` (status 2 for bad input or
-usage, 130 when interrupted, 1 for a bug), never a traceback (issue 14, classes 1, 2 and 5)."""
+usage, 130 when interrupted, 1 for a bug), never a traceback (docs: reference/limits.md)."""
 
 import subprocess
 import sys

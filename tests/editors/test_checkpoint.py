@@ -1,5 +1,5 @@
 """Checkpoints and training state that cannot lie: integrity on load, resumption only on the same data,
-no old editor left beside a new training, deterministic bytes, clear refusals (issue 14, classes 7-8)."""
+no old editor left beside a new training, deterministic bytes, clear refusals."""
 
 import json
 import shutil

@@ -1,4 +1,4 @@
-"""One conformance test for every registered image backend (STYLE.md sec. 12): shapes and range, the null
+"""One conformance test for every registered image backend : shapes and range, the null
 edit reproduces the image within the backend's tolerance, gradients reach every parameter, a safetensors
 round trip, determinism under a generator. A new backend adds one line to ``SETTINGS``."""
 

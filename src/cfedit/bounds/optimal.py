@@ -60,9 +60,11 @@ class Bounds:
 
     @property
     def width(self) -> float:
+        """upper - lower (0 when identified)."""
         return self.upper - self.lower
 
     def contains(self, x: float, tol: float = 1e-9) -> bool:
+        """Whether ``x`` lies in [lower - tol, upper + tol]."""
         return self.lower - tol <= x <= self.upper + tol
 
 
@@ -80,9 +82,26 @@ def optimal_bounds(
     ``log`` receives short progress lines when the work is large (from :data:`REPORT_ABOVE` branches,
     coordinates of a component's law, or rows or columns of the programme): first the size (branches and
     response types per C-component, then the programme's columns, rows and solves), then one line per
-    solving step with its time. It is never called for a small query. Raises :class:`QueryError` for unknown factors or values and
-    for evidence of probability zero, :class:`DataError` for a table of the wrong shape or one that no
-    model over G reproduces.
+    solving step with its time. It is never called for a small query. How the interval is computed: the
+    docs page "Optimal bounds" (``docs/concepts/bounds.md``).
+
+    Args:
+        query: a :class:`~cfedit.core.query.Query`, its text (``"P(B[C=green]=1 | D=7, C=red, B=0)"``), or a
+            :class:`Contrast`.
+        graph: the causal diagram G (directed and bidirected edges).
+        domains: the factors' values; ``p_v``'s axes follow ``domains.names``.
+        p_v: the observational table P(V), non-negative, summing to 1 (e.g. :func:`empirical_table`).
+        tol: below this width the query counts as identified.
+        log: a callable that receives progress lines for a large programme (``print``; the CLI uses the
+            ``cfedit`` logger).
+
+    Returns:
+        The :class:`Bounds`: ``lower``, ``upper``, ``identified``, ``certified``, ``value``, ``method``, ``attained``.
+
+    Raises:
+        QueryError: unknown factors or values, or evidence of probability zero.
+        DataError: a table of the wrong shape, one that no model over G reproduces, or a programme too large
+            (the message gives its size).
     """
     return _solve(query, graph, domains, p_v, tol, log)[0]
 
@@ -96,7 +115,22 @@ def extremal_models(
     They witness non-identification: same P(V), different counterfactuals. Each C-component becomes one
     exogenous variable over its response types (plus one per factor for the dropped slots); when a
     component is not a bidirected clique the SCMs' graph completes it to one (the canonical class).
-    ``log``: progress lines, as for :func:`optimal_bounds`.
+
+    Args:
+        query: as for :func:`optimal_bounds`.
+        graph: the causal diagram G.
+        domains: the factors' values.
+        p_v: the observational table P(V).
+        tol: as for :func:`optimal_bounds`.
+        log: progress lines, as for :func:`optimal_bounds`.
+
+    Returns:
+        ``(lower_model, upper_model)``: two :class:`~cfedit.scm.SCM` whose ``probability(query)`` are the
+        attained minimum and maximum, and whose ``observational()`` equals ``p_v``.
+
+    Raises:
+        QueryError: as for :func:`optimal_bounds`.
+        DataError: as for :func:`optimal_bounds`.
     """
     _, sol = _solve(query, graph, domains, p_v, tol, log)
     return sol.scm(sol.q_lower), sol.scm(sol.q_upper)
@@ -105,7 +139,20 @@ def extremal_models(
 def empirical_table(
     data: Mapping[str, Sequence[object] | np.ndarray] | Iterable[Mapping[str, object]], domains: Domains
 ) -> np.ndarray:
-    """The empirical P(V) of labelled units (:func:`count_table` / n), axes in ``domains.names`` order."""
+    """The empirical P(V) of labelled units (:func:`count_table` / n), axes in ``domains.names`` order.
+
+    Args:
+        data: a mapping factor -> values, or an iterable of rows (mappings factor -> value); text is a value
+            name, an integer a code.
+        domains: the factors' values.
+
+    Returns:
+        An array of shape ``domains.shape`` summing to 1.
+
+    Raises:
+        DataError: unknown or missing factors or values, no rows, or a table of more than
+            :data:`MAX_TABLE_CELLS` cells.
+    """
     counts = count_table(data, domains)
     return counts / counts.sum()
 
@@ -159,9 +206,18 @@ def check_table_size(domains: Domains, limit: int = MAX_TABLE_CELLS) -> None:
 def read_labels_csv(path: str | Path, domains: Domains) -> dict[str, np.ndarray]:
     """Read a labels CSV (a header with the factor names; each cell a value *name*, never a code).
 
-    Other columns (e.g. a file name) are ignored. Returns integer codes per factor, ready for
-    :func:`empirical_table`. Missing, binary or empty files, missing columns and unknown values raise
-    :class:`DataError` (with the line number for a value).
+    Other columns (e.g. a file name) are ignored.
+
+    Args:
+        path: the CSV file.
+        domains: the factors (columns that must be present) and their values.
+
+    Returns:
+        Integer codes per factor, one per row, ready for :func:`empirical_table`.
+
+    Raises:
+        DataError: a missing, binary or empty file, a missing column, an empty cell or an unknown value
+            (with its line number).
     """
     header, rows = read_csv_rows(path, "labels file")
     where = clip(path)

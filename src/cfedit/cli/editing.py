@@ -18,7 +18,7 @@ from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (docs: guides/training.md); flags win")]
 MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
@@ -38,7 +38,7 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (docs: guides/your-data.md)")] = None,
     factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
     n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "
@@ -194,10 +194,13 @@ def demo(
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
-    resume: Annotated[bool, typer.Option(help="continue an interrupted demo's training in the output folder")] = True,
+    resume: Annotated[bool, typer.Option(help="with --train: continue an interrupted demo's training in the output folder")] = True,
+    train: Annotated[bool, typer.Option("--train", help="train an editor from scratch (minutes) instead of using the shipped "
+                                        "pretrained:WORLD")] = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
+    """Edit held-out images of a world (Backdoor by default) with its shipped editor (or, with --train, one trained
+    now), print the ctf-consistency table, save a figure."""
     use_threads(threads)
     from cfedit.core.files import check_folder_path
     from cfedit.data import WORLD_TRAIN_UNITS
@@ -208,14 +211,23 @@ def demo(
 
     t0 = time.time()
     w = get_world(world)
-    cfg = config_from(config, mechanism, steps, seed, w)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
-    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
-                  f"training units ({cfg.steps} image steps)")
-    data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
-    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
-    del data
+    if train:
+        cfg = config_from(config, mechanism, steps, seed, w)
+        console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
+                      f"training units ({cfg.steps} image steps)")
+        data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
+        model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
+        del data
+    else:
+        if steps is not None or mechanism is not None or config is not None:
+            raise DataError("--steps, --mechanism and --config set up a training: add --train (the default demo uses the shipped editor)")
+        from cfedit.runs import PRETRAINED_PREFIX, Run
+
+        model = Run.load(PRETRAINED_PREFIX + world, world).editor
+        console.print(f"[bold]{w.description}[/bold]\nthe shipped editor {PRETRAINED_PREFIX}{world} "
+                      f"({model.config.image.kind}, trained once with {model.config.steps} image steps; --train trains one now)")
     t_train = time.time() - t0
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
     res = evaluate(w, {"ancm": model}, eval_cfg)
@@ -244,4 +256,4 @@ def demo(
     path = save_grid(output / "edits.png", grid, [c[:14] for c in caps], ncol=1 + k1 + k2)
     console.print(f"wrote {report}/report.md (the tables and an interval plot)")
     console.print(f"wrote {path}: each row a factual image, {k1} samples under do({name1}), {k2} under do({name2})")
-    console.print(f"demo finished in {time.time() - t0:.0f}s (training {t_train:.0f}s)")
+    console.print(f"demo finished in {time.time() - t0:.0f}s ({'training' if train else 'loading'} {t_train:.0f}s)")

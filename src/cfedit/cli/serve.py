@@ -20,20 +20,27 @@ def serve(
                                                  "matching its graph and factors, if any]")] = None,
     examples: Annotated[Optional[Path], typer.Option("--examples", help="folder of PNG/JPEG example images "
                                                      "[default: the world's held-out images]")] = None,
+    allowed_host: Annotated[Optional[list[str]], typer.Option("--allowed-host", help="a host name the browser may reach the "
+                                                              "server by, besides localhost, --host and IP addresses "
+                                                              "(repeatable; '*': any)")] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Serve the web editor: pick or upload an image, intervene, see the edits and their certificate."""
     use_threads(threads)
-    import uvicorn
-
     from cfedit.errors import CfeditError
     from cfedit.runs import Run
-    from cfedit.server.app import create_app
+    from cfedit.server.app import ServeConfig, create_app
+    from cfedit.server.limits import server_names
+    from cfedit.server.listen import bind, serve
 
     if examples is not None and not examples.is_dir():
         raise CfeditError(f"--examples {examples} is not a folder")
-    loaded = Run.load(run, world)
-    w = loaded.world
-    application = create_app(loaded, examples)
-    console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    sock = bind(host, port)  # before anything is announced: a port in use is one error line
+    with sock:
+        loaded = Run.load(run, world)
+        w = loaded.world
+        application = create_app(loaded, examples, ServeConfig(allowed_hosts=server_names(host, allowed_host or ())))
+        url_host = f"[{host}]" if ":" in host else host
+        console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{url_host}:{sock.getsockname()[1]}/  "
+                      "(API docs: /docs; Ctrl-C stops)", soft_wrap=True)  # one line: the address stays whole
+        serve(application, sock)

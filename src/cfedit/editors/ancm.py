@@ -38,6 +38,9 @@ VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1
 
 @dataclass(frozen=True, kw_only=True)
 class ANCMConfig:
+    """Every setting of an ANCM: the NCM, the image mechanism, the labeller and the image stage's training
+    (a settings file's top level; saved in ``config.json``)."""
+
     ncm: NCMConfig = field(default_factory=NCMConfig)  # the NCM over V and its fit
     image: ImageConfig = field(default_factory=VAEConfig)  # the image mechanism: any backend, named by its kind
     labeller: LabellerConfig = field(default_factory=LabellerConfig)  # the labeller h
@@ -65,6 +68,7 @@ class ANCMConfig:
                             "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1), "ctf_keep": (float, 0, 1e6)})
 
     def to_dict(self) -> dict:
+        """The dict form, as ``config.json`` and a settings file hold it."""
         return asdict(self)
 
     @classmethod
@@ -144,12 +148,15 @@ class ANCM(CausalEditor):
         self.fit_report: dict = {}
 
     def modules(self) -> dict[str, nn.Module]:
+        """The trained parts by name: the NCM, the image mechanism and the labeller."""
         return {"ncm": self.ncm, "image": self.image, "labeller": self.labeller}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every weight, prefixed by its part's name (what ``weights.safetensors`` holds)."""
         return {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in self.modules().items() for n, t in m.state_dict().items()}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load weights written by :meth:`state_dict`."""
         for k, m in self.modules().items():
             part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
             m.load_state_dict(part)
@@ -203,8 +210,22 @@ class ANCM(CausalEditor):
 
         Under ``torchrun`` (WORLD_SIZE > 1) the image stage uses DistributedDataParallel, each process
         taking its share of every batch; only rank 0 writes and logs. With ``out_dir``, a resumable state is
-        written every ``checkpoint_every`` steps and the final editor is saved there. ``log`` receives
-        progress lines (default: the ``cfedit`` logger; None: silent).
+        written every ``checkpoint_every`` steps and the final editor is saved there.
+
+        Args:
+            graph: the causal diagram over the dataset's factors.
+            dataset: labelled images (:class:`~cfedit.data.LabelledImages`: from a world, a folder or CelebA).
+            config: every setting (:class:`ANCMConfig`).
+            out_dir: where to save the editor and its resumable training state (None: nothing written).
+            resume: continue from ``out_dir``'s training state when there is one.
+            log: receives progress lines (default: the ``cfedit`` logger; None: silent).
+
+        Returns:
+            The fitted editor.
+
+        Raises:
+            CfeditError: settings or data that do not fit (e.g. an image size the mechanism cannot take), or a
+                training state written for another config, graph or data.
         """
         import torch.distributed as dist
 
@@ -271,16 +292,39 @@ class ANCM(CausalEditor):
         return v_cf, self.image.generate_distinct(v_cf, u_i)
 
     # ------------------------------------------------------------------ save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each).
+
+        Args:
+            folder: the checkpoint folder (created if missing).
+            dtype: store the floating-point weights at this precision (e.g. ``torch.float16``; loading casts them
+                back to the model's); None keeps the model's.
+
+        Returns:
+            The folder.
+        """
         cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
                "config": self.config.to_dict(), "fit": self.fit_report}
-        return checkpoint.write_editor(Path(folder), self.state_dict(), FORMAT, VERSION, cfg, self.graph.to_cg())
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: t.to(dtype) if t.is_floating_point() else t for k, t in state.items()}
+        return checkpoint.write_editor(Path(folder), state, FORMAT, VERSION, cfg, self.graph.to_cg())
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None) -> ANCM:
-        """Load an editor saved by :meth:`save` (any checkpoint version up to this one); anything corrupt,
-        altered or foreign raises :class:`CheckpointError` (see :mod:`cfedit.editors.checkpoint`)."""
+        """Load an editor saved by :meth:`save` (any checkpoint version up to this one).
+
+        Args:
+            folder: the editor's folder (``weights.safetensors``, ``config.json``, ``graph.cg``).
+            device: where to put it (default: CUDA when present, else CPU).
+
+        Returns:
+            The editor, ready to :meth:`~cfedit.editors.base.Editor.edit`.
+
+        Raises:
+            CheckpointError: a folder that is corrupt, truncated, altered, foreign, of an unknown version or an
+                unfinished training (see :mod:`cfedit.editors.checkpoint`).
+        """
         folder = Path(folder)
         cfg, graph_text, state = checkpoint.read_editor(folder, FORMAT, (1, VERSION))
         try:

@@ -94,6 +94,7 @@ class NonCausal(_SharedImageEditor):
     keeps_non_descendants = True  # and its descendants too
 
     def factors(self, v, uniforms, do):
+        """v': x' set, every other factor kept."""
         return {k: torch.full_like(t, do[k]) if k in do else t.clone() for k, t in v.items()}
 
 
@@ -103,6 +104,7 @@ class Independent(NonCausal):
     name = "independent"
 
     def abduct(self, images, v, n_samples, generator):
+        """u_I drawn from the prior instead of abducted."""
         (rep, uni), u_i = super().abduct(images, v, n_samples, generator)
         return (rep, uni), self.ancm.image.prior(len(u_i), generator)
 
@@ -117,6 +119,7 @@ class Associational(_SharedImageEditor):
         self.table = ancm.ncm.table()
 
     def factors(self, v, uniforms, do):
+        """v': x' set, the other factors drawn from P(V | x')."""
         names = self.domains.names
         t = self.table.copy()
         for k, x in do.items():

@@ -1,4 +1,4 @@
-"""The evaluation protocol over several editors, and the paper's comparison (DESIGN.md sec. 5).
+"""The evaluation protocol over several editors, and the paper's comparison (docs: guides/evaluation.md).
 
 :func:`evaluate` draws held-out units from a world, edits them with every method under each intervention
 that the world's documented queries use, reads the edits with the world's oracle (never a method's own

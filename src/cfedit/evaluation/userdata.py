@@ -1,4 +1,4 @@
-"""Evaluation on a user's own labelled images, without a ground-truth world (DESIGN.md sec. 4).
+"""Evaluation on a user's own labelled images, without a ground-truth world (docs: guides/your-data.md).
 
 The guarantee of the ANCM is checkable without the truth: the optimal bounds of a feature-level query
 come from the diagram G and P(V), which the labels give, and the features of the edits can be read off

@@ -1,4 +1,4 @@
-"""What a ground-truth world is: an exact ASCM that describes itself (DESIGN.md sec. 4).
+"""What a ground-truth world is: an exact ASCM that describes itself (docs: worlds/index.md).
 
 A world module builds :class:`World` objects and lists them in its ``WORLDS`` mapping (name -> builder);
 the registry in :mod:`cfedit.worlds` lists the modules. Generic code (CLI, evaluation, reports, realism,

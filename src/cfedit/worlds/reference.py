@@ -8,7 +8,8 @@ that the worlds stay importable without it).
   layer is the feature space of the realism metric (a Frechet distance like FID, but *not* Inception features).
 
 Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
-``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. A corrupt cache entry is retrained, never trusted.
+``$CFEDIT_CACHE`` or ``~/.cache/cfedit``; the package ships the ones its worlds use (:mod:`cfedit.artefacts`),
+which are found by the same key before the cache. A corrupt cache entry is retrained, never trusted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfedit.artefacts import shipped_reference
 from cfedit.core.files import atomic_write
 from cfedit.errors import CfeditError
 
@@ -31,6 +33,8 @@ _log = logging.getLogger("cfedit")
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
+    """Settings of a reference classifier (the oracles' and readers' CNN) and its training."""
+
     epochs: int = 12  # passes over the training data
     batch_size: int = 64  # images per step
     lr: float = 2e-3  # peak Adam learning rate (one-cycle schedule)
@@ -110,8 +114,13 @@ class ReferenceNet:
         h = hashlib.sha256(x.tobytes())
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
         h.update(json.dumps([asdict(config), n_classes]).encode())
-        path = cache_dir() / f"{name}-{h.hexdigest()[:16]}.safetensors"
+        stem = f"{name}-{h.hexdigest()[:16]}"
         net = _net(shape, n_classes)
+        shipped = shipped_reference(stem)  # the package's own copy: the same network on every machine
+        if shipped is not None:
+            net.load_state_dict(load_file(shipped))
+            return cls(net, shape)
+        path = cache_dir() / f"{stem}.safetensors"
         if path.is_file():
             try:
                 net.load_state_dict(load_file(path))
@@ -151,6 +160,7 @@ class ReferenceNet:
         return np.concatenate(outs) if outs else np.zeros((0, 128), np.float32)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most probable class of each image."""
         return self._forward(images).argmax(axis=1).astype(np.int64)
 
     def features(self, images: np.ndarray) -> np.ndarray:
