@@ -42,7 +42,7 @@ def ctf_rows(results: EvaluationResults) -> tuple[list[str], list[list[str]]]:
 
 
 def metric_rows(results: EvaluationResults) -> tuple[list[str], list[list[str]]]:
-    """A row per editor, a column per metric measured (in the order of :meth:`EditorScores.cells`)."""
+    """A row per editor, a column per metric measured (in the order of :meth:`~cfedit.evaluation.results.EditorScores.cells`)."""
     cells = {m: s.cells() for m, s in results.editors.items()}
     names = list(dict.fromkeys(k for c in cells.values() for k in c))
     return ["method", *names], [[m, *(c.get(k, "-") for k in names)] for m, c in cells.items()]

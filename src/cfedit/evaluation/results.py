@@ -252,7 +252,7 @@ class VerdictCounts(Result):
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluationResults(Result):
-    """Everything one evaluation measured: ``results.json`` is :meth:`to_json` of this."""
+    """Everything one evaluation measured: ``results.json`` is its :meth:`~cfedit.core.results.Result.to_json`."""
 
     version: int = RESULTS_VERSION
     world: str  # the world's name, or "user data <folder>"
