@@ -205,7 +205,7 @@ class NCM(nn.Module):
         labels may then be the cells of a table, weighted by their probability. ``log`` gets four
         progress lines.
         """
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
@@ -233,7 +233,7 @@ class NCM(nn.Module):
         Exact without enumerating V: outside the observed rows the data has mass 0, so those cells add
         (1 - model mass on the observed rows) / 2.
         """
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         p_data = counts / counts.sum()
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         g = torch.Generator().manual_seed(self.config.seed + 1)
@@ -329,7 +329,7 @@ class NCM(nn.Module):
         return {k: t.reshape(-1, n_samples).cpu().numpy() for k, t in out.items()}
 
 
-def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct label rows and their total weight (their counts when ``weights`` is None); rows of weight 0 dropped."""
     cols = [np.asarray(v[k].cpu() if isinstance(v[k], torch.Tensor) else v[k], dtype=np.int64).reshape(-1) for k in domains.names]
     if not len(cols[0]):

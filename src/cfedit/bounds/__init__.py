@@ -5,7 +5,9 @@ Q = P(W_{x'} = w | V = v) (any :class:`~cfedit.core.query.Query`, or a :class:`C
 :func:`optimal_bounds` returns the interval [min_M Q(M), max_M Q(M)] over the models M compatible with G
 that reproduce P(V): the yardstick of counterfactual consistency. It works on canonical (response-function)
 models, one joint law per C-component, reduces them exactly to the slots the query reads, and solves one
-linear-fractional programme (or a certified relaxation where several components multiply).
+linear-fractional programme (or a certified relaxation where several components multiply). For many queries on
+many tables (the bootstrap resamples of a table of labels), :func:`bounds_on_tables` gives the same bounds and
+shares the work; :func:`pooled_table` is the table of pooled conditionals that the constraints read.
 
 The docs page "Optimal bounds" (``docs/concepts/bounds.md``) explains the construction, the reductions, the
 programmes and when the result is certified; it also maps the submodules.
@@ -23,6 +25,17 @@ Examples:
     (0.4, 0.6, False, True)
 """
 
-from cfedit.bounds.optimal import Bounds, Contrast, count_table, empirical_table, extremal_models, optimal_bounds, read_labels_csv
+from cfedit.bounds.optimal import (
+    Bounds,
+    Contrast,
+    bounds_on_tables,
+    count_table,
+    empirical_table,
+    extremal_models,
+    optimal_bounds,
+    pooled_table,
+    read_labels_csv,
+)
 
-__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
+           "pooled_table", "read_labels_csv"]

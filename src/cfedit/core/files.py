@@ -30,7 +30,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -109,7 +109,7 @@ def _umask() -> int:
     return mask
 
 
-_UMASK = _umask()
+UMASK = _umask()  # the process's umask, read once: files and folders shared with other users get mode & ~UMASK
 
 
 MAX_PIXELS = 4096 * 4096  # largest image (height x width) that cfedit decodes: 200 MB as float32 RGB

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import count_table, optimal_bounds
+from cfedit.bounds import bounds_on_tables, count_table, optimal_bounds, pooled_table
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -152,31 +152,13 @@ def read_queries(texts: Sequence[str], path: str | Path | None, domains: Domains
     return [edit_form(t, domains)[0] for t in lines]
 
 
-def pooled_table(ctx: Context) -> np.ndarray:
-    """prod_i P(v_i | K_i), K_i the key of V_i in its C-component (:mod:`cfedit.bounds`): the table of the
-    pooled conditionals the bounds' constraints read. It equals P(V) when a model over G produces P(V)."""
-    names = ctx.domains.names
-    comp = {m: c for c in ctx.graph.c_components() for m in c}
-    out = np.ones(ctx.domains.shape)
-    for v in ctx.graph.topological_order():
-        prefix = sorted((m for m in comp[v] if ctx.rank[m] <= ctx.rank[v]), key=ctx.rank.__getitem__)
-        keys = ctx.key_vars(prefix)
-        joint = ctx.marginal((*keys, v))
-        den = joint.sum(axis=-1, keepdims=True)
-        cond = np.divide(joint, den, out=np.zeros_like(joint), where=den > 0)
-        axes = (*keys, v)
-        cond = np.transpose(cond, np.argsort([ctx.axis[a] for a in axes]))
-        out = out * cond.reshape([ctx.domains.size(n) if n in axes else 1 for n in names])
-    return out
-
-
 def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int, resamples: int = 200,
                      seed: int = 0) -> dict:
     """How far the labels' table is from the pooled table that G's equality constraints give (total
     variation), and a parametric-bootstrap p-value: the share of tables of n rows drawn from the pooled
     table at least as far from their own pooled table. ``flagged`` when p < :data:`FLAG_BELOW`."""
     ctx = Context(graph, domains, p_v)
-    pooled = pooled_table(ctx)
+    pooled = pooled_table(graph, domains, ctx.p)
     tv = float(0.5 * np.abs(ctx.p - pooled).sum())
     if tv < 1e-12:
         return {"tv": tv, "p_value": 1.0, "resamples": 0, "flagged": False}
@@ -186,7 +168,7 @@ def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: i
     for _ in range(resamples):
         t = (rng.multinomial(n, flat) / n).reshape(domains.shape)
         c = Context(graph, domains, t)
-        tvs.append(0.5 * np.abs(c.p - pooled_table(c)).sum())
+        tvs.append(0.5 * np.abs(c.p - pooled_table(graph, domains, c.p)).sum())
     p = (1 + sum(x >= tv - 1e-12 for x in tvs)) / (resamples + 1)
     return {"tv": tv, "p_value": float(p), "resamples": resamples, "flagged": bool(p < FLAG_BELOW)}
 
@@ -216,18 +198,15 @@ def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Doma
     rng = np.random.default_rng(seed)
     flat = np.asarray(p_v, dtype=float).reshape(-1)
     t0 = time.perf_counter()
-    for r in range(resamples):
-        t = (rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape)
-        for j, (q, row) in enumerate(zip(queries, rows)):
-            if constant[j]:
-                continue
-            try:
-                b = optimal_bounds(q, graph, domains, t)
-            except (QueryError, DataError):
-                row["skipped"] += 1
+    tables = ((rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape) for _ in range(resamples))
+    active = [j for j in range(len(queries)) if not constant[j]]
+    for r, bs in enumerate(bounds_on_tables([queries[j] for j in active], graph, domains, tables)):
+        for j, b in zip(active, bs):
+            if b is None:  # the resample lacks the evidence, or no model reproduces it
+                rows[j]["skipped"] += 1
                 lo[r, j] = hi[r, j] = np.nan
-                continue
-            lo[r, j], hi[r, j] = b.lower, b.upper
+            else:
+                lo[r, j], hi[r, j] = b.lower, b.upper
         if log is not None and (r + 1) % 25 == 0:
             log(f"bounds: bootstrap resample {r + 1}/{resamples} ({time.perf_counter() - t0:.0f}s)")
     for row in rows:

@@ -65,7 +65,7 @@ def cache_dir() -> Path:
     return d
 
 
-def _net(shape: tuple[int, int, int], n_classes: int):
+def classifier_net(shape: tuple[int, int, int], n_classes: int):
     import torch.nn as nn
 
     c, h, w = shape
@@ -115,7 +115,7 @@ class ReferenceNet:
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
         h.update(json.dumps([asdict(config), n_classes]).encode())
         stem = f"{name}-{h.hexdigest()[:16]}"
-        net = _net(shape, n_classes)
+        net = classifier_net(shape, n_classes)
         shipped = shipped_reference(stem)  # the package's own copy: the same network on every machine
         if shipped is not None:
             net.load_state_dict(load_file(shipped))
@@ -141,7 +141,7 @@ class ReferenceNet:
     def from_state(cls, state: dict, shape: tuple[int, int, int], n_classes: int) -> ReferenceNet:
         """The network of :meth:`state` for images of ``shape`` and ``n_classes`` classes; tensors that do not
         fit that network raise ``RuntimeError`` (torch's strict load)."""
-        net = _net(tuple(shape), n_classes)
+        net = classifier_net(tuple(shape), n_classes)
         net.load_state_dict(state)
         return cls(net, shape)
 
