@@ -12,6 +12,7 @@ from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
 from cfedit.errors import CfeditError, DataError, QueryError
+from cfedit.worlds import world_names
 
 BIN = ("0", "1")
 
@@ -188,7 +189,7 @@ _IDENTIFIED = {k: v is not None and v[0] == v[1] for k, v in _EXPECTED.items()}
 _IDENTIFIED[("frontdoor", "P(B[D=2]=1 | D=7, C=red)")] = False
 
 
-@pytest.mark.parametrize("name", ["backdoor", "frontdoor"])
+@pytest.mark.parametrize("name", world_names())
 def test_world_queries_truth_inside_and_classification(name):
     from cfedit.worlds import get_world
 
@@ -358,7 +359,7 @@ def test_pooled_table_is_p_v_for_tables_the_diagram_produces():
     read from data with a direct X -> Z) the chain's P(x) P(y | x) P(z | y), away from P(V)."""
     from cfedit.worlds import get_world
 
-    for name in ("backdoor", "frontdoor"):
+    for name in world_names():
         w = get_world(name)
         p = w.scm.observational()
         np.testing.assert_allclose(pooled_table(w.graph, w.domains, p), p, atol=1e-12)

@@ -2,12 +2,13 @@
 no old editor left beside a new training, deterministic bytes, clear refusals."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from cfedit.editors import checkpoint
+from cfedit.editors import checkpoint, training
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.errors import CfeditError, CheckpointError
 from cfedit.imaging.vae import VAEConfig
@@ -116,6 +117,49 @@ def test_resuming_on_other_data_is_refused(world, data, tmp_path):
     other = data.subset(np.arange(128))
     with pytest.raises(CheckpointError, match="other data"):
         ANCM.fit(world.graph, other, TINY, out_dir=tmp_path, log=None)
+
+
+def test_the_training_state_carries_the_optimiser_its_schedule_and_resumes_deterministically(world, data, tmp_path):
+    """Interrupted after the checkpoint at step 4: the state holds Adam's moments at step 4 and the LambdaLR schedule
+    at step 4 (its learning rate the cosine-with-warm-up factor of step 4); two resumptions from it write the same
+    bytes; a state without the schedule (an older cfedit's) is refused with what to do."""
+    with pytest.raises(Stop):
+        ANCM.fit(world.graph, data, TINY, out_dir=tmp_path / "a", log=_stop_at(8))
+    state = tmp_path / "a" / checkpoint.STATE_FILE
+    model = ANCM(world.graph, data.domains, data.image_shape, TINY)
+    opt, sched = training.optimiser(model)
+    images, labels = torch.as_tensor(data.images), {k: torch.as_tensor(v) for k, v in data.labels.items()}
+    step, ncm_done = training.load_state(model, opt, sched, state, training.data_digest(images, labels))
+    assert (step, ncm_done) == (4, True) and isinstance(sched, torch.optim.lr_scheduler.LambdaLR) and sched.last_epoch == 4
+    assert opt.param_groups[0]["lr"] == pytest.approx(TINY.lr * training.cosine_with_warmup(TINY.steps)(4))
+    assert all(int(opt.state[p]["step"]) == 4 for p in opt.param_groups[0]["params"])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for name in "ab":
+        ANCM.fit(world.graph, data, TINY, out_dir=tmp_path / name, log=None)
+    for name in checkpoint.FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    tensors, meta = checkpoint.load_tensors(state, "cfedit-ancm-train")
+    assert json.loads(meta["scheduler"])["last_epoch"] == TINY.steps  # the finished training's state
+    del meta["scheduler"], meta["format"]
+    state.write_bytes(checkpoint.safetensors_bytes(tensors, {"format": "cfedit-ancm-train", **meta}))
+    with pytest.raises(CheckpointError, match="older cfedit.*--no-resume"):
+        ANCM.fit(world.graph, data, TINY, out_dir=tmp_path / "a", log=None)
+
+
+def test_the_learning_rate_warms_up_then_decays_as_a_cosine():
+    """cosine_with_warmup(100): warm-up over 2 steps (1/2, 1), then 0.5 (1 + cos(pi (s - 2) / 98)): 1 at step 2,
+    1/2 at step 51, near 0 at the last step; LambdaLR applies it to the base rate step by step."""
+    f = training.cosine_with_warmup(100)
+    assert (f(0), f(1), f(2), f(51)) == pytest.approx((0.5, 1.0, 1.0, 0.5))
+    assert 0 < f(99) < 1e-3
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+    seen = []
+    for _ in range(100):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([0.1 * f(s) for s in range(100)])
 
 
 def test_a_fresh_training_never_leaves_the_old_editor_in_place(world, data, run, tmp_path):

@@ -14,9 +14,11 @@ from cfedit.errors import DataError, QueryError
 from cfedit.evaluation.userdata import (
     automatic_queries,
     check_compatible,
+    evidence_probability,
     is_kept,
     label_bounds,
     read_queries,
+    rows_needed,
 )
 from cfedit.scm import SCM, Exogenous
 from cfedit.worlds import get_world
@@ -75,6 +77,21 @@ def test_automatic_queries_cover_every_action_and_mark_non_descendants_kept():
         if kept:
             assert b.lower == b.upper == 1.0
     assert {is_kept(q, w.graph) for q in qs} == {True, False}
+
+
+def test_rows_needed_gives_the_rarest_evidence_its_minimum_count():
+    """The folder size at which the rarest automatic evidence is expected on MIN_EVIDENCE evaluated images, by hand:
+    10 / (p_min x the evaluated share)."""
+    w = get_world("backdoor")
+    p = w.scm.observational()
+    qs = automatic_queries(w.graph, w.domains, p, top=2)
+    p_min = min(float(p[tuple(a.value for a in q.given)]) for q in qs)  # automatic evidence names every factor
+    assert evidence_probability(qs[0], w.domains, p) == pytest.approx(float(p[tuple(a.value for a in qs[0].given)]))
+    assert rows_needed(qs, w.domains, p, 0.5) == math.ceil(10 / (p_min * 0.5))
+    assert rows_needed(qs, w.domains, p, 1.0, min_evidence=30) == math.ceil(30 / p_min)
+    q = parse_query("P(B[C=green]=1 | D=7)", w.domains)  # evidence on one factor: its marginal
+    assert evidence_probability(q, w.domains, p) == pytest.approx(float(p[7].sum()))
+    assert rows_needed([], w.domains, p, 0.5) == 0
 
 
 def test_bounds_from_labels_and_their_bootstrap_range():

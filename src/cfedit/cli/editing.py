@@ -206,7 +206,7 @@ def demo(
     from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
-    from cfedit.evaluation.report import format_interval, write_report
+    from cfedit.evaluation.report import write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
@@ -232,17 +232,16 @@ def demo(
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
     res = evaluate(w, {"ancm": model}, eval_cfg)
     rows = []
-    for q in res["queries"]:
-        e = q["methods"]["ancm"]
-        b = f"{q['lower']:.3f} (identified)" if q["identified"] else f"[{q['lower']:.3f}, {q['upper']:.3f}]"
-        rows.append((q["query"], b, format_interval(e), f"{q['truth']:.3f}", "yes" if e["inside"] else "NO"))
+    for q in res.queries:
+        v = q.methods["ancm"]
+        b = f"{q.lower:.3f} (identified)" if q.identified else f"[{q.lower:.3f}, {q.upper:.3f}]"
+        rows.append((q.query, b, v.estimate.format(), f"{q.truth:.3f}",
+                     "untested" if not v.tested else "yes" if v.inside else "NO"))
     print_table(f"ctf-consistency on {n} held-out units, {samples} samples each (read by the world's oracle)",
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
-                [(k, format_interval(r["effectiveness"]), format_interval(r["preservation"]))
-                 for k, r in res["interventions"]["ancm"].items()])
-    null = res["metrics"]["ancm"]["null-edit error"]
-    console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
+                [(i.action, i.effectiveness.format(), i.preservation.format()) for i in res.editors["ancm"].interventions])
+    console.print(f"null-edit reconstruction MAE: {res.editors['ancm'].null_edit_error.format(4)}; "
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
     report = write_report(res, output / "report", title=f"cfedit demo: the ANCM editor on the {w.name} world")
     a = w.ascm("eval", oracle=False)

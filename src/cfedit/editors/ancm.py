@@ -132,6 +132,7 @@ class ANCM(CausalEditor):
 
     name = "ancm"
     FORMAT = FORMAT
+    keeps_non_descendants = True  # abduction reproduces v; do(X) changes only what X's mechanisms reach
 
     def __init__(self, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int],
                  config: ANCMConfig = ANCMConfig(), device: torch.device | str | None = None):
@@ -236,10 +237,10 @@ class ANCM(CausalEditor):
             labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
             out = Path(out_dir) if out_dir is not None else None
             data = training.data_digest(images, labels)
-            opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
+            opt, sched = training.optimiser(model)
             start, ncm_done = 0, False
             if out is not None and resume and (out / training.STATE_FILE).is_file():
-                start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE, data)
+                start, ncm_done = training.load_state(model, opt, sched, out / training.STATE_FILE, data)
                 say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
                 torch.manual_seed(config.seed * 1_000_003 + start)  # fresh noise, not step 0's draws again
             elif out is not None and rank == 0:
@@ -257,10 +258,10 @@ class ANCM(CausalEditor):
                 rep = model.ncm.fit(dataset.labels, log=say)
                 say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, TV to the data's P(V) = {rep.tv:.4f}")
                 if out is not None and rank == 0:
-                    training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
+                    training.save_state(model, opt, sched, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
             job = training.TrainingJob(images=images, labels=labels, data=data, out=out, rank=rank, world=world, log=say)
-            training.train_image_stage(model, opt, job, start)
+            training.train_image_stage(model, opt, sched, job, start)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
@@ -268,7 +269,7 @@ class ANCM(CausalEditor):
                                 **_label_counts(dataset.labels, dataset.domains)}
             if out is not None and rank == 0:
                 model.save(out)
-                training.save_state(model, opt, out / training.STATE_FILE, config.steps, True, data)
+                training.save_state(model, opt, sched, out / training.STATE_FILE, config.steps, True, data)
         if world > 1:
             dist.barrier()
         return model

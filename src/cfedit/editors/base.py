@@ -53,6 +53,8 @@ class Editor(abc.ABC):
     image_shape: tuple[int, int, int]
     device: torch.device = torch.device("cpu")
     batch_size: int | None = 1024  # images per step of the edit loop (None: all at once)
+    keeps_non_descendants: bool = False  # claims that an edit under do(X) keeps every factor that is no descendant of X
+    # in the diagram it was built for (tests/editors/test_conformance.py holds each editor that claims it to it)
 
     @abc.abstractmethod
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

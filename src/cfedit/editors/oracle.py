@@ -22,6 +22,7 @@ class Oracle(Editor):
 
     name = "oracle"
     batch_size = None  # the units are one batch: row i is unit i
+    keeps_non_descendants = True  # the world's own counterfactual
 
     def __init__(self, ascm: ASCM, units: Units):
         self.ascm, self.units = ascm, units

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from cfedit.core.files import atomic_write
 from cfedit.editors import checkpoint
@@ -77,16 +78,25 @@ class ImageStage(nn.Module):
         return total
 
 
-def lr_at(lr: float, steps: int) -> Callable[[int], float]:
-    """Cosine decay with a short warm-up; a function of the step only, so resuming changes nothing."""
+def cosine_with_warmup(steps: int) -> Callable[[int], float]:
+    """The learning rate's factor at each step (``LambdaLR``'s ``lr_lambda``): a linear warm-up over steps // 50 steps
+    (at least one), then cosine decay towards 0 at ``steps``."""
     warm = max(1, steps // 50)
 
-    def at(step: int) -> float:
+    def factor(step: int) -> float:
         if step < warm:
-            return lr * (step + 1) / warm
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
-    return at
+    return factor
+
+
+def optimiser(model: Any) -> tuple[torch.optim.Adam, LambdaLR]:
+    """Adam over the trainable parameters of ``model``'s image mechanism and labeller (an EMA's copies are not
+    trained), at ``config.lr`` scaled by :func:`cosine_with_warmup`; both go into the resumable state."""
+    params = [p for m in (model.image, model.labeller) for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=model.config.lr)
+    return opt, LambdaLR(opt, cosine_with_warmup(model.config.steps))
 
 
 def init_distributed() -> tuple[int, int]:
@@ -114,15 +124,15 @@ class TrainingJob:
     log: Log = default_log  # progress lines
 
 
-def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, start: int = 0) -> None:
+def train_image_stage(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, job: TrainingJob, start: int = 0) -> None:
     """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
-    ``labeller``, ``config``, ``device``), checkpointing into ``job.out`` on rank 0."""
+    ``labeller``, ``config``, ``device``) with the optimiser and schedule of :func:`optimiser`, checkpointing into
+    ``job.out`` on rank 0."""
     config = model.config
     images, labels, out, rank, world, log, data = job.images, job.labels, job.out, job.rank, job.world, job.log, job.data
     trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction, config.ctf_keep)
     if world > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
-    sched = lr_at(config.lr, config.steps)
     t0, loss_avg = time.time(), None
     t_mark, step_mark = t0, start  # time left from the pace since the last progress line, not since the start
     per_rank = max(1, config.batch_size // world)
@@ -131,12 +141,11 @@ def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, 
         idx = torch.randint(0, len(images), (per_rank * world,), generator=g)[rank::world]
         xb = images[idx].to(model.device)
         vb = {k: t[idx].to(model.device) for k, t in labels.items()}
-        for grp in opt.param_groups:
-            grp["lr"] = sched(step)
         loss = trainer(xb, vb)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         model.image.after_step()
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         done = step + 1
@@ -147,7 +156,7 @@ def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, 
             log(f"image step {done}/{config.steps}  loss {loss_avg:.4f}  "
                 f"{now - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
         if out is not None and rank == 0 and (done % config.checkpoint_every == 0) and done < config.steps:
-            save_state(model, opt, out / STATE_FILE, done, True, data)
+            save_state(model, opt, sched, out / STATE_FILE, done, True, data)
 
 
 def data_digest(images: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> str:
@@ -169,19 +178,20 @@ def _fingerprint(model: Any, data: str) -> dict[str, str]:
             "graph": model.graph.to_line(), "data": data}
 
 
-def save_state(model: Any, opt: torch.optim.Optimizer, path: Path, step: int, ncm_done: bool, data: str) -> None:
-    """The resumable training state: weights, Adam moments, step; config, domains, graph and a digest of
-    the data in the metadata."""
+def save_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Path, step: int, ncm_done: bool, data: str) -> None:
+    """The resumable training state: weights (an EMA's too: it is part of the model), Adam's moments and settings,
+    the learning-rate schedule's state, the step; config, domains, graph and a digest of the data in the metadata."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     sd = opt.state_dict()
     for i, st in sd["state"].items():
         for name, t in st.items():
             tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
-    meta = {"format": model.FORMAT + "-train", "step": step, "ncm_done": bool(ncm_done), **_fingerprint(model, data)}
+    meta = {"format": model.FORMAT + "-train", "step": step, "ncm_done": bool(ncm_done), **_fingerprint(model, data),
+            "optimizer": json.dumps(sd["param_groups"]), "scheduler": json.dumps(sched.state_dict())}
     atomic_write(path, checkpoint.safetensors_bytes(tensors, meta))
 
 
-def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) -> tuple[int, bool]:
+def load_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Path, data: str) -> tuple[int, bool]:
     """Restore a state written by :func:`save_state` for the same config, graph and data; (step, ncm done)."""
     try:
         state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train")
@@ -192,14 +202,19 @@ def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) ->
     if differ:
         raise CheckpointError(f"{path} was written by a run with other {' and '.join(differ)}; "
                               "train into a new folder, or start afresh here (--no-resume, resume=False)")
+    if "scheduler" not in meta or "optimizer" not in meta:
+        raise CheckpointError(f"{path} was written by an older cfedit, without the learning-rate schedule's state: "
+                              "start afresh here (--no-resume, resume=False) or train into a new folder")
     try:
         model.load_state_dict({k[6:]: v.to(model.device) for k, v in state.items() if k.startswith("model.")})
         sd = opt.state_dict()
+        sd["param_groups"] = json.loads(meta["optimizer"])
         for key, t in state.items():
             if key.startswith("opt."):
                 _, i, name = key.split(".", 2)
                 sd["state"].setdefault(int(i), {})[name] = t if name == "step" else t.to(model.device)
         opt.load_state_dict(sd)
-    except (RuntimeError, ValueError, KeyError) as e:
+        sched.load_state_dict(json.loads(meta["scheduler"]))
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path} does not match this model: {str(e)[:300]}") from None
     return int(meta.get("step", 0)), bool(meta.get("ncm_done"))

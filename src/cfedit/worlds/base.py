@@ -43,6 +43,8 @@ class World:
     reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
     data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
     editor_settings: Mapping[str, object] = field(default_factory=dict)  # ANCM defaults for this world (config.json's dict form)
+    stated_accuracy: Mapping[str, float] = field(default_factory=dict)  # per factor, the least share of evaluation-split
+    # renders (factual and counterfactual) its oracle reads right; tests/worlds/test_conformance.py holds it to that
 
     def __post_init__(self) -> None:
         for action in self.figure_actions:
@@ -51,6 +53,8 @@ class World:
             raise CfeditError(f"world {self.name!r} must name at least two figure actions (the demo shows two)")
         if self.reversibility and self.reversibility not in self.domains:
             raise CfeditError(f"world {self.name!r}: reversibility factor {self.reversibility!r} is not a factor")
+        if set(self.stated_accuracy) - set(self.domains.names) or not all(0 < a <= 1 for a in self.stated_accuracy.values()):
+            raise CfeditError(f"world {self.name!r}: stated_accuracy must give factors a share in (0, 1]")
         if len(self.image_shape) != 3:
             raise CfeditError(f"world {self.name!r}: image_shape must be (C, H, W), got {self.image_shape}")
 
