@@ -18,7 +18,6 @@ For each world with a config in ``configs/pretrained/`` (or the worlds named):
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import subprocess
@@ -44,11 +43,11 @@ def reference_files(cache: Path, world: str) -> list[Path]:
     return out
 
 
-def figures(results: dict) -> dict:
+def figures(path: Path) -> dict:
     """The headline figures of an evaluation's results.json (the editor is method "ancm")."""
-    from cfedit.evaluation.report import headline_figures
+    from cfedit.evaluation.results import EvaluationResults
 
-    return headline_figures(results, "ancm")
+    return EvaluationResults.load(path).headline("ancm")
 
 
 def main() -> None:
@@ -58,6 +57,7 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true", help="package runs/pretrained/NAME as it is")
     ap.add_argument("--wall-seconds", type=float, default=None, help="with --skip-train: the training's wall time")
     ap.add_argument("-n", type=int, default=2000, help="held-out units of the evaluation")
+    ap.add_argument("--machine-note", default="", help="said of the machine in the manifest (e.g. that it was shared)")
     args = ap.parse_args()
     from cfedit.artefacts import Artefact, artefacts_folder, read_manifest, sha256, write_manifest
     from cfedit.runs.pretrained import package_editor
@@ -78,7 +78,7 @@ def main() -> None:
 
         seed = int(tomllib.loads(cfg.read_text()).get("seed", 0))
         package_editor(run, name, command=" ".join(train), seed=seed, wall_seconds=seconds,
-                       hardware=f"{hardware()}; --threads {args.threads}")
+                       hardware=f"{hardware()}; --threads {args.threads}" + (f"; {args.machine_note}" if args.machine_note else ""))
         base = artefacts_folder()
         manifest = read_manifest(base)
         for src in reference_files(cache_dir(), name):
@@ -93,7 +93,7 @@ def main() -> None:
               "--threads", str(args.threads)]
         t0 = time.time()
         subprocess.run(ev, cwd=ROOT, check=True)
-        figs = figures(json.loads((out / "results.json").read_text()))
+        figs = figures(out / "results.json")
         figs.update(evaluate_command=" ".join(ev[:-2]), evaluate_seconds=round(time.time() - t0, 1))
         manifest = read_manifest(base)
         a = manifest[name]

@@ -279,6 +279,24 @@ class EvaluationResults(Result):
                              inside_reader_aware=sum(bool(v.inside_reader_aware) for v in tested),
                              inside_pointwise=None if self.labels is None else sum(bool(v.inside_pointwise) for v in tested))
 
+    def headline(self, method: str) -> dict:
+        """One editor's headline figures as plain numbers (what a shipped editor's manifest entry records):
+        queries inside the bounds (strict and reader-aware, of those tested), effectiveness and preservation per
+        intervention, null-edit error, error to the true counterfactual image, realism and its floor, edits/s."""
+        e, c = self.editors[method], self.counts(method)
+        val = lambda est: None if est is None else round(float(est.value), 4)  # noqa: E731
+        out = {"units": self.n_units, "samples": self.k_samples, "queries": c.queries, "queries_tested": c.tested,
+               "queries_inside": c.inside, "queries_inside_reader_aware": c.inside_reader_aware,
+               "effectiveness": {i.action: val(i.effectiveness) for i in e.interventions},
+               "preservation": {i.action: val(i.preservation) for i in e.interventions},
+               "null_edit_mae": val(e.null_edit_error), "ground_truth_mae": val(e.ground_truth_error)}
+        if e.realism is not None:
+            out.update(realism_fd=val(e.realism.distance), realism_floor=round(float(e.realism.floor), 4),
+                       realism_network=e.realism.network)
+        if e.throughput is not None:
+            out["edits_per_second"] = round(float(e.throughput.per_second), 1)
+        return out
+
     @classmethod
     def from_json(cls, data: Any, where: str | None = None) -> EvaluationResults:
         """Read ``results.json``'s content; another layout version is refused with a message."""
