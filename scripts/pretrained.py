@@ -72,7 +72,7 @@ def main() -> None:
         seconds = args.wall_seconds or 0.0
         if not args.skip_train:
             t0 = time.time()
-            subprocess.run(train, cwd=ROOT, check=True)
+            subprocess.run([sys.executable, "-m", *train], cwd=ROOT, check=True)
             seconds = time.time() - t0
         import tomllib
 
@@ -92,7 +92,7 @@ def main() -> None:
         ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8", "-o", str(out),
               "--threads", str(args.threads)]
         t0 = time.time()
-        subprocess.run(ev, cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", *ev], cwd=ROOT, check=True)
         figs = figures(out / "results.json")
         figs.update(evaluate_command=" ".join(ev[:-2]), evaluate_seconds=round(time.time() - t0, 1))
         manifest = read_manifest(base)

@@ -252,3 +252,29 @@ def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
         create_app(Run(tiny_run[0], None, 'test'), tmp_path / "empty")
     code, _, err = cli("serve", str(tiny_run[1]), "--examples", str(tmp_path / "missing"))
     assert code == 2 and "is not a folder" in err
+
+
+def test_several_runs_are_served_side_by_side_each_under_its_name(tiny_run):
+    """create_multi_app (``cfedit serve`` with no run): / leads to the first run, each run's page and API live
+    under /w/NAME/ and name every run for the page's selector; the request limits apply in front of all of them."""
+    from fastapi.testclient import TestClient
+
+    from cfedit.runs import Run
+    from cfedit.server.app import ServeConfig, create_multi_app
+
+    runs = {"one": Run(tiny_run[0], get_world("backdoor"), "one"), "two": Run(tiny_run[0], None, "two")}
+    client = TestClient(create_multi_app(runs, ServeConfig(n_examples=2, allowed_hosts=("testserver",))))
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code in (302, 307) and r.headers["location"] == "/w/one/"
+    assert client.get("/w/two", follow_redirects=False).headers["location"] == "/w/two/"
+    assert client.get("/api/runs").json() == {"runs": ["one", "two"]}
+    page = client.get("/w/two/")
+    assert page.status_code == 200 and 'src="app.js"' in page.text and 'id="run-select"' in page.text
+    one, two = client.get("/w/one/api/model").json(), client.get("/w/two/api/model").json()
+    assert (one["run"], one["runs"], one["world"]) == ("one", ["one", "two"], "backdoor")
+    assert (two["run"], two["world"]) == ("two", None)
+    r = client.post("/w/one/api/edit", json={"example": 0, "do": {"C": "green"}, "k": 2})
+    assert r.status_code == 200 and all(e["factors"]["C"] == "green" for e in r.json()["edits"])
+    assert client.get("/w/one/api/model", headers={"Host": "attacker.example"}).status_code == 400
+    single = client.get("/w/one/app.js")
+    assert single.status_code == 200 and 'api("api/model")' in single.text

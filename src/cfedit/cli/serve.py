@@ -13,7 +13,8 @@ from cfedit.cli.common import ThreadsOpt, console, use_threads
 
 @app.command("serve")
 def serve(
-    run: Annotated[str, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME")],
+    run: Annotated[Optional[str], typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME "
+                                                 "[default: every shipped editor, with a selector on the page]")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on (the default keeps it to this machine)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
     world: Annotated[Optional[str], typer.Option("--world", help="the world the run was trained on [default: the world "
@@ -35,12 +36,25 @@ def serve(
 
     if examples is not None and not examples.is_dir():
         raise CfeditError(f"--examples {examples} is not a folder")
+    if run is None and (world is not None or examples is not None):
+        raise CfeditError("--world and --examples go with a run: give RUN (with no RUN every shipped editor is served)")
     sock = bind(host, port)  # before anything is announced: a port in use is one error line
     with sock:
-        loaded = Run.load(run, world)
-        w = loaded.world
-        application = create_app(loaded, examples, ServeConfig(allowed_hosts=server_names(host, allowed_host or ())))
+        config = ServeConfig(allowed_hosts=server_names(host, allowed_host or ()))
+        if run is None:
+            from cfedit.runs import PRETRAINED_PREFIX, list_pretrained
+            from cfedit.server.app import create_multi_app
+
+            names = [a.name for a in list_pretrained()]
+            if not names:
+                raise CfeditError("this installation ships no trained editor: give a RUN folder (`cfedit train` writes one)")
+            application = create_multi_app({n: Run.load(PRETRAINED_PREFIX + n) for n in names}, config)
+            what = f"the shipped editors {', '.join(names)}"
+        else:
+            loaded = Run.load(run, world)
+            application = create_app(loaded, examples, config)
+            what = f"{run} ({'world ' + loaded.world.name if loaded.world else 'no world'})"
         url_host = f"[{host}]" if ":" in host else host
-        console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{url_host}:{sock.getsockname()[1]}/  "
-                      "(API docs: /docs; Ctrl-C stops)", soft_wrap=True)  # one line: the address stays whole
+        console.print(f"serving {what} at http://{url_host}:{sock.getsockname()[1]}/  (API docs: /docs; Ctrl-C stops)",
+                      soft_wrap=True)  # one line: the address stays whole
         serve(application, sock)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -168,6 +169,8 @@ class ModelInfo(BaseModel):
     queries: list[str] = Field(description="the world's documented queries")
     p_v: str
     limits: dict[str, int]
+    run: str = Field("", description="this run's name where several are served (each under /w/NAME/)")
+    runs: list[str] = Field(default_factory=list, description="every run served, for the page's selector (empty: one run)")
 
 
 REFUSALS = {status: {"model": Error} for status in (400, 404, 408, 413, 415, 422, 503)}
@@ -191,9 +194,12 @@ def _static(name: str) -> str:
     return resources.files("cfedit.server").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def create_app(run: Run, examples: Path | None = None, config: ServeConfig = ServeConfig()) -> FastAPI:
+def create_app(run: Run, examples: Path | None = None, config: ServeConfig = ServeConfig(), *, menu: tuple[str, ...] = (),
+               limits: bool = True) -> FastAPI:
     """The application for one run (its world, when it belongs to one, gives exact bounds, truths,
-    documented queries and examples; ``examples``: a folder of example images instead)."""
+    documented queries and examples; ``examples``: a folder of example images instead). ``menu`` names every run
+    served beside it (the page's selector; :func:`create_multi_app`); ``limits``: put the request limits in front
+    (off for an app mounted inside one that has them)."""
     editor, world, bounds = run.editor, run.world, run.bounds
     dom = editor.domains
     source, ex_images = _examples(editor, world, examples, config)
@@ -209,7 +215,8 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         factors=dom.as_dict(), image_shape=list(editor.image_shape),
         training=editor.training_record.to_json(),
         world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
-        limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS})
+        limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS},
+        run=run.name if menu else "", runs=list(menu))
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
     turns = threading.BoundedSemaphore(config.parallel or os.cpu_count() or 1)
 
@@ -226,7 +233,8 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         return JSONResponse({"detail": f"{where + ': ' if where else ''}{first.get('msg', 'invalid')}"[:300]}, status_code=422)
 
-    add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
+    if limits:
+        add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -303,3 +311,30 @@ def _schema(app: FastAPI, dom, n_examples: int) -> dict:
             branch["maximum"] = max(0, n_examples - 1)
     app.openapi_schema = schema
     return schema
+
+
+def create_multi_app(runs: Mapping[str, Run], config: ServeConfig = ServeConfig()) -> FastAPI:
+    """Several runs side by side (``cfedit serve`` with no run: every shipped editor): each run's application
+    under ``/w/NAME/`` with a selector on its page, ``/`` leading to the first. The request limits hold for
+    all of them together."""
+    if not runs:
+        raise CfeditError("no run to serve")
+    from fastapi.responses import RedirectResponse
+
+    app = FastAPI(title="cfedit web editor", version="1", description="Several runs, each under /w/NAME/ (its API at /w/NAME/docs).")
+    add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
+    names = tuple(runs)
+
+    @app.get("/", include_in_schema=False)
+    def first() -> RedirectResponse:
+        return RedirectResponse(f"/w/{names[0]}/")
+
+    @app.get("/api/runs", include_in_schema=True)
+    def list_runs() -> dict[str, list[str]]:
+        """The runs served, each under /w/NAME/."""
+        return {"runs": list(names)}
+
+    for name, run in runs.items():
+        app.add_api_route(f"/w/{name}", lambda name=name: RedirectResponse(f"/w/{name}/"), include_in_schema=False)
+        app.mount(f"/w/{name}", create_app(run, None, config, menu=names, limits=False))
+    return app
