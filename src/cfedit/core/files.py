@@ -15,27 +15,37 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.errors import DataError
+from cfedit.errors import DataError, StorageError
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename, so a
-    reader (or an interrupted writer) never sees half a file."""
+    reader (or an interrupted writer) never sees half a file. A write the system refuses (a read-only
+    folder, a full disk, no permission) is a :class:`~cfedit.errors.StorageError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, f"cannot write {clip(path)}") from None
         raise
     return path
+
+
+def storage_error(e: OSError, doing: str) -> StorageError:
+    """``e`` (an ``OSError`` from the system) as one line: what was being done, and the system's reason."""
+    return StorageError(f"{doing}: {e.strerror or e}", e.errno)
 
 
 MESSAGE_CHARS = 200  # the most characters of user input that a message echoes
@@ -82,7 +92,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 
 def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows (dicts of stripped strings) of a CSV file; empty or headerless files are refused."""
+    """Header and rows (dicts of stripped strings) of a CSV file; empty or headerless files are refused, and so
+    is a row equal to the header (a second header inside the file would otherwise become data)."""
     text = read_text(path, what)
     try:
         reader = csv.DictReader(io.StringIO(text))
@@ -91,7 +102,10 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
             if None in r:  # more cells than the header has columns
                 raise DataError(f"{what} {clip(path)} line {reader.line_num}: {len(r) - 1 + len(r[None])} cells, "
                                 f"the header has {len(r) - 1} columns")
-            rows.append({k: (v or "").strip() for k, v in r.items()})
+            row = {k: (v or "").strip() for k, v in r.items()}
+            if all(v == k.strip() for k, v in row.items()):  # e.g. two CSV files concatenated: the header is no data
+                raise DataError(f"{what} {clip(path)} line {reader.line_num} repeats the header row; remove it")
+            rows.append(row)
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as e:
         raise DataError(f"{what} {clip(path)} is not a readable CSV: {clip(e)}") from None
