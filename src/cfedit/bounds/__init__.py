@@ -108,6 +108,16 @@ Notation: ``q`` -> q_C (law of response types), ``slot`` -> r_j(pa), ``x`` -> th
 (0.4, 0.6, False, True)
 """
 
-from cfedit.bounds.optimal import Bounds, Contrast, count_table, empirical_table, extremal_models, optimal_bounds, read_labels_csv
+from cfedit.bounds.optimal import (
+    Bounds,
+    Contrast,
+    check_compatible,
+    count_table,
+    empirical_table,
+    extremal_models,
+    optimal_bounds,
+    read_labels_csv,
+)
 
-__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "check_compatible", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
+           "read_labels_csv"]
