@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -211,16 +212,24 @@ def save_grid(
 
 
 def check_folder_path(path: str | Path) -> Path:
-    """An output folder: refused, before any work, if it exists and is not a folder."""
+    """An output folder: refused, before any work, if it exists and is not a folder, or if the system would
+    not let us write there (a read-only file system, no permission)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CfeditError(f"output {path} is a file; give a folder")
-    for parent in path.parents:
+    for parent in (path, *path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
+            _check_writable(parent, path)
             break
     return path
+
+
+def _check_writable(folder: Path, path: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CfeditError(f"cannot write {path}: {folder} is read-only or not ours to write (check its permissions "
+                          "and that its file system is not mounted read-only)")
 
 
 def check_png_path(path: str | Path) -> Path:
@@ -232,4 +241,5 @@ def check_png_path(path: str | Path) -> Path:
         raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
     if path.parent.exists() and not path.parent.is_dir():
         raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
+    check_folder_path(path.parent)
     return path
