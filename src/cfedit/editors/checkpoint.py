@@ -124,9 +124,9 @@ def check_layout(header: Mapping, path: Path, expected: Mapping[str, tuple[str, 
     declared = {k: (d, s) for k, (d, s, _) in declared_tensors(header, path).items()}
     extra, missing = sorted(set(declared) - set(expected)), sorted(set(expected) - set(declared))
     if extra or missing:
-        parts = ([f"holds {len(extra)} tensor(s) {what} lacks ({', '.join(extra[:3])[:200]})"] if extra else []) + \
-                ([f"lacks {len(missing)} of its tensor(s) ({', '.join(missing[:3])[:200]})"] if missing else [])
-        raise CheckpointError(f"{path} does not match {what}: it {' and '.join(parts)}")
+        parts = ([f"{len(extra)} tensor(s) that model does not have ({', '.join(extra[:3])[:200]})"] if extra else []) + \
+                ([f"{len(missing)} of its tensors missing ({', '.join(missing[:3])[:200]})"] if missing else [])
+        raise CheckpointError(f"{path} does not match {what}: {'; '.join(parts)}")
     for k in sorted(expected):
         if declared[k] != tuple(expected[k]):
             (dt, sh), (et, es) = declared[k], expected[k]
