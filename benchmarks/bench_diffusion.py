@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cfedit.editors import checkpoint
-from cfedit.evaluation.protocol import load_run
+from cfedit.runs import Run
 from cfedit.worlds import get_world
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--state", default=None, help="a train_state.safetensors (snapshot) whose weights to use")
     ap.add_argument("--grid", default="8:1:1", help="comma-separated steps:inversion_iters:guidance[:invert_to]")
     args = ap.parse_args()
-    model = load_run(args.run)
+    model = Run.load(args.run).editor
     step = "final"
     if args.state:
         state, meta = checkpoint.load_tensors(Path(args.state), model.FORMAT + "-train")

@@ -17,7 +17,6 @@ import time
 
 import torch
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCMConfig
 from cfedit.imaging import Labeller, build_mechanism
 from cfedit.imaging.diffusion import DiffusionConfig, DiffusionMechanism
@@ -46,7 +45,7 @@ def exactness() -> None:
 def cost() -> None:
     cfg = ANCMConfig.from_toml("configs/diffusion-cpu.toml")
     torch.manual_seed(0)
-    d = LabelledImages.from_world(get_world("backdoor"), 512, seed=0)
+    d = get_world("backdoor").dataset(512, seed=0)
     m = build_mechanism(cfg.image, d.domains, d.image_shape)
     lab = Labeller(d.domains, d.image_shape, cfg.labeller)
     x, v = torch.as_tensor(d.images[:64]), {k: torch.as_tensor(a[:64]) for k, a in d.labels.items()}

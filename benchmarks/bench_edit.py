@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.worlds import get_world
 
@@ -20,7 +19,7 @@ def main() -> None:
     w = get_world("backdoor")
     ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs/demo/editor")
     model = ANCM.load(ckpt) if ckpt.is_dir() else ANCM.fit(
-        w.graph, LabelledImages.from_world(w, 2000), ANCMConfig(steps=20), log=None)
+        w.graph, w.dataset(2000), ANCMConfig(steps=20), log=None)
     a = w.ascm("eval", oracle=False)
     units = a.units(4096, 0)
     x = a.factual(units)

@@ -1,4 +1,4 @@
-"""Edits at the extremal models of a query, read by the world's oracle (issue 12, bounded editing).
+"""Edits at the extremal models of a query, read by the world's oracle (docs: guides/your-data.md, bounded editing).
 
 Edits every held-out unit of a world whose factors are the query's evidence at the two models attaining the
 query's lower and upper bound (P(V): the run's fitted one), reads the edits with the world's oracle, and prints
@@ -15,7 +15,7 @@ import numpy as np
 
 from cfedit.editors.bounded import EXTREMES, edit_at_extremes, edit_form
 from cfedit.evaluation.metrics import ctf_estimate
-from cfedit.evaluation.protocol import load_run
+from cfedit.runs import Run
 from cfedit.worlds import get_world
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=4000, help="held-out units drawn (those with the evidence are edited)")
     ap.add_argument("--samples", type=int, default=8)
     args = ap.parse_args()
-    w, model = get_world(args.world), load_run(args.run)
+    w, model = get_world(args.world), Run.load(args.run).editor
     a = w.ascm("eval")
     units = a.units(args.n, seed=11)
     x = a.factual(units)

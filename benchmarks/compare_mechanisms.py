@@ -23,8 +23,9 @@ import numpy as np
 
 from cfedit.core.files import atomic_write
 from cfedit.editors.oracle import Oracle
-from cfedit.evaluation.protocol import EvalConfig, check_run_matches, evaluate, load_run, save_grids
+from cfedit.evaluation.protocol import EvalConfig, evaluate, save_grids
 from cfedit.evaluation.report import markdown_table, write_report
+from cfedit.runs import Run
 from cfedit.worlds import get_world
 
 
@@ -52,8 +53,7 @@ def main() -> None:
     models = {}
     for spec in args.runs:
         name, _, folder = spec.partition("=")
-        models[name] = load_run(folder)
-        check_run_matches(models[name], w)
+        models[name] = Run.load(folder, w.name).editor
     cfg = EvalConfig(n_units=args.n, n_samples=args.samples, seed=args.seed, composition_steps=args.composition_steps)
     t0 = time.perf_counter()
     res = evaluate(w, {**models, "oracle": Oracle}, cfg, log=print)

@@ -1,4 +1,4 @@
-"""Measure the issue-4 targets of the ANCM editor on held-out writers (DESIGN.md sec. 5).
+"""Measure the ANCM editor's targets on held-out writers (docs: results/mnist.md, the demo's table).
 
     python benchmarks/eval_ancm.py [CHECKPOINT] [--units 2000] [--samples 8]
     python benchmarks/eval_ancm.py --ncm-methods      # the NCM alone: "exact" against "mc" shared inputs

@@ -1,4 +1,4 @@
-"""Check a user-data report against the world it was exported from (issue 12, "done when").
+"""Check a user-data report against the world it was exported from (docs: results/user-data.md).
 
 A world exported with ``cfedit world export`` and evaluated with ``cfedit evaluate RUN --images DIR
 --labels CSV`` (no world) gives a report whose bounds come from the labels alone. This script reads that

@@ -1,7 +1,7 @@
 """Neural causal model (NCM) over the factors V, respecting a causal diagram G.
 
 Each factor V_i has one small network f_i whose inputs are its parents Pa(V_i) (one-hot) and the shared
-exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique, DESIGN.md sec. 1);
+exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique);
 the network outputs the logits of a categorical law, and V_i's own exogenous input U_i ~ Uniform[0, 1)
 picks the value by inverse CDF:
 
@@ -17,7 +17,7 @@ Two kinds of shared inputs (``NCMConfig.method``):
 
 Why "exact" is the default: it fits faster and closer to the data's P(V) than "mc" on the worlds, and its
 posterior is exact where "mc"'s is approximate (``python benchmarks/eval_ancm.py --ncm-methods`` prints
-both fits' time and total variation; the README quotes them).
+both fits' time and total variation; docs: results/benchmarks.md).
 
 Notation: ``z`` -> shared U of a bidirected clique, ``u`` -> U_{V_i} (own noise), ``do`` -> x'.
 """
@@ -37,6 +37,7 @@ import torch.nn as nn
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
+from cfedit.core.intervention import Intervention
 from cfedit.errors import DomainError, GraphError, QueryError
 from cfedit.rng import seeded
 
@@ -50,6 +51,8 @@ _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (bre
 
 @dataclass(frozen=True, kw_only=True)
 class NCMConfig:
+    """Settings of the NCM over V and of its fit (``ANCMConfig.ncm``; the ``[ncm]`` table of a settings file)."""
+
     method: str = "exact"  # "exact" (discrete shared inputs, enumerated) or "mc" (gaussian, Monte Carlo)
     latent_size: int = 32  # values of each shared input (exact) ...
     mc_dim: int = 4  # ... or its dimension (mc)
@@ -212,7 +215,7 @@ class NCM(nn.Module):
         labels may then be the cells of a table, weighted by their probability. ``log`` gets four
         progress lines.
         """
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
@@ -240,7 +243,7 @@ class NCM(nn.Module):
         Exact without enumerating V: outside the observed rows the data has mass 0, so those cells add
         (1 - model mass on the observed rows) / 2.
         """
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         p_data = counts / counts.sum()
         codes = {k: torch.as_tensor(rows[:, i], device=self.device) for i, k in enumerate(self.domains.names)}
         g = torch.Generator().manual_seed(self.config.seed + 1)
@@ -270,7 +273,7 @@ class NCM(nn.Module):
     @torch.no_grad()
     def evaluate(self, exo: Exogenous, do: Mapping[str, int] | None = None) -> dict[str, torch.Tensor]:
         """V_x(u): solve the mechanisms in topological order with X held at x (``do``, integer codes)."""
-        do = self.domains.encode(do or {})
+        do = do if isinstance(do, Intervention) else Intervention.of(self.domains, do)  # checked once, where input enters
         n = len(exo)
         v: dict[str, torch.Tensor] = {}
         for name in self.order:
@@ -336,7 +339,7 @@ class NCM(nn.Module):
         return {k: t.reshape(-1, n_samples).cpu().numpy() for k, t in out.items()}
 
 
-def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Distinct label rows and their total weight (their counts when ``weights`` is None); rows of weight 0 dropped."""
     cols = [np.asarray(v[k].cpu() if isinstance(v[k], torch.Tensor) else v[k], dtype=np.int64).reshape(-1) for k in domains.names]
     if not len(cols[0]):

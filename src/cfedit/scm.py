@@ -24,7 +24,8 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
-from cfedit.core.query import Query
+from cfedit.core.intervention import Intervention
+from cfedit.core.query import Atom, Expectation, Query
 from cfedit.errors import DomainError, GraphError, QueryError
 
 Values = dict[str, np.ndarray]
@@ -55,15 +56,29 @@ class Exogenous:
 
     @staticmethod
     def uniform(name: str, size: int, readers: Sequence[str]) -> Exogenous:
+        """Uniform on {0, ..., size - 1}."""
         return Exogenous(name, tuple([1.0 / size] * size), tuple(readers))
 
     @staticmethod
     def bernoulli(name: str, p: float, readers: Sequence[str]) -> Exogenous:
+        """1 with probability p, else 0."""
         return Exogenous(name, (1.0 - p, p), tuple(readers))
 
 
 class SCM:
-    """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``."""
+    """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``.
+
+    Args:
+        graph: the causal diagram; a variable read by two factors needs their bidirected edge.
+        domains: the factors' values (the same factors as ``graph``).
+        exogenous: the finite exogenous variables, each with its law and its readers.
+        mechanisms: factor -> f(parents, u), vectorised over units: ``parents`` maps Pa(V) to codes, ``u`` the
+            exogenous variables the factor reads to their values; returns codes.
+
+    Raises:
+        GraphError: domains and graph disagree, a factor has no mechanism, exogenous names repeat, or a
+            shared variable's readers lack a bidirected edge.
+    """
 
     def __init__(
         self,
@@ -74,6 +89,9 @@ class SCM:
     ):
         if set(domains.names) != set(graph.nodes):
             raise GraphError(f"domains cover {sorted(domains.names)} but the graph has {sorted(graph.nodes)}")
+        if domains.continuous_names:
+            raise DomainError(f"an exact SCM enumerates categorical factors; {', '.join(domains.continuous_names)} "
+                              "continuous: use SampledSCM")
         missing = [v for v in graph.nodes if v not in mechanisms]
         if missing:
             raise GraphError(f"no mechanism for {', '.join(missing)}")
@@ -101,11 +119,12 @@ class SCM:
 
     # ------------------------------------------------------------------ sampling and solving
     def sample_u(self, n: int, rng: np.random.Generator) -> Values:
+        """n draws of every exogenous variable from its law."""
         return {e.name: rng.choice(e.size, size=n, p=np.asarray(e.probs)) for e in self.exogenous}
 
     def evaluate(self, u: Mapping[str, np.ndarray], do: Mapping[str, int] | None = None) -> Values:
         """V_x(u): solve the mechanisms in topological order, with X held at x (``do``)."""
-        do = self.domains.encode(do or {})
+        do = do if isinstance(do, Intervention) else Intervention.of(self.domains, do)  # checked once, where input enters
         n = len(next(iter(u.values()))) if u else 1
         v: Values = {}
         for name in self._order:
@@ -177,6 +196,8 @@ class SCM:
         for a in atoms:
             for k in (a.var, *a.intervention):
                 self.domains.check(k)
+            if a.op != "=":
+                raise QueryError(f"{a.var}: an exact SCM's factors are categorical, compared with = only")
             if not 0 <= a.value < self.domains.size(a.var):
                 raise DomainError(f"code {a.value} is outside the domain of {a.var}")
             m &= self._world(a.do)[a.var] == a.value
@@ -185,7 +206,15 @@ class SCM:
     def probability(self, query: Query) -> float:
         """The exact value of a counterfactual query, by enumeration over u.
 
-        Raises :class:`QueryError` when the evidence has probability zero.
+        Args:
+            query: a :class:`~cfedit.core.query.Query` over any number of worlds (e.g. from
+                :func:`~cfedit.core.query.parse_query`).
+
+        Returns:
+            P(outcome | evidence) in this model.
+
+        Raises:
+            QueryError: the evidence has probability zero.
         """
         p = self._support[1]
         given = self._mask(query.given)
@@ -204,16 +233,22 @@ class ImageMechanism(Protocol):
 
     image_shape: tuple[int, int, int]
 
-    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws of U_I."""
+        ...
 
-    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray: ...
+    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
+        """Images f_I(v, u_I), (N, C, H, W) in [0, 1]."""
+        ...
 
 
 @runtime_checkable
 class Abducible(Protocol):
     """A true image mechanism with exact abduction: generate(v, abduct(generate(v, u), v)) == generate(v, u)."""
 
-    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray: ...
+    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The u_I with generate(v, u_I) == images."""
+        ...
 
 
 class Reader(Protocol):
@@ -257,6 +292,7 @@ class ASCM:
         return self._oracle
 
     def units(self, n: int, seed: int = 0) -> Units:
+        """n units: their exogenous u, image noise u_I and factors v, seeded."""
         rng = np.random.default_rng(seed)
         u = self.scm.sample_u(n, rng)
         u_image = self.image.prior(n, rng)
@@ -270,3 +306,193 @@ class ASCM:
         """The true counterfactual factors V_{x'}(u) and images f_I(V_{x'}(u), u_I) of the same units."""
         v_cf = self.scm.counterfactual(units.u, do)
         return v_cf, self.image.generate(v_cf, units.u_image)
+
+
+# ---------------------------------------------------------------------- sample-based SCMs (continuous noise)
+@dataclass(frozen=True)
+class Noise:
+    """An exogenous variable given by a sampler ``sample(n, rng) -> array`` (any law, e.g. continuous),
+    read by ``readers`` (two readers need a bidirected edge, as for :class:`Exogenous`)."""
+
+    name: str
+    sample: Callable[[int, np.random.Generator], np.ndarray] = field(repr=False)
+    readers: tuple[str, ...]
+
+
+NoiseMap = Callable[[np.ndarray, Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
+"""(v, parents, other noises V reads) -> array, vectorised over units."""
+
+
+@dataclass(frozen=True)
+class Invertible:
+    """Abduction for a continuous factor V := f(Pa(V), U_V, U_rest) that is invertible in its own noise U_V:
+    ``inverse(v, pa, u_rest)`` is the U_V that gives v, and ``log_density(v, pa, u_rest)`` is log p(v | pa, u_rest).
+    Conditioning on V = v sets U_V by ``inverse`` and weighs the unit by that density."""
+
+    noise: str
+    inverse: NoiseMap = field(repr=False)
+    log_density: NoiseMap = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A counterfactual quantity computed from ``n`` sampled units: value and its standard error.
+
+    ``stderr`` is the delta-method standard error of the self-normalised importance-sampling ratio
+    (Monte Carlo error only); it is 0 when the evidence and actions determine the quantity for every unit
+    (then the value is exact). ``ess`` is the effective sample size behind it.
+    """
+
+    value: float
+    stderr: float
+    n: int
+    ess: float
+
+    @property
+    def exact(self) -> bool:
+        return self.stderr == 0.0
+
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        """The normal confidence interval value +- z stderr (95% by default)."""
+        return self.value - z * self.stderr, self.value + z * self.stderr
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"value": self.value, "stderr": self.stderr, "n": self.n, "ess": self.ess}
+
+
+class SampledSCM:
+    """An SCM whose exogenous variables have any law (continuous ones included) and whose factors may be
+    continuous: counterfactual quantities are computed from sampled units with a stated Monte Carlo error.
+
+    Evidence on categorical factors and comparisons (``T > 2.5``) select units; evidence ``V = v`` on a
+    continuous factor (factual world) abducts V's own noise with its :class:`Invertible` and weighs each
+    unit by p(v | pa, other noises): self-normalised importance sampling, exact in its noise when V has no
+    other noise (a Markovian factor). ``evaluate``/``counterfactual`` follow :class:`SCM`.
+    """
+
+    def __init__(self, graph: CausalGraph, domains: Domains, noises: Sequence[Noise], mechanisms: Mapping[str, Mechanism],
+                 invertible: Mapping[str, Invertible] | None = None):
+        if set(domains.names) != set(graph.nodes):
+            raise GraphError(f"domains cover {sorted(domains.names)} but the graph has {sorted(graph.nodes)}")
+        missing = [v for v in graph.nodes if v not in mechanisms]
+        if missing:
+            raise GraphError(f"no mechanism for {', '.join(missing)}")
+        names = [e.name for e in noises]
+        if len(set(names)) != len(names):
+            raise GraphError(f"exogenous names repeat: {names}")
+        bidirected = {frozenset(e) for e in graph.bidirected}
+        for e in noises:
+            for r in e.readers:
+                graph.check_factor(r)
+            for a, b in combinations(e.readers, 2):
+                if frozenset((a, b)) not in bidirected:
+                    raise GraphError(f"{e.name} is read by {a} and {b} but the graph has no {a} <-> {b} edge")
+        invertible = dict(invertible or {})
+        for v, inv in invertible.items():
+            if not domains.is_continuous(v):
+                raise DomainError(f"{v} is categorical: only a continuous factor is abducted by inversion")
+            if inv.noise not in names or v not in next(e for e in noises if e.name == inv.noise).readers:
+                raise GraphError(f"{v} does not read the noise {inv.noise!r} its inversion sets")
+        self.graph, self.domains = graph, domains
+        self.noises = tuple(noises)
+        self.mechanisms = dict(mechanisms)
+        self.invertible = invertible
+        self._order = graph.topological_order()
+        self._reads = {v: tuple(e.name for e in self.noises if v in e.readers) for v in graph.nodes}
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        return self.domains.names
+
+    def sample_u(self, n: int, rng: np.random.Generator) -> Values:
+        return {e.name: np.asarray(e.sample(n, rng)) for e in self.noises}
+
+    def _dtype(self, name: str):
+        return np.float64 if self.domains.is_continuous(name) else np.int64
+
+    def evaluate(self, u: Mapping[str, np.ndarray], do: Mapping[str, object] | None = None) -> Values:
+        """V_x(u): the mechanisms in topological order, X held at x (``do``; a continuous value is a float)."""
+        do = self.domains.encode(do or {})
+        n = len(next(iter(u.values()))) if u else 1
+        v: Values = {}
+        for name in self._order:
+            if name in do:
+                v[name] = np.full(n, do[name], dtype=self._dtype(name))
+                continue
+            pa = {p: v[p] for p in self.graph.parents(name)}
+            out = np.asarray(self.mechanisms[name](pa, {k: u[k] for k in self._reads[name]}), dtype=self._dtype(name))
+            v[name] = np.broadcast_to(out, (n,)).copy()
+        return {k: v[k] for k in self.factors}
+
+    def sample(self, n: int, seed: int = 0, do: Mapping[str, object] | None = None) -> Values:
+        return self.evaluate(self.sample_u(n, np.random.default_rng(seed)), do)
+
+    def counterfactual(self, u: Mapping[str, np.ndarray], do: Mapping[str, object]) -> Values:
+        return self.evaluate(u, do)
+
+    # ------------------------------------------------------------------ abduction and estimates
+    def abduct(self, given: Sequence[Atom], n: int, rng: np.random.Generator) -> tuple[Values, np.ndarray]:
+        """Units drawn from P(U | evidence), as (u, weights): point evidence on continuous factors abducts
+        their own noise and weighs by its density; every other atom keeps or drops the unit (weight 0)."""
+        points: dict[str, float] = {}
+        for a in given:
+            for k in (a.var, *a.intervention):
+                self.domains.check(k)
+            if a.op == "=" and self.domains.is_continuous(a.var):
+                if a.do:
+                    raise QueryError(f"{a.var}={a.value:g} in the world do({self.domains.format(a.intervention)}): point evidence "
+                                     "on a continuous factor is supported in the factual world only")
+                if a.var not in self.invertible:
+                    raise QueryError(f"cannot condition on {a.var}={a.value:g}: this model has no abduction for {a.var} "
+                                     "(compare it with < or > instead)")
+                points[a.var] = float(a.value)
+        u = self.sample_u(n, rng)
+        log_w = np.zeros(n)
+        if points:
+            v: Values = {}
+            for name in self._order:
+                pa = {p: v[p] for p in self.graph.parents(name)}
+                if name in points:
+                    inv = self.invertible[name]
+                    rest = {k: u[k] for k in self._reads[name] if k != inv.noise}
+                    x = np.full(n, points[name])
+                    u[inv.noise] = np.asarray(inv.inverse(x, pa, rest), dtype=float)
+                    log_w = log_w + np.asarray(inv.log_density(x, pa, rest), dtype=float)
+                v[name] = np.asarray(self.mechanisms[name](pa, {k: u[k] for k in self._reads[name]}), dtype=self._dtype(name))
+                v[name] = np.broadcast_to(v[name], (n,)).copy()
+        keep = np.isfinite(log_w)
+        worlds: dict[tuple, Values] = {}
+        for a in given:
+            if a.op == "=" and self.domains.is_continuous(a.var) and not a.do:
+                continue
+            if a.do not in worlds:
+                worlds[a.do] = self.evaluate(u, dict(a.do))
+            keep &= a.holds(worlds[a.do][a.var])
+        w = np.where(keep, np.exp(log_w - (log_w[keep].max() if keep.any() else 0.0)), 0.0)
+        return u, w
+
+    def _estimate(self, f: np.ndarray, w: np.ndarray, given: Sequence[Atom]) -> Estimate:
+        total = w.sum()
+        if total <= 0:
+            ev = ", ".join(a.format(self.domains) for a in given)
+            raise QueryError(f"no sampled unit meets the evidence {ev}: it has probability zero or needs more samples")
+        value = float((w * f).sum() / total)
+        se = float(np.sqrt(((w * (f - value)) ** 2).sum()) / total)
+        ess = float(total ** 2 / (w ** 2).sum())
+        return Estimate(value, se if se > 1e-12 * max(1.0, abs(value)) else 0.0, len(w), ess)
+
+    def probability(self, query: Query, n: int = 100_000, seed: int = 0) -> Estimate:
+        """P(outcome | given) from ``n`` units (seeded), with its Monte Carlo standard error."""
+        u, w = self.abduct(query.given, n, np.random.default_rng(seed))
+        hit = np.ones(n, dtype=bool)
+        for a in query.outcome:
+            for k in (a.var, *a.intervention):
+                self.domains.check(k)
+            hit &= a.holds(self.evaluate(u, dict(a.do))[a.var])
+        return self._estimate(hit.astype(float), w, query.given)
+
+    def expectation(self, query: Expectation, n: int = 100_000, seed: int = 0) -> Estimate:
+        """E[W_x | given] from ``n`` units (seeded), with its Monte Carlo standard error."""
+        self.domains.continuous(query.var)
+        u, w = self.abduct(query.given, n, np.random.default_rng(seed))
+        return self._estimate(self.evaluate(u, dict(query.do))[query.var], w, query.given)

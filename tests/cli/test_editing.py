@@ -46,7 +46,7 @@ def test_train_then_edit_a_png(cli, tmp_path):
 
 def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     monkeypatch.setattr("cfedit.data.WORLD_TRAIN_UNITS", 2000)  # the demo reads it when called
-    code, out, err = cli("demo", "-o", str(tmp_path / "demo"), "--steps", "3", "-n", "100", "--samples", "1")
+    code, out, err = cli("demo", "--train", "-o", str(tmp_path / "demo"), "--steps", "3", "-n", "100", "--samples", "1")
     assert code == 0, err
     assert "ctf-consistency on 100 held-out units" in out and "preservation" in out
     assert (tmp_path / "demo" / "edits.png").is_file() and (tmp_path / "demo" / "editor" / "weights.safetensors").is_file()

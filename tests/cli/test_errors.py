@@ -1,5 +1,5 @@
 """The command line's promise: every failure is one line starting with `error:` (status 2 for bad input or
-usage, 130 when interrupted, 1 for a bug), never a traceback (issue 14, classes 1, 2 and 5)."""
+usage, 130 when interrupted, 1 for a bug), never a traceback (docs: reference/limits.md)."""
 
 import subprocess
 import sys
@@ -146,7 +146,7 @@ def test_other_faults_of_the_environment_are_one_line(cli, monkeypatch):
 
 def test_json_to_a_full_device_is_one_line():
     with open("/dev/full", "w") as full:
-        out = subprocess.run([sys.executable, "-c", RUN, "bounds", "--world", "backdoor", "--json"], stdout=full,
+        out = subprocess.run([sys.executable, "-m", "cfedit", "bounds", "--world", "backdoor", "--json"], stdout=full,
                              stderr=subprocess.PIPE, text=True, timeout=120)
     assert _one_error_line(out.returncode, out.stderr) == "error: No space left on device (writing the output)"
 
@@ -154,7 +154,7 @@ def test_json_to_a_full_device_is_one_line():
 @pytest.mark.parametrize("args", [("bounds", "--world", "backdoor"), ("bounds", "--world", "backdoor", "--json")])
 def test_a_closed_output_pipe_ends_quietly_with_141(args):
     """`cfedit bounds ... | head -1`: the reader went away before the output; as Unix tools do, no message."""
-    p = subprocess.Popen([sys.executable, "-c", RUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "cfedit", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     p.stdout.close()  # closed before the command (still importing) writes anything
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141 and err == "", err[-2000:]

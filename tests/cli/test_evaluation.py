@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
@@ -16,7 +15,7 @@ TINY = ANCMConfig(steps=10, batch_size=32, log_every=10, ncm=NCMConfig(steps=100
 def run(tmp_path_factory):
     w = get_world("backdoor")
     folder = tmp_path_factory.mktemp("run")
-    ANCM.fit(w.graph, LabelledImages.from_world(w, 500, seed=0), TINY, out_dir=folder, log=None)
+    ANCM.fit(w.graph, w.dataset(500, seed=0), TINY, out_dir=folder, log=None)
     return folder
 
 

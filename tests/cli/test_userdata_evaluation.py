@@ -66,7 +66,7 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     (("--graph", "GRAPH_CHAIN"), "but"),
     (("--interval", "bca"), "interval must be one of percentile, basic"),
     (("--bounds-from", "both"), "bounds_from must be one of all, eval"),
-    (("--world", "backdoor"), "give either --world NAME, --images DIR --labels CSV, or --celeba DIR"),
+    (("--world", "backdoor"), "give only one of --world NAME, --images DIR --labels CSV, or --celeba DIR"),
 ])
 def test_bad_user_data_requests_are_refused(cli, run_and_data, tmp_path, extra, message):
     run, data = run_and_data
@@ -154,7 +154,7 @@ def test_evaluate_celeba_refusals(cli, celeba_run, tmp_path):
                        "--graph", str(tmp_path / "g.txt"), *fast)
     assert code == 2 and "the run was trained on the graph Gender <-> Age" in err, err
     code, _, err = cli("evaluate", str(run), "--celeba", str(celeba), "--images", str(celeba), *fast)
-    assert code == 2 and "give either --world NAME" in err, err
+    assert code == 2 and "give only one of --world NAME" in err, err
 
 
 def test_a_reader_saved_with_one_report_reads_for_another(cli, run_and_data, tmp_path):

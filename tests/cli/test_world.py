@@ -31,7 +31,7 @@ def test_bad_input_gives_message_not_traceback(cli, tmp_path):
 
 
 def test_unit_counts_seeds_and_values_out_of_bounds_are_refused(cli, tmp_path):
-    """Issue 14, classes 3 and 4: -n and --seed bounds, values that are not names, huge values."""
+    """-n and --seed bounds, values that are not names, huge values."""
     out = str(tmp_path / "x.png")
     for args in (["sample", "backdoor", "-n", "-1"], ["sample", "backdoor", "-n", "0"], ["sample", "backdoor", "-n", "99999"],
                  ["counterfactual", "backdoor", "--do", "C=green", "-n", "0"], ["sample", "backdoor", "--seed", "-1"]):

@@ -1,4 +1,4 @@
-"""The shared file primitives: text, CSV rows, and the cut of echoed input (issue 14, class 4)."""
+"""The shared file primitives: text, CSV rows, and the cut of echoed input."""
 
 import pytest
 
@@ -113,3 +113,18 @@ def test_image_paths_that_are_not_files_say_so(tmp_path):
         read_rgb("/dev/null")
     with pytest.raises(DataError, match="does not exist"):
         read_rgb(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_images_are_read_upright(tmp_path, upright, oriented, orientation):
+    """A file stored turned or flipped, with the EXIF orientation that a camera writes instead of turning the
+    pixels, reads as it displays: the upright image (exactly for a PNG, within JPEG's error for a JPEG), and its
+    size from the header is the upright one."""
+    from cfedit.core.files import image_size, read_rgb
+
+    for fmt, tol in (("PNG", 1e-6), ("JPEG", 4 / 255)):  # mean absolute error; a wrong turn or flip gives over 0.15
+        path = tmp_path / f"o{orientation}.{fmt.lower()}"
+        path.write_bytes(oriented(upright, orientation, fmt))
+        x = read_rgb(path)
+        assert x.shape == (3, 12, 20) and image_size(path) == (20, 12)
+        assert abs(x - upright.transpose(2, 0, 1) / 255).mean() <= tol, (fmt, orientation)

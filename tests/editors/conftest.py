@@ -26,7 +26,7 @@ def torchrun_fit(tmp_path):
             w = get_world("backdoor")
             cfg = ANCMConfig(steps={steps}, batch_size=16, log_every={max(1, steps // 2)},
                              ncm=NCMConfig(steps={ncm_steps}, latent_size=8), image={image})
-            ANCM.fit(w.graph, LabelledImages.from_world(w, {units}, seed=0), cfg, out_dir={str(out)!r})
+            ANCM.fit(w.graph, w.dataset({units}, seed=0), cfg, out_dir={str(out)!r})
         """))
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]

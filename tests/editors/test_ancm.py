@@ -26,7 +26,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def data(world) -> LabelledImages:
-    return LabelledImages.from_world(world, 2000, seed=0)
+    return world.dataset(2000, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def test_edited_images_read_by_the_worlds_oracle(world):
     is a short training (150 steps), so its digits are blurred: a digit kept reads as kept at 0.86 to 1.0
     depending on the oracle's weights (trained once per machine); an editor that redrew the digit would
     keep it for about one unit in ten. Colour and bar are read exactly from pixels."""
-    m = ANCM.fit(world.graph, LabelledImages.from_world(world, 3000, seed=0), ANCMConfig(steps=150), log=None)
+    m = ANCM.fit(world.graph, world.dataset(3000, seed=0), ANCMConfig(steps=150), log=None)
     a = world.ascm("eval")
     units = a.units(300, seed=11)
     x = a.factual(units)

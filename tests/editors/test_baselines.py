@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from cfedit.core.graph import CausalGraph
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.editors.base import Editor
 from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian, markovian_graph
@@ -21,7 +20,7 @@ TINY = ANCMConfig(steps=20, batch_size=32, log_every=10, ncm=NCMConfig(steps=300
 @pytest.fixture(scope="module")
 def setup():
     w = get_world("backdoor")
-    data = LabelledImages.from_world(w, 2000, seed=0)
+    data = w.dataset(2000, seed=0)
     return w, data, ANCM.fit(w.graph, data, TINY, log=None)
 
 

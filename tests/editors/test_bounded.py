@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cfedit.editors.ancm import ANCM
-from cfedit.editors.base import Editor
+from cfedit.editors.base import CausalEditor
 from cfedit.editors.bounded import AtModel, edit_at_extremes
 from cfedit.errors import CfeditError, QueryError
 from cfedit.evaluation.metrics import ctf_estimate
@@ -33,7 +33,7 @@ class _WorldImages:
         return torch.as_tensor(self.mech.generate({k: np.asarray(t) for k, t in v.items()}, np.asarray(u_i)))
 
 
-class _WorldEditor(Editor):
+class _WorldEditor(CausalEditor):
     """An editor over the world's graph whose image mechanism is the world's; it has no labeller."""
 
     name = "world-images"
@@ -41,6 +41,13 @@ class _WorldEditor(Editor):
     def __init__(self, world):
         self.graph, self.domains, self.image_shape = world.graph, world.domains, world.image_shape
         self.image = _WorldImages(world.ascm("eval", oracle=False).image)
+        self.p_v = world.scm.observational()
+
+    def fitted_p_v(self):
+        return self.p_v
+
+    label_counts = None
+    training_record = None
 
     def label(self, images):
         raise CfeditError("no labeller: give labels")
@@ -135,9 +142,8 @@ def test_ancm_edits_at_extremes_from_its_own_p_v(world, evidence_units, tiny_bac
 @pytest.fixture(scope="module")
 def run_without_red_sevens(world, tmp_path_factory, tiny_ancm_config):
     """A tiny ANCM saved to disk, trained on Backdoor units with every (D=7, C=red) unit removed, and those labels."""
-    from cfedit.data import LabelledImages
 
-    data = LabelledImages.from_world(world, 500, seed=1)
+    data = world.dataset(500, seed=1)
     keep = np.flatnonzero(~((data.labels["D"] == 7) & (data.labels["C"] == 1)))
     data = data.subset(keep)
     out = tmp_path_factory.mktemp("nored7") / "run"

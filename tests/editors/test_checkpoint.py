@@ -1,5 +1,5 @@
 """Checkpoints and training state that cannot lie: integrity on load, resumption only on the same data,
-no old editor left beside a new training, deterministic bytes, clear refusals (issue 14, classes 7-8)."""
+no old editor left beside a new training, deterministic bytes, clear refusals."""
 
 import json
 
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.data import LabelledImages
 from cfedit.editors import checkpoint
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.errors import CfeditError, CheckpointError
@@ -26,7 +25,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def data(world):
-    return LabelledImages.from_world(world, 256, seed=0)
+    return world.dataset(256, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +310,7 @@ def test_training_on_labels_that_break_the_instrumental_inequality_warns_first(t
     """`cfedit bounds` refuses such labels; training used to accept them without a word."""
     from cfedit.core.domains import Domains
     from cfedit.core.graph import CausalGraph
+    from cfedit.data import LabelledImages
 
     g = CausalGraph.parse("Z -> X; X -> Y; X <-> Y")
     dom = Domains({"Z": ["0", "1"], "X": ["0", "1"], "Y": ["0", "1"]})

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.diffusion import DiffusionConfig
 from cfedit.ncm import NCMConfig
@@ -23,7 +22,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def data(world):
-    return LabelledImages.from_world(world, 200, seed=0)
+    return world.dataset(200, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,49 @@ import pytest
 import torch
 
 from cfedit.bounds import optimal_bounds
+from cfedit.core.domains import Domains
 from cfedit.core.query import parse_query
-from cfedit.editors.base import Editor
+from cfedit.editors.base import CausalEditor, Editor, TrainingRecord
 from cfedit.errors import CfeditError, DomainError
-from cfedit.evaluation.certificate import QueryBounds, certify, matching_world
+from cfedit.evaluation.certificate import certify
 from cfedit.evaluation.metrics import wilson
+from cfedit.runs import QueryBounds, Run, matching_world
 from cfedit.worlds import get_world
 
 W = get_world("backdoor")  # D <-> C, D -> B, C -> B
 
 
-class Scripted(Editor):
+class Plain(Editor):
+    """An editor with no causal model of its own (as the baselines)."""
+
+    name = "plain"
+
+    def __init__(self):
+        self.domains, self.image_shape = W.domains, (3, 28, 28)
+
+    label = abduct = predict = None
+
+
+class Scripted(CausalEditor):
     """Keeps every factor it is not told to change; ``change[F] = (code, m)``: the first m of the k samples
     of each image get F = code. The factors are written into pixel (0, 0) of each channel."""
 
     name = "scripted"
 
-    def __init__(self, change: Mapping[str, tuple[int, int]] | None = None):
+    def __init__(self, change: Mapping[str, tuple[int, int]] | None = None, counts: np.ndarray | None = None):
         self.domains, self.image_shape, self.change = W.domains, (3, 28, 28), dict(change or {})
-        self.graph = W.graph
+        self.graph, self.counts = W.graph, counts
+
+    def fitted_p_v(self):
+        return W.scm.observational()  # positive everywhere, as a fitted NCM's
+
+    @property
+    def label_counts(self):
+        return self.counts
+
+    @property
+    def training_record(self):
+        return TrainingRecord(config={}, report={})
 
     @staticmethod
     def draw(v: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -139,12 +163,12 @@ def test_bounds_source_and_world_matching():
     """A run of the world's graph and factors is matched to it; a foreign editor without a diagram and P(V)
     is refused with a message."""
     assert matching_world(Scripted()) is W
-    plain = Scripted()
-    del plain.graph
+    plain = Plain()
+    plain.domains = Domains({**W.domains.as_dict(), "B": ["0", "1", "2"]})
     assert matching_world(plain) is None
     with pytest.raises(CfeditError, match="no causal diagram"):
         QueryBounds.for_editor(plain)
-    with pytest.raises(CfeditError, match="does not belong"):
+    with pytest.raises(CfeditError, match="trained on the graph"):
         QueryBounds.for_editor(Scripted(), get_world("frontdoor"))
 
 
@@ -152,23 +176,16 @@ def test_bounds_from_the_runs_own_p_v_refuse_evidence_its_training_labels_never_
     """Without a world, P(V) is the editor's NCM; a reading the training labels never show gets no bounds
     (the NCM's mass there is its extrapolation), with the reason, while seen evidence is certified."""
 
-    class _NCM:
-        @staticmethod
-        def table():
-            return W.scm.observational()  # positive everywhere, as a fitted NCM's
-
-    ed = Scripted()
-    ed.ncm = _NCM()
     counts = np.ones(W.domains.shape, dtype=np.int64)
     counts[7, 1] = 0  # no red 7 in the training labels
-    ed.label_counts = counts
+    ed = Scripted(counts=counts)
     own = QueryBounds.for_editor(ed)
     assert own.source.startswith("the editor's NCM")
     cert = certify(ed, image(), {"C": "green"}, 4, 0, own)  # the image reads D=7, C=red, B=0
     assert cert.rows == () and "no bounds" in cert.note and "D=7, C=red, B=0 never occurs in the run's 38 training labels" in cert.note
     seen = certify(ed, image(), {"C": "red"}, 4, 0, own, labels={"D": "7", "C": "green", "B": "0"})
     assert seen.rows and not seen.note
-    # for_run: the world named, else the matching one, else the run's NCM
-    assert QueryBounds.for_run(Scripted()).world is W
-    with pytest.raises(CfeditError, match="does not belong"):
-        QueryBounds.for_run(Scripted(), "frontdoor")
+    # a run: the world named, else the matching one, else the run's NCM
+    assert Run.of(Scripted()).world is W and Run.of(Scripted()).bounds.world is W
+    with pytest.raises(CfeditError, match="trained on the graph"):
+        Run.of(Scripted(), "frontdoor")

@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pytest
 
-from cfedit.data import LabelledImages
 from cfedit.errors import CheckpointError
 from cfedit.evaluation.reader import Reader
 from cfedit.worlds import get_world
@@ -14,7 +13,7 @@ from cfedit.worlds import get_world
 
 @pytest.fixture(scope="module")
 def data():
-    return LabelledImages.from_world(get_world("backdoor"), 300, seed=4)
+    return get_world("backdoor").dataset(300, seed=4)
 
 
 @pytest.fixture(scope="module")

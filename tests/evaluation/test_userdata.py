@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from cfedit.bounds import empirical_table, optimal_bounds
-from cfedit.bounds.context import Context
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
@@ -17,7 +16,6 @@ from cfedit.evaluation.userdata import (
     check_compatible,
     is_kept,
     label_bounds,
-    pooled_table,
     read_queries,
 )
 from cfedit.scm import SCM, Exogenous
@@ -34,23 +32,6 @@ def _chain(direct: float) -> SCM:
     mech = {"X": lambda pa, u: u["UX"], "Y": lambda pa, u: pa["X"] ^ u["UY"],
             "Z": lambda pa, u: np.where(u["UC"] == 1, pa.get("X", 0), pa["Y"] ^ u["UZ"])}
     return SCM(g, Domains({"X": BIN, "Y": BIN, "Z": BIN}), exo, mech)
-
-
-def test_pooled_table_is_p_v_for_tables_the_diagram_produces():
-    for name in ("backdoor", "frontdoor"):
-        w = get_world(name)
-        p = w.scm.observational()
-        np.testing.assert_allclose(pooled_table(Context(w.graph, w.domains, p)), p, atol=1e-12)
-    chain = _chain(0.0)
-    p = chain.observational()
-    np.testing.assert_allclose(pooled_table(Context(chain.graph, chain.domains, p)), p, atol=1e-12)
-    # a table with X -> Z is pooled onto the chain's P(x) P(y | x) P(z | y)
-    q = _chain(0.5).observational()
-    pooled = pooled_table(Context(chain.graph, chain.domains, q))
-    want = q.sum(axis=(1, 2))[:, None, None] * (q.sum(2) / q.sum(axis=(1, 2))[:, None])[:, :, None] \
-        * (q.sum(0) / q.sum(axis=(0, 2))[:, None])[None]
-    np.testing.assert_allclose(pooled, want, atol=1e-12)
-    assert np.abs(pooled - q).sum() > 0.05
 
 
 def test_labels_that_break_the_diagram_are_flagged_and_those_it_produces_are_not():

@@ -1,4 +1,4 @@
-"""One conformance test for every registered image backend (STYLE.md sec. 12): shapes and range, the null
+"""One conformance test for every registered image backend : shapes and range, the null
 edit reproduces the image within the backend's tolerance, gradients reach every parameter, a safetensors
 round trip, determinism under a generator. A new backend adds one line to ``SETTINGS``."""
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 from safetensors.torch import load, save
 
-from cfedit.data import LabelledImages
 from cfedit.imaging import BACKENDS, ImageMechanism, build_mechanism, image_config
 from cfedit.worlds import get_world
 
@@ -24,7 +23,7 @@ def test_every_backend_is_covered():
 
 @pytest.fixture(scope="module")
 def data():
-    return LabelledImages.from_world(get_world("backdoor"), 512, seed=0)
+    return get_world("backdoor").dataset(512, seed=0)
 
 
 def _codes(data, n):

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from cfedit.data import LabelledImages
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
+TEST_HOSTS = ("testserver",)  # the Host that the framework's test client (and the schema fuzzer) sends
 TINY = ANCMConfig(steps=40, batch_size=32, log_every=100, checkpoint_every=1000,
                   ncm=NCMConfig(steps=150, latent_size=16), image=VAEConfig(width=8, latent_dim=4))
 
@@ -19,14 +19,15 @@ def tiny_run(tmp_path_factory) -> tuple[ANCM, Path]:
     """A run trained for seconds: its edits are crude, which the API and page tests do not mind."""
     w = get_world("backdoor")
     out = tmp_path_factory.mktemp("tiny_run")
-    return ANCM.fit(w.graph, LabelledImages.from_world(w, 2000, seed=0), TINY, out_dir=out, log=None), out
+    return ANCM.fit(w.graph, w.dataset(2000, seed=0), TINY, out_dir=out, log=None), out
 
 
 @pytest.fixture(scope="session")
 def web_app(tiny_run):
+    from cfedit.runs import Run
     from cfedit.server.app import ServeConfig, create_app
 
-    return create_app(tiny_run[0], get_world("backdoor"), config=ServeConfig(n_examples=4))
+    return create_app(Run.of(tiny_run[0], "backdoor"), config=ServeConfig(n_examples=4, allowed_hosts=TEST_HOSTS))
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ against `cfedit serve` on a free loopback port with the tiny trained run.
 
 It loads the page, picks an example, sets do(C = green), clicks Edit, waits for the grid and the
 certificate, checks what they show, and saves screenshots (1280x800 and a narrow one) as test artefacts
-(the pytest tmp folder). ``CFEDIT_SCREENSHOT_RUN=runs/demo/editor CFEDIT_SCREENSHOT=docs/web-editor.png``
-serves that run instead and also writes the wide screenshot there (the README's figure).
+(the pytest tmp folder). ``CFEDIT_SCREENSHOT_RUN=runs/demo/editor CFEDIT_SCREENSHOT=docs/img/web-editor.png``
+serves that run instead and also writes the wide screenshot there (the web editor page's figure).
 """
 
 import os

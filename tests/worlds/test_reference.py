@@ -28,11 +28,11 @@ def test_no_home_directory_is_a_message(monkeypatch):
 def test_fingerprint_names_the_weights():
     import torch
 
-    from cfedit.worlds.reference import ReferenceNet, _net
+    from cfedit.worlds.reference import ReferenceNet, classifier_net
 
     torch.manual_seed(0)
-    a = ReferenceNet(_net((1, 8, 8), 2), (1, 8, 8))
-    b = ReferenceNet(_net((1, 8, 8), 2), (1, 8, 8))
+    a = ReferenceNet(classifier_net((1, 8, 8), 2), (1, 8, 8))
+    b = ReferenceNet(classifier_net((1, 8, 8), 2), (1, 8, 8))
     b.net.load_state_dict(a.net.state_dict())
     assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 12
     with torch.no_grad():
@@ -47,11 +47,11 @@ def test_networks_stride_their_first_convolution_above_32_pixels():
 
     from cfedit.core.domains import Domains
     from cfedit.imaging import Labeller
-    from cfedit.worlds.reference import _net
+    from cfedit.worlds.reference import classifier_net
 
     dom = Domains({"A": ["0", "1"], "B": ["x", "y", "z"]})
     for shape, stride in (((1, 28, 28), 1), ((3, 28, 28), 1), ((3, 64, 64), 2)):
-        net = _net(shape, 8)
+        net = classifier_net(shape, 8)
         assert net[0].stride == (stride, stride)
         assert net(torch.zeros(2, *shape)).shape == (2, 8)
         lab = Labeller(dom, shape)

@@ -25,7 +25,7 @@ EDIT_MODULES = {"torch", "safetensors", "mlxtend", "matplotlib"}  # what `pip in
 
 
 def _register() -> None:
-    from cfedit.cli import bounds, editing, evaluation, serve, theory, world  # noqa: F401  (each adds its commands to `app`)
+    from cfedit.cli import bounds, editing, evaluation, pretrained, serve, theory, world  # noqa: F401  (each adds its commands to `app`)
 
 
 def _logging() -> None:

@@ -28,9 +28,8 @@ def bounds(
     """Tightest interval of each query over all SCMs compatible with the graph that reproduce P(V).
 
     A query whose programme is large first prints its size, then one line per solving step (stderr)."""
-    from cfedit.bounds import empirical_table, optimal_bounds, read_labels_csv
+    from cfedit.bounds import optimal_bounds
     from cfedit.core.files import clip, read_text
-    from cfedit.core.graph import CausalGraph
     from cfedit.core.query import parse_query
 
     texts = list(queries or [])
@@ -39,30 +38,19 @@ def bounds(
         if not any(lines):
             raise CfeditError(f"query file {clip(file)} has no queries (one per line; # starts a comment)")
         texts += [t for t in lines if t]
+    from cfedit.cli.sources import DataSource
+
+    src = DataSource.of(labels_alone=True, world=world, graph=graph, labels=labels, celeba=celeba, factors=factors)
     truth = None
-    if world is not None:
-        if graph is not None or labels is not None or celeba is not None:
-            raise CfeditError("give either --world NAME, --graph FILE --labels CSV, or --celeba DIR, not several")
+    if src.kind == "world":
         from cfedit.worlds import get_world
 
         w = get_world(world)
         g, dom, p_v, truth = w.graph, w.domains, w.scm.observational(), w.scm
         texts = texts or list(w.queries)
-    elif celeba is not None:
-        from cfedit.data import celeba as cb
-
-        attrs = cb.parse_factors(factors)
-        g = CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file")))
-        lab = cb.read_labels(celeba, attrs)
-        dom, p_v, labels = lab.domains, empirical_table(lab.labels, lab.domains), celeba
-    elif graph is not None and labels is not None:
-        from cfedit.data import domains_from_csv
-
-        g = CausalGraph.load(graph)
-        dom = domains_from_csv(labels, g.nodes)
-        p_v = empirical_table(read_labels_csv(labels, dom), dom)
     else:
-        raise CfeditError("give --world NAME, --graph FILE and --labels CSV, or --celeba DIR")
+        g, dom, p_v = src.label_table()
+        labels = labels if labels is not None else celeba
     if not texts:
         raise CfeditError("no query given: pass queries as arguments or --file FILE")
     rows = []

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cfedit.evaluation.report import save_grid  # noqa: F401  (re-exported for the CLI modules)
-
 
 class _Console(Console):
     def on_broken_pipe(self) -> None:

@@ -12,11 +12,13 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, save_grid, use_threads
+from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
+from cfedit.cli.sources import DataSource
+from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (docs: guides/training.md); flags win")]
 MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
@@ -36,7 +38,7 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (docs: guides/your-data.md)")] = None,
     factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
     n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "
@@ -50,30 +52,25 @@ def train(
 ) -> None:
     """Fit an ANCM editor; under torchrun it trains with DistributedDataParallel."""
     use_threads(threads)
+    from cfedit.core.files import check_folder_path
     from cfedit.core.graph import CausalGraph
     from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
     from cfedit.editors.ancm import ANCM
-    from cfedit.evaluation.report import check_folder_path
 
-    if (world is not None) + (images is not None) + (celeba is not None) != 1:
-        raise DataError("give one of --world NAME, --images DIR --labels CSV --graph FILE, or --celeba DIR")
+    src = DataSource.of(world=world, images=images, labels=labels, graph=graph, celeba=celeba, factors=factors)
     from cfedit.worlds import get_world
 
     cfg = config_from(config, mechanism, steps, seed, get_world(world) if world is not None else None)
     check_folder_path(output)
-    if world is not None:
+    if src.kind == "world":
         w = get_world(world)
-        g, data = w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
-    elif celeba is not None:
-        from cfedit.core.files import read_text
+        g, data = w.graph, w.dataset(WORLD_TRAIN_UNITS if n is None else n, seed=cfg.seed, split="train")
+    elif src.kind == "celeba":
         from cfedit.data import celeba as cb
 
-        attrs = cb.parse_factors(factors)
-        g = CausalGraph.parse(cb.graph_text(attrs, None if graph is None else read_text(graph, "graph file")))
+        g, attrs = src.celeba_graph()
         data = cb.load_celeba(celeba, attrs, size=size, split="train", limit=n)
     else:
-        if labels is None or graph is None:
-            raise DataError("--images needs --labels CSV and --graph FILE")
         from cfedit.data import domains_from_csv
 
         g = CausalGraph.load(graph)
@@ -86,7 +83,7 @@ def train(
 
 @app.command("edit")
 def edit(
-    checkpoint: Annotated[Path, typer.Argument(help="folder written by `cfedit train`")],
+    checkpoint: Annotated[str, typer.Argument(help="folder written by `cfedit train`, or pretrained:NAME (a shipped editor)")],
     image: Annotated[Path, typer.Option("--image", help="PNG image to edit")],
     do: Annotated[list[str], typer.Option("--do", help="intervention, e.g. C=green (repeatable)")],
     n: Annotated[int, typer.Option("-n", min=1, max=MAX_SAMPLES, help="counterfactual samples")] = 8,
@@ -108,16 +105,17 @@ def edit(
     if certify and extremes is not None:
         raise DataError("--certify and --extremes are two different outputs: give one of them")
     use_threads(threads, quiet=as_json)
-    from cfedit.core.files import read_rgb
-    from cfedit.evaluation.protocol import load_run
-    from cfedit.evaluation.report import check_png_path
+    from cfedit.core.files import check_png_path, read_rgb
+    from cfedit.core.intervention import Intervention
+    from cfedit.runs import Run
 
     check_png_path(output)
     if output.exists() and image.exists() and output.resolve() == image.resolve():
         raise DataError(f"the output {output} is the input image: give another -o")
-    model = load_run(checkpoint)
+    run = Run.load(checkpoint, world=world)
+    model = run.editor
     x = read_rgb(image)[None]
-    x_do = model.domains.parse_assignments(do)
+    x_do = Intervention.of(model.domains, do)
     labels = None
     if label:
         given = model.domains.parse_assignments(label)
@@ -125,18 +123,16 @@ def edit(
     if extremes is not None:
         return _edit_at_extremes(model, x, x_do, extremes, n, labels, seed, output)
     if certify:
-        from cfedit.evaluation.certificate import QueryBounds
         from cfedit.evaluation.certificate import certify as certify_edits
 
-        cert = certify_edits(model, x[0], x_do, n, seed, QueryBounds.for_run(model, world),
-                             labels={k: v[0] for k, v in labels.items()} if labels else None)
+        cert = certify_edits(model, x[0], x_do, n, seed, run.bounds, labels={k: v[0] for k, v in labels.items()} if labels else None)
         r = cert.result
     else:
         r = model.edit(x, x_do, n, labels=labels, seed=seed)
     cap = lambda v, i: " ".join(f"{k}={model.domains.decode(k, v[k][i])}" for k in model.domains.names)  # noqa: E731
     caps = [cap(r.factual, 0)] + [cap({k: a[0] for k, a in r.factors.items()}, j) for j in range(n)]
     path = save_grid(output, np.concatenate([x, r.images[0]]), [c[:14] for c in caps], ncol=min(9, n + 1))
-    msg = f"wrote {path}: the image, then {n} samples under do({model.domains.format(x_do)})"
+    msg = f"wrote {path}: the image, then {n} samples under do({x_do.format(model.domains)})"
     if not certify:
         console.print(msg)
     elif as_json:
@@ -213,27 +209,40 @@ def demo(
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
-    resume: Annotated[bool, typer.Option(help="continue an interrupted demo's training in the output folder")] = True,
+    resume: Annotated[bool, typer.Option(help="with --train: continue an interrupted demo's training in the output folder")] = True,
+    train: Annotated[bool, typer.Option("--train", help="train an editor from scratch (minutes) instead of using the shipped "
+                                        "pretrained:WORLD")] = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
+    """Edit held-out images of a world (Backdoor by default) with its shipped editor (or, with --train, one trained
+    now), print the ctf-consistency table, save a figure."""
     use_threads(threads)
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.core.files import check_folder_path
+    from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
-    from cfedit.evaluation.report import check_folder_path, format_interval, write_report
+    from cfedit.evaluation.report import format_interval, write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
     w = get_world(world)
-    cfg = config_from(config, mechanism, steps, seed, w)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1), realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
-    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
-                  f"training units ({cfg.steps} image steps)")
-    data = LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed)
-    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
-    del data
+    if train:
+        cfg = config_from(config, mechanism, steps, seed, w)
+        console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
+                      f"training units ({cfg.steps} image steps)")
+        data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
+        model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
+        del data
+    else:
+        if steps is not None or mechanism is not None or config is not None:
+            raise DataError("--steps, --mechanism and --config set up a training: add --train (the default demo uses the shipped editor)")
+        from cfedit.runs import PRETRAINED_PREFIX, Run
+
+        model = Run.load(PRETRAINED_PREFIX + world, world).editor
+        console.print(f"[bold]{w.description}[/bold]\nthe shipped editor {PRETRAINED_PREFIX}{world} "
+                      f"({model.config.image.kind}, trained once with {model.config.steps} image steps; --train trains one now)")
     t_train = time.time() - t0
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
     res = evaluate(w, {"ancm": model}, eval_cfg)
@@ -263,4 +272,4 @@ def demo(
     path = save_grid(output / "edits.png", grid, [c[:14] for c in caps], ncol=1 + k1 + k2)
     console.print(f"wrote {report}/report.md (the tables and an interval plot)")
     console.print(f"wrote {path}: each row a factual image, {k1} samples under do({name1}), {k2} under do({name2})")
-    console.print(f"demo finished in {time.time() - t0:.0f}s (training {t_train:.0f}s)")
+    console.print(f"demo finished in {time.time() - t0:.0f}s ({'training' if train else 'loading'} {t_train:.0f}s)")

@@ -11,7 +11,6 @@ import typer
 from cfedit.cli import app
 from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
-from cfedit.errors import CfeditError
 
 
 def _print(results: dict) -> None:
@@ -28,7 +27,7 @@ def _print(results: dict) -> None:
 
 @app.command("evaluate")
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce)")],
+    run: Annotated[str, typer.Argument(help="run folder written by `cfedit train` (or demo / reproduce), or pretrained:NAME")],
     world: Annotated[Optional[str], typer.Option("--world", help="ground-truth world the run was trained on")] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="your own labelled images, instead of a world")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="with --images: CSV, column 'file' + one per factor")] = None,
@@ -58,28 +57,29 @@ def evaluate(
     """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
     (--images/--labels or --celeba: bounds from the labels, a reader trained apart); write report.md / .html / results.json."""
     use_threads(threads)
-    if (world is not None) + (images is not None) + (celeba is not None) != 1:
-        raise CfeditError("give either --world NAME, --images DIR --labels CSV, or --celeba DIR")
-    if images is not None or celeba is not None:
+    from cfedit.cli.sources import DataSource
+
+    src = DataSource.of(graph_needed=False, world=world, images=images, labels=labels, graph=graph, celeba=celeba, factors=factors)
+    if src.kind != "world":
         from cfedit.evaluation.userdata import UserEvalConfig
 
         cfg = UserEvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed, top=top, bootstrap=bootstrap,
                              bounds_from=bounds_from, **({"interval": interval} if interval is not None else {}))
         return _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query or [], queries, output, cfg)
-    from cfedit.evaluation.protocol import EvalConfig, evaluate_run, load_run
-    from cfedit.evaluation.report import check_folder_path
-    from cfedit.worlds import get_world
+    from cfedit.core.files import check_folder_path
+    from cfedit.evaluation.protocol import EvalConfig, evaluate_run
+    from cfedit.runs import Run
 
-    w = get_world(world)
+    loaded = Run.load(run, world)
     out = check_folder_path(output or Path("reports") / world)
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, realism=realism, seed=seed)
-    res = evaluate_run(load_run(run), w, out, eval_cfg, log=console.print)
+    res = evaluate_run(loaded.editor, loaded.world, out, eval_cfg, log=console.print)
     _print(res)
     console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
 
 
 def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reader, query, queries, output, cfg) -> None:
-    from cfedit.evaluation.report import check_folder_path
+    from cfedit.core.files import check_folder_path
     from cfedit.evaluation.userdata import evaluate_celeba, evaluate_folder
 
     out = check_folder_path(output or Path("reports") / (images or celeba).name)
@@ -89,8 +89,6 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reade
         res = evaluate_celeba(run, celeba, out, factors=parse_factors(factors), graph=graph, split=split, config=cfg,
                               queries=query, query_file=queries, log=console.print, reader=reader)
     else:
-        if labels is None:
-            raise CfeditError("--images needs --labels CSV")
         res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries,
                               log=console.print, reader=reader)
     _print(res)
@@ -133,7 +131,7 @@ def reproduce(
     names = tuple(world or world_names())
     for name in names:
         get_world(name)  # unknown names fail before any training
-    from cfedit.evaluation.report import check_folder_path
+    from cfedit.core.files import check_folder_path
 
     cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
     eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1))

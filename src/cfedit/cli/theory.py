@@ -9,9 +9,10 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import MAX_SEED, console, print_table, save_grid
+from cfedit.cli.common import MAX_SEED, console, print_table
+from cfedit.core.figures import save_grid
+from cfedit.core.files import check_png_path
 from cfedit.errors import CfeditError
-from cfedit.evaluation.report import check_png_path
 from cfedit.theory import diagram_witness, handwriting_witness, posterior_units, witness_defaults
 from cfedit.worlds import get_world
 

@@ -9,7 +9,8 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import MAX_SEED, console, print_table, save_grid
+from cfedit.cli.common import MAX_SEED, console, print_table
+from cfedit.core.figures import save_grid
 from cfedit.core.query import parse_query
 from cfedit.worlds import get_world, world_names
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.errors import DataError, StorageError
+from cfedit.errors import CfeditError, DataError, StorageError
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -32,7 +32,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
@@ -123,52 +123,120 @@ def _umask() -> int:
     return mask
 
 
-_UMASK = _umask()
+UMASK = _umask()  # the process's umask, read once: files and folders shared with other users get mode & ~UMASK
 
 
 MAX_PIXELS = 4096 * 4096  # largest image (height x width) that cfedit decodes: 200 MB as float32 RGB
+ORIENTATION = 0x0112  # the EXIF tag a camera or phone writes instead of turning the pixels (1: upright, 5-8: a quarter turn)
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image file from its header, without decoding it; refused beyond MAX_PIXELS."""
-    from PIL import Image, UnidentifiedImageError
+class NotAnImage(DataError):
+    """A file that is no image, or not of a format asked for."""
 
-    path = Path(path)
+
+class ImageTooLarge(DataError):
+    """An image with more pixels than a limit, refused from its header before any pixel is decoded."""
+
+
+def _path(source: str | Path) -> Path:
+    path = Path(source)
     if not path.exists():
         raise DataError(f"image {clip(str(path))} does not exist")
     if not path.is_file():
         raise DataError(f"image {clip(str(path))} is {'a folder' if path.is_dir() else 'not a regular file'}")
+    return path
+
+
+def _upright_size(img, name: str, max_pixels: int, formats: tuple[str, ...] | None) -> tuple[int, int]:
+    """(width, height) of an opened image as it displays, from its header: format and pixel count checked."""
+    if formats is not None and img.format not in formats:
+        raise NotAnImage(f"{name}: {'a ' + img.format if img.format else 'an unknown'} image, not {' or '.join(formats)}")
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"{name}: {w}x{h} pixels, more than cfedit's limit of {max_pixels:,}; resize it first")
+    # Pillow looks for a PNG's EXIF after its pixels by decoding them; the header's (before the pixels) is the one read here
+    header_exif = img.format != "PNG" or "exif" in img.info
+    return (h, w) if header_exif and img.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def _opened(source: str | Path | bytes, name: str, max_pixels: int, formats: tuple[str, ...] | None, decode: bool):
+    """The size as displayed, and (``decode``) the upright pixels, of an image file or its bytes."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:
-        raise DataError(f"{clip(str(path))}: cannot read as an image ({clip(str(e))})") from None
-    if w * h > MAX_PIXELS:
-        raise DataError(f"{clip(str(path))}: {w}x{h} pixels, more than cfedit's limit of {MAX_PIXELS:,} (4096x4096); "
-                        "resize it first")
-    return w, h
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                size = _upright_size(img, name, max_pixels, formats)
+                return size, ImageOps.exif_transpose(img) if decode else None
+    except UnidentifiedImageError:
+        raise NotAnImage(f"{name}: cannot read as an image (not an image file, or of a format cfedit does not read)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLarge(f"{name}: cannot read as an image ({clip(e)})") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{name}: cannot read as an image, its pixels cannot be decoded ({clip(e)})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file as it displays (EXIF orientation applied), from its header without
+    decoding it; refused beyond MAX_PIXELS."""
+    path = _path(path)
+    return _opened(path, clip(str(path)), MAX_PIXELS, None, decode=False)[0]
+
+
+def open_image(source: str | Path | bytes, *, name: str | None = None, max_pixels: int = MAX_PIXELS,
+               formats: tuple[str, ...] | None = None):
+    """An image file (its path, or its bytes) decoded upright: as it displays, with the EXIF orientation that a
+    camera or phone writes instead of turning the pixels applied (``PIL.ImageOps.exif_transpose``). Every reader
+    of a user's image goes through here. Its format (one of ``formats``, when given) and pixel count are checked
+    from the header before any pixel is decoded. Refusals: :class:`NotAnImage`, :class:`ImageTooLarge`, else a
+    :class:`DataError` (missing, truncated, corrupt) whose message starts with ``name`` (default: the path)."""
+    if not isinstance(source, bytes):
+        source = _path(source)
+    return _opened(source, name or clip(str(source)), max_pixels, formats, decode=True)[1]
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An RGB image file (PNG or JPEG) as float32 (3, H, W) in [0, 1]. Its size is read from the header and
-    checked against MAX_PIXELS before decoding; other modes, non-images and truncated files are refused."""
-    from PIL import Image, UnidentifiedImageError
+    """An RGB image file (PNG or JPEG) as float32 (3, H, W) in [0, 1], upright (:func:`open_image`). Its size
+    is read from the header and checked against MAX_PIXELS before decoding; other modes, non-images and
+    truncated files are refused."""
+    img = open_image(path)
+    if img.mode != "RGB":
+        raise DataError(f"{clip(str(path))}: image mode {img.mode}, expected RGB (3 channels)")
+    return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
 
+
+def check_folder_path(path: str | Path) -> Path:
+    """An output folder: refused, before any work, if it exists and is not a folder, or if the system would
+    not let us write there (a read-only file system, no permission)."""
     path = Path(path)
-    image_size(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.mode != "RGB":
-                    raise DataError(f"{clip(str(path))}: image mode {img.mode}, expected RGB (3 channels)")
-                img.load()
-                return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{clip(str(path))}: cannot read as an image ({clip(str(e))})") from None
+    if path.exists() and not path.is_dir():
+        raise CfeditError(f"output {path} is a file; give a folder")
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
+            _check_writable(parent, path)
+            break
+    return path
+
+
+def _check_writable(folder: Path, path: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CfeditError(f"cannot write {path}: {folder} is read-only or not ours to write (check its permissions "
+                          "and that its file system is not mounted read-only)")
+
+
+def check_png_path(path: str | Path) -> Path:
+    """An output path for a PNG file: refused, before any work, if it is a folder or lacks the .png suffix."""
+    path = Path(path)
+    if path.is_dir():
+        raise CfeditError(f"output {path} is a folder; give a file name ending in .png")
+    if path.suffix.lower() != ".png":
+        raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
+    check_folder_path(path.parent)
+    return path

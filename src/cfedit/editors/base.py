@@ -1,6 +1,6 @@
 """The editor interface: label, abduct, act, predict, composed by one batched ``edit`` loop.
 
-Editing an image i under do(X = x') (DESIGN.md sec. 1):
+Editing an image i under do(X = x') (docs: concepts/ancm.md):
 
 1. label:   v = h(i), or the labels the caller gives;
 2. abduct:  the exogenous state of the factors given v (``u_V``, n_samples draws per image) and of the image
@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from cfedit.core.domains import Domains
+from cfedit.core.graph import CausalGraph
+from cfedit.core.intervention import Intervention
 from cfedit.errors import CfeditError, DataError
-from cfedit.imaging.base import check_images
+from cfedit.imaging.base import ImageMechanism, check_images
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ class Editor(abc.ABC):
                generator: torch.Generator) -> tuple[object, object]:
         """Step 2: (u_V, u_I), with n_samples draws per image (row-major: image i's draws are adjacent)."""
 
-    def act(self, do: Mapping[str, object]) -> dict[str, int]:
-        """Step 3: the intervention do(X = x') as integer codes (names or codes accepted, checked)."""
-        return self.domains.encode(do) if do else {}
+    def act(self, do: Intervention | Mapping[str, object] | None) -> Intervention:
+        """Step 3: the intervention do(X = x') as integer codes (an :class:`Intervention`, or names or codes, checked)."""
+        return Intervention.of(self.domains, do)
 
     @abc.abstractmethod
     def predict(self, u_v: object, u_i: object, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -74,8 +76,20 @@ class Editor(abc.ABC):
              labels: Mapping[str, object] | None = None, seed: int = 0) -> EditResult:
         """Counterfactual edits of ``images`` (N, C, H, W) in [0, 1] under ``do`` (e.g. ``{"C": "green"}``).
 
-        ``do`` may be empty (the null edit). ``labels`` (codes or value names per factor) replace the
-        labeller's reading. Returns ``n_samples`` edits per image; the same ``seed`` gives the same edits.
+        Args:
+            images: (N, C, H, W) floats in [0, 1], the editor's image shape.
+            do: the action, value names (or codes) by factor; several factors at once; empty: the null edit.
+            n_samples: edits per image (draws of the factors' posterior).
+            labels: the images' factors (codes or value names per factor), instead of the labeller's reading.
+            seed: the same seed gives the same edits.
+
+        Returns:
+            An :class:`EditResult`: ``images`` (N, n_samples, C, H, W), ``factors`` (the v' of each edit) and
+            ``factual`` (the v used).
+
+        Raises:
+            CfeditError: images of another shape or outside [0, 1], an unknown factor or value, bad labels, or
+                ``n_samples`` below 1.
         """
         if n_samples < 1:
             raise CfeditError(f"n_samples must be at least 1, got {n_samples}")
@@ -110,3 +124,38 @@ class Editor(abc.ABC):
                 raise DataError(f"{len(codes)} labels of {k} for {n} images")
             out[k] = torch.as_tensor(codes)
         return out
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a fitted editor records of its training: its resolved settings (``config.json``'s ``config``) and
+    the fit's report (``fit``: the NCM's TV, steps, processes, mechanism, and the training labels' counts)."""
+
+    config: dict
+    report: dict
+
+    def to_json(self) -> dict:
+        return {**self.report, "config": self.config}
+
+
+class CausalEditor(Editor):
+    """An editor that carries a causal model: a diagram, an image mechanism that abducts, a fitted P(V) and
+    a record of its training. The certificate, bounded editing, the web editor and the evaluation of user
+    data need these; an editor without them (the baselines, the oracle) is a plain :class:`Editor`."""
+
+    graph: CausalGraph
+    image: ImageMechanism
+
+    @abc.abstractmethod
+    def fitted_p_v(self) -> np.ndarray:
+        """The P(V) the editor's factor model implies (axes in ``domains.names`` order, sums to 1)."""
+
+    @property
+    @abc.abstractmethod
+    def label_counts(self) -> np.ndarray | None:
+        """How often each factor configuration occurs among the training labels, None where not recorded."""
+
+    @property
+    @abc.abstractmethod
+    def training_record(self) -> TrainingRecord:
+        """The editor's settings and training report."""

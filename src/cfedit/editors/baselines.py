@@ -17,7 +17,6 @@ steps swapped. The oracle lives in :mod:`cfedit.editors.oracle`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 
 import numpy as np
@@ -46,18 +45,18 @@ def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANC
     probability; a 200,000-unit sample when V has more than ``MAX_TABLE_CELLS`` values), so that a saved
     run needs no copy of its training labels.
     """
-    m = copy.copy(ancm)
-    m.graph = markovian_graph(ancm.graph)
-    m.ncm = NCM(m.graph, ancm.domains, ancm.config.ncm).to(ancm.device)
+    graph = markovian_graph(ancm.graph)
+    ncm = NCM(graph, ancm.domains, ancm.config.ncm).to(ancm.device)
     if labels is not None:
-        m.ncm.fit(labels)
+        ncm.fit(labels)
     elif int(np.prod(ancm.domains.shape)) <= MAX_TABLE_CELLS:
-        table = ancm.ncm.table()
+        table = ancm.fitted_p_v()
         cells = np.indices(table.shape).reshape(table.ndim, -1)
-        m.ncm.fit({k: cells[i] for i, k in enumerate(ancm.domains.names)}, weights=table.reshape(-1))
+        ncm.fit({k: cells[i] for i, k in enumerate(ancm.domains.names)}, weights=table.reshape(-1))
     else:
-        m.ncm.fit(ancm.ncm.sample(200_000, seed=ancm.config.seed))
-    m.ncm.eval()
+        ncm.fit(ancm.ncm.sample(200_000, seed=ancm.config.seed))
+    ncm.eval()
+    m = ANCM.from_components(graph, ncm, ancm.image, ancm.labeller, ancm.config, ancm.fit_report)
     m.name = "markovian"
     return m
 
@@ -93,6 +92,7 @@ class NonCausal(_SharedImageEditor):
     name = "non-causal"
 
     def factors(self, v, uniforms, do):
+        """v': x' set, every other factor kept."""
         return {k: torch.full_like(t, do[k]) if k in do else t.clone() for k, t in v.items()}
 
 
@@ -102,6 +102,7 @@ class Independent(NonCausal):
     name = "independent"
 
     def abduct(self, images, v, n_samples, generator):
+        """u_I drawn from the prior instead of abducted."""
         (rep, uni), u_i = super().abduct(images, v, n_samples, generator)
         return (rep, uni), self.ancm.image.prior(len(u_i), generator)
 
@@ -116,6 +117,7 @@ class Associational(_SharedImageEditor):
         self.table = ancm.ncm.table()
 
     def factors(self, v, uniforms, do):
+        """v': x' set, the other factors drawn from P(V | x')."""
         names = self.domains.names
         t = self.table.copy()
         for k, x in do.items():

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from cfedit.bounds import Bounds, extremal_models, optimal_bounds
+from cfedit.core.intervention import Intervention
 from cfedit.core.query import Query, parse_query
-from cfedit.editors.base import Editor, EditResult
+from cfedit.editors.base import CausalEditor, Editor, EditResult
 from cfedit.errors import CfeditError, QueryError
 from cfedit.scm import SCM, Values
 
@@ -38,7 +39,7 @@ class AtModel(Editor):
     batch_size = 1024
 
     def __init__(self, editor: Editor, scm: SCM, name: str = "at-model"):
-        if not hasattr(editor, "image") or not all(hasattr(editor.image, f) for f in ("abduct", "generate")):
+        if not isinstance(editor, CausalEditor):
             raise CfeditError(f"editing at a model needs an editor whose image mechanism abducts; {editor.name!r} has none")
         if scm.domains != editor.domains:
             raise CfeditError(f"the model's factors {scm.domains.as_dict()} differ from the editor's {editor.domains.as_dict()}")
@@ -49,6 +50,7 @@ class AtModel(Editor):
         self._row = np.ravel_multi_index(tuple(fact[k] for k in self.domains.names), self.domains.shape)
 
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step 1: the editor's labeller."""
         return self.editor.label(images)
 
     def abduct(self, images: torch.Tensor, v: Mapping[str, torch.Tensor], n_samples: int,
@@ -69,6 +71,7 @@ class AtModel(Editor):
         return u, self.editor.image.abduct(images, v).repeat_interleave(n_samples, dim=0)
 
     def predict(self, u_v: Values, u_i: torch.Tensor, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Step 4: v' from the model's mechanisms, i' from the editor's image mechanism."""
         v_cf = {k: torch.as_tensor(a, device=self.device) for k, a in self.scm.evaluate(u_v, do).items()}
         return v_cf, self.editor.image.generate(v_cf, u_i)
 
@@ -88,14 +91,13 @@ class ExtremalEdits:
         return self.bounds.attained[EXTREMES.index(which)]
 
 
-def edit_form(query: Query | str, domains) -> tuple[Query, dict[str, int]]:
+def edit_form(query: Query | str, domains) -> tuple[Query, Intervention]:
     """``query`` parsed and checked to have the edit form P(W[X=x']=w | V=v); returns it and x'."""
     q = parse_query(query, domains) if isinstance(query, str) else query
-    worlds = {a.do for a in q.outcome}
-    if len(worlds) != 1 or () in worlds or any(a.do for a in q.given):
+    if not q.is_edit_form:
         raise QueryError(f"{q.format(domains)} is not of the edit form P(W[X=x']=w | V=v): one intervened world in "
                          "the outcome, factual evidence")
-    return q, dict(next(iter(worlds)))
+    return q, q.action
 
 
 def check_seen(editor: Editor, query: Query) -> str:
@@ -103,7 +105,7 @@ def check_seen(editor: Editor, query: Query) -> str:
     ``editor`` (an ANCM records their counts, ``editor.label_counts``): there the NCM's P(V) is its own
     extrapolation, not the data's, and bounds computed from it certify nothing about the data. Returns a
     line saying how often the evidence occurs, or that the run records no counts to check it against."""
-    counts = getattr(editor, "label_counts", None)
+    counts = editor.label_counts if isinstance(editor, CausalEditor) else None
     dom = editor.domains
     evidence = ", ".join(a.format(dom) for a in query.given) or "(none)"
     if counts is None:
@@ -127,20 +129,36 @@ def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Q
     its NCM fitted), for evidence that its training labels hold (:func:`check_seen`); a ``p_v`` given refuses
     evidence of probability zero in it. ``editor`` needs a causal diagram (``editor.graph``) and an abducting image mechanism.
     Every image's factors (the labels given, else the labeller's reading) must agree with the query's
-    evidence, since the models attain the bounds for that evidence; otherwise :class:`QueryError`. ``do``, when
-    given, must be the query's action.
+    evidence, since the models attain the bounds for that evidence. ``do``, when given, must be the query's action.
+
+    Args:
+        editor: an editor with a causal diagram and an abducting image mechanism (an :class:`~cfedit.editors.ancm.ANCM`).
+        images: (N, C, H, W) floats in [0, 1] whose factors match the query's evidence.
+        query: an edit-form query ``P(W[X=x']=w | V=v)``, or its text.
+        n_samples: edits per image at each model.
+        p_v: the P(V) the models reproduce (default: the editor's NCM's).
+        labels: the images' factors, instead of the labeller's reading.
+        do: the action, if given (it must be the query's).
+        seed: the same seed gives the same edits.
+
+    Returns:
+        An :class:`ExtremalEdits`: the bounds, each model's value, and the edits at both models.
+
+    Raises:
+        QueryError: a query not in edit form, an action other than the query's, images whose factors do not
+            match the evidence, or evidence the run's training labels never hold.
     """
     q, x_do = edit_form(query, editor.domains)
-    if do is not None and editor.domains.encode(do) != x_do:
-        raise QueryError(f"the query {q.format(editor.domains)} asks about do({editor.domains.format(x_do)}), not "
-                         f"do({editor.domains.format(editor.domains.encode(do))})")
+    if do is not None and Intervention.of(editor.domains, do) != x_do:
+        raise QueryError(f"the query {q.format(editor.domains)} asks about do({x_do.format(editor.domains)}), not "
+                         f"do({Intervention.of(editor.domains, do).format(editor.domains)})")
     do = x_do
     note = ""
     if p_v is None:
-        if not hasattr(editor, "ncm"):
+        if not isinstance(editor, CausalEditor):
             raise CfeditError(f"editor {editor.name!r} has no fitted P(V): give p_v")
         note = check_seen(editor, q)
-        p_v = editor.ncm.table()
+        p_v = editor.fitted_p_v()
     p_v = np.asarray(p_v, dtype=float)
     p_v = p_v / p_v.sum()
     bounds = optimal_bounds(q, editor.graph, editor.domains, p_v)

@@ -84,6 +84,7 @@ def read_header(path: Path) -> dict:
 
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
                "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # safetensors' dtypes
+FLOATS = frozenset({"F16", "BF16", "F32", "F64"})
 Declared = dict[str, tuple[str, tuple[int, ...], tuple[int, int]]]
 """Tensor name -> (safetensors dtype, shape, (start, stop) byte offsets), as a header declares them."""
 
@@ -119,8 +120,9 @@ def tensor_layout(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[str, t
 
 
 def check_layout(header: Mapping, path: Path, expected: Mapping[str, tuple[str, tuple[int, ...]]], what: str) -> None:
-    """Refuse ``path`` unless its header declares exactly the tensors of ``expected`` (name -> (dtype, shape)),
-    before any of them is read: a file that announces other or larger tensors costs nothing to refuse."""
+    """Refuse ``path`` unless its header declares exactly the tensors of ``expected`` (name -> (dtype, shape);
+    a floating-point tensor may be stored at another floating precision), before any of them is read: a file
+    that announces other or larger tensors costs nothing to refuse."""
     declared = {k: (d, s) for k, (d, s, _) in declared_tensors(header, path).items()}
     extra, missing = sorted(set(declared) - set(expected)), sorted(set(expected) - set(declared))
     if extra or missing:
@@ -128,8 +130,9 @@ def check_layout(header: Mapping, path: Path, expected: Mapping[str, tuple[str, 
                 ([f"{len(missing)} of its tensors missing ({', '.join(missing[:3])[:200]})"] if missing else [])
         raise CheckpointError(f"{path} does not match {what}: {'; '.join(parts)}")
     for k in sorted(expected):
-        if declared[k] != tuple(expected[k]):
-            (dt, sh), (et, es) = declared[k], expected[k]
+        (dt, sh), (et, es) = declared[k], expected[k]
+        same_kind = dt == et or (dt in FLOATS and et in FLOATS)  # weights may be stored at another precision (float16)
+        if not same_kind or tuple(sh) != tuple(es):
             raise CheckpointError(f"{path} does not match {what}: tensor {k} is {dt} {list(sh)[:8]}, {what} has {et} {list(es)}")
 
 

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,24 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def train_image_stage(model: Any, images: torch.Tensor, labels: Mapping[str, torch.Tensor], opt: torch.optim.Optimizer,
-                      start: int, out: Path | None, rank: int, world: int, log: Log, data: str) -> None:
+@dataclass(frozen=True, kw_only=True)
+class TrainingJob:
+    """One training's data and placement: what the image stage needs beside the model and its optimiser."""
+
+    images: torch.Tensor  # (N, C, H, W) in [0, 1]
+    labels: Mapping[str, torch.Tensor]  # (N,) codes per factor
+    data: str  # digest of images and labels (data_digest): a resumed training must see the same data
+    out: Path | None = None  # folder of the resumable checkpoints (rank 0 writes them); None: none written
+    rank: int = 0  # this process's rank under torchrun
+    world: int = 1  # processes under torchrun
+    log: Log = default_log  # progress lines
+
+
+def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, start: int = 0) -> None:
     """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
-    ``labeller``, ``config``, ``device``), checkpointing into ``out`` on rank 0."""
+    ``labeller``, ``config``, ``device``), checkpointing into ``job.out`` on rank 0."""
     config = model.config
+    images, labels, out, rank, world, log, data = job.images, job.labels, job.out, job.rank, job.world, job.log, job.data
     trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction, config.ctf_keep)
     if world > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)

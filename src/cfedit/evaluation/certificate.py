@@ -1,6 +1,6 @@
 """A certificate for the edits of one image: what the editor did, next to what any causal model could do.
 
-Editing one image i under do(X = x') with k samples (DESIGN.md sec. 1), :func:`certify` returns
+Editing one image i under do(X = x') with k samples (docs: concepts/verdicts.md), :func:`certify` returns
 
 * the factual reading v = h(i) (or the labels the caller gives), as the editor used it;
 * for each factor, the distribution of its counterfactual value over the k edits, read off the edited
@@ -16,106 +16,29 @@ is always consistent, so leaving it out hides no failure. The row of W's factual
 shown; for a non-descendant of X it has bounds [1, 1].
 
 P(V) comes from the run's world when it belongs to one (exact), else from the editor's fitted NCM (the law
-the ANCM reproduces), for evidence its training labels hold: :class:`QueryBounds` says which, and memoises
-the bounds of each query it is asked (:meth:`QueryBounds.for_run` picks the source for a CLI or server).
+the ANCM reproduces), for evidence its training labels hold: the run's :class:`~cfedit.runs.QueryBounds`
+says which, and memoises the bounds of each query it is asked.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from cfedit.bounds import Bounds, optimal_bounds
+from cfedit.bounds import Bounds
 from cfedit.core.domains import Domains
-from cfedit.core.graph import CausalGraph
+from cfedit.core.intervention import Intervention
 from cfedit.core.query import Query
 from cfedit.editors.base import Editor, EditResult
-from cfedit.editors.bounded import check_seen
 from cfedit.errors import CfeditError, QueryError
 from cfedit.evaluation.metrics import Estimate, ctf_estimate
-from cfedit.worlds import World, get_world, world_names
+from cfedit.runs import QueryBounds
 
 Reader = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 """Images (N, C, H, W) in [0, 1] -> codes (N,) per factor."""
-
-
-def matching_world(editor: Editor) -> World | None:
-    """The registered world whose graph, factors and image shape are the editor's (a run trained on that
-    world), or None."""
-    graph = getattr(editor, "graph", None)
-    for name in world_names():
-        w = get_world(name)
-        if graph == w.graph and editor.domains == w.domains and tuple(editor.image_shape) == tuple(w.image_shape):
-            return w
-    return None
-
-
-def run_world(editor: Editor, name: str | None = None) -> World | None:
-    """The world a run is judged against: the one named (checked by :meth:`QueryBounds.for_editor`), else
-    :func:`matching_world`."""
-    return get_world(name) if name else matching_world(editor)
-
-
-class QueryBounds:
-    """Optimal bounds of queries over one diagram and one P(V), memoised (safe to share between threads:
-    two threads asking the same new query both solve it and store the same answer)."""
-
-    MEMO_SIZE = 10_000  # queries remembered; later ones are solved each time (a server's memory stays bounded)
-
-    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None,
-                 check: Callable[[Query], object] | None = None):
-        self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
-        self._check = check  # refuses (QueryError) a query P(V) does not speak for, before it is solved
-        self._memo: dict[Query, Bounds] = {}
-        self._truths: dict[Query, float] = {}
-        self._lock = threading.Lock()
-
-    @classmethod
-    def for_editor(cls, editor: Editor, world: World | None = None) -> QueryBounds:
-        """The world's exact P(V) and graph when ``world`` is given (checked against the editor), else the
-        editor's own graph and its NCM's P(V) (an ANCM; other editors need a world)."""
-        if world is not None:
-            graph = getattr(editor, "graph", world.graph)
-            if graph != world.graph or editor.domains != world.domains or tuple(editor.image_shape) != tuple(world.image_shape):
-                raise CfeditError(f"the run does not belong to world {world.name!r}: its graph, factors or image shape differ")
-            return cls(world.graph, world.domains, world.scm.observational(), f"world {world.name} (exact P(V))", world)
-        ncm = getattr(editor, "ncm", None)
-        if ncm is None or getattr(editor, "graph", None) is None:
-            raise CfeditError(f"editor {editor.name!r} carries no causal diagram and P(V): give the world it was trained on")
-        return cls(editor.graph, editor.domains, ncm.table(), "the editor's NCM (its fitted P(V))",
-                   check=lambda q: check_seen(editor, q))
-
-    @classmethod
-    def for_run(cls, editor: Editor, world: str | None = None) -> QueryBounds:
-        """The bounds source of a loaded run: the world named, else the registered world the run matches
-        (:func:`matching_world`), else the run's own NCM (queries whose evidence its training labels never
-        show are then refused)."""
-        return cls.for_editor(editor, run_world(editor, world))
-
-    def __call__(self, query: Query) -> Bounds:
-        if self._check is not None:
-            self._check(query)
-        return self._memoised(self._memo, query, lambda: optimal_bounds(query, self.graph, self.domains, self.p_v))
-
-    def truth(self, query: Query) -> float | None:
-        """The world's true value of ``query`` (None without a world)."""
-        if self.world is None:
-            return None
-        return self._memoised(self._truths, query, lambda: float(self.world.scm.probability(query)))
-
-    def _memoised(self, store: dict, query: Query, solve: Callable[[], object]):
-        with self._lock:
-            hit = store.get(query)
-        if hit is None:
-            hit = solve()
-            with self._lock:
-                if len(store) < self.MEMO_SIZE:
-                    store[query] = hit
-        return hit
 
 
 @dataclass(frozen=True)
@@ -136,7 +59,7 @@ class Row:
 class Certificate:
     """The certificate of one image's edits (see the module docstring)."""
 
-    do: dict[str, int]
+    do: Intervention
     factual: dict[str, int]  # v: the labels given, or the labeller's reading of the image
     readings: dict[str, np.ndarray]  # (k,) codes read off each edited image by the labeller
     distributions: dict[str, np.ndarray]  # per factor, the share of the k readings taking each value
@@ -180,15 +103,29 @@ def label_reader(editor: Editor) -> Reader:
     return read
 
 
-def certify(editor: Editor, image: np.ndarray, do: Mapping[str, object], k: int, seed: int, bounds: QueryBounds,
+def certify(editor: Editor, image: np.ndarray, do: Intervention | Mapping[str, object], k: int, seed: int, bounds: QueryBounds,
             labels: Mapping[str, object] | None = None, reader: Reader | None = None) -> Certificate:
     """Edit ``image`` (C, H, W) in [0, 1] under ``do`` (names or codes, one factor or several) with ``k``
     samples, and certify the edits against the optimal bounds of every implied query (module docstring).
 
-    ``labels`` (every factor) replace the labeller's reading of the image; ``reader`` reads the edited
-    images (default: the editor's labeller)."""
+    Args:
+        editor: the editor.
+        image: one image (C, H, W) in [0, 1].
+        do: the action, one factor or several (value names or codes).
+        k: edits to draw.
+        seed: the same seed gives the same edits.
+        bounds: where the bounds come from (:class:`QueryBounds`: a world's exact P(V), else the run's NCM).
+        labels: the image's factors (every one), instead of the labeller's reading.
+        reader: reads the edited images (default: the editor's labeller).
+
+    Returns:
+        The :class:`Certificate`: the edits, their readings and one row per implied query.
+
+    Raises:
+        CfeditError: an empty action, an unknown factor or value, or an image of another shape.
+    """
     dom = editor.domains
-    x_do = dom.encode(do)
+    x_do = Intervention.of(dom, do)
     if not x_do:
         raise CfeditError("certify needs an intervention: at least one FACTOR=VALUE")
     img = np.asarray(image, np.float32)[None]
@@ -219,4 +156,4 @@ def certify(editor: Editor, image: np.ndarray, do: Mapping[str, object], k: int,
         if note:
             rows, omitted = [], 0
             break
-    return Certificate(dict(x_do), v, read, dist, tuple(rows), omitted, bounds.source, note, r)
+    return Certificate(x_do, v, read, dist, tuple(rows), omitted, bounds.source, note, r)

@@ -1,4 +1,4 @@
-"""Metrics of an editor, from factual units, edits and readings of the edited images (DESIGN.md sec. 5).
+"""Metrics of an editor, from factual units, edits and readings of the edited images (docs: guides/evaluation.md).
 
 Arrays in, :class:`Estimate` out: every number carries its sample size and a 95% confidence interval
 (Wilson for proportions of independent trials; a normal interval over units when each unit has several

@@ -1,4 +1,4 @@
-"""The evaluation protocol over several editors, and the paper's comparison (DESIGN.md sec. 5).
+"""The evaluation protocol over several editors, and the paper's comparison (docs: guides/evaluation.md).
 
 :func:`evaluate` draws held-out units from a world, edits them with every method under each intervention
 that the world's documented queries use, reads the edits with the world's oracle (never a method's own
@@ -26,6 +26,7 @@ import numpy as np
 
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
+from cfedit.core.figures import save_grid
 from cfedit.core.files import atomic_write
 from cfedit.core.query import parse_query
 from cfedit.editors.ancm import ANCMConfig
@@ -34,7 +35,8 @@ from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.misread import misread_rates, reader_aware_band
-from cfedit.evaluation.report import markdown_table, save_grid, write_report
+from cfedit.evaluation.report import markdown_table, write_report
+from cfedit.runs import check_belongs
 from cfedit.scm import ASCM, Units
 from cfedit.worlds import World
 
@@ -75,7 +77,7 @@ def check_queries(world) -> list:
         raise CfeditError(f"world {world.name!r} documents no queries: nothing to check ctf-consistency against")
     qs = [parse_query(q, world.domains) for q in world.queries]
     for text, q in zip(world.queries, qs):
-        if len({a.do for a in q.outcome}) != 1 or any(a.do for a in q.given) or not all(a.do for a in q.outcome):
+        if not q.is_edit_form:
             raise CfeditError(f"query {text!r} is not of the edit form P(W[X=x]=w | V=v)")
     return qs
 
@@ -251,17 +253,6 @@ def editors_for(ancm) -> dict[str, Editor | EditorFactory]:
     }
 
 
-def check_run_matches(ancm, world) -> None:
-    """A run folder trained on another world or graph is refused with a message."""
-    if ancm.graph != world.graph:
-        raise CfeditError(f"the run was trained on the graph {ancm.graph}, but world {world.name!r} has {world.graph}")
-    if ancm.domains != world.domains:
-        raise CfeditError(f"the run's factors {ancm.domains.as_dict()} differ from world {world.name!r}'s")
-    if tuple(ancm.image_shape) != tuple(world.image_shape):
-        raise CfeditError(f"the run's images are {'x'.join(map(str, ancm.image_shape))}, "
-                          f"world {world.name!r}'s are {'x'.join(map(str, world.image_shape))}")
-
-
 def save_grids(world: World, editors: Mapping[str, Editor | EditorFactory], folder: Path, do: Mapping[str, int],
                n: int = 8, seed: int = 7) -> dict:
     """A grid per intervention: factual row, one row per method, the true counterfactual row. (Figures only:
@@ -279,22 +270,10 @@ def save_grids(world: World, editors: Mapping[str, Editor | EditorFactory], fold
     return {f"do({world.domains.format(do)}): factual, then each method (last row: oracle = truth)": path.name}
 
 
-def load_run(run: str | Path):
-    """An ANCM saved by ``cfedit train`` (the folder itself) or ``cfedit demo`` / ``reproduce`` (``editor/``)."""
-    from cfedit.editors.ancm import ANCM
-
-    run = Path(run)
-    if not run.exists():
-        raise CfeditError(f"run folder {run} does not exist")
-    if (run / "editor" / "weights.safetensors").is_file():
-        run = run / "editor"
-    return ANCM.load(run)
-
-
 def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = EvalConfig(),
                  log: Callable[[str], None] = _quiet) -> dict:
     """Evaluate a trained ANCM and the baselines built on it; write the report folder; return results."""
-    check_run_matches(ancm, world)
+    check_belongs(ancm, world)
     check_queries(world)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -315,7 +294,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
     """The paper's comparison from scratch: train an ANCM per world (``worlds``, default every registered
     one; ``ancm_config``: one config, or one per world name, default each world's ``editor_settings``),
     evaluate it and the baselines."""
-    from cfedit.data import WORLD_TRAIN_UNITS, LabelledImages
+    from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.worlds import get_world, world_names
 
@@ -333,7 +312,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
         steps, seed = cfg.steps, cfg.seed
         t0 = time.perf_counter()
         log(f"[{name}] training the ANCM ({steps} image steps) on {WORLD_TRAIN_UNITS} training units")
-        ancm = ANCM.fit(w.graph, LabelledImages.from_world(w, WORLD_TRAIN_UNITS, seed=seed),
+        ancm = ANCM.fit(w.graph, w.dataset(WORLD_TRAIN_UNITS, seed=seed),
                         cfg, out_dir=output / name / "editor", log=log, resume=resume)
         t_train = time.perf_counter() - t0
         res = evaluate_run(ancm, w, output / name, config, log)

@@ -14,16 +14,12 @@ The input is a JSON-able results dict (what :mod:`cfedit.evaluation.protocol` pr
 from __future__ import annotations
 
 import html
-import io
 import json
-import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cfedit.core.files import atomic_write
-from cfedit.errors import CfeditError
 
 
 def _fmt(x) -> str:
@@ -179,67 +175,3 @@ def write_report(results: dict, folder: str | Path, title: str | None = None) ->
     return folder
 
 
-def save_grid(
-    path: str | Path,
-    images: np.ndarray,
-    captions: Sequence[str] | None = None,
-    ncol: int = 8,
-    scale: int = 3,
-) -> Path:
-    """Write images (N, 3, H, W) in [0, 1] as one PNG grid, a caption under each tile (atomically)."""
-    path = check_png_path(path)
-    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
-    n, _, h, w = images.shape
-    ncol = max(1, min(ncol, n))
-    nrow = (n + ncol - 1) // ncol
-    cap_h = 12 if captions else 0
-    th, tw = h * scale, w * scale
-    pad = 2
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGB", (ncol * (tw + pad) + pad, nrow * (th + cap_h + pad) + pad), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        tile = Image.fromarray((images[i].transpose(1, 2, 0) * 255).round().astype(np.uint8))
-        x, y = pad + c * (tw + pad), pad + r * (th + cap_h + pad)
-        canvas.paste(tile.resize((tw, th), Image.NEAREST), (x, y))
-        if captions:
-            draw.text((x + 1, y + th), captions[i], fill=(0, 0, 0))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return atomic_write(path, buf.getvalue())
-
-
-def check_folder_path(path: str | Path) -> Path:
-    """An output folder: refused, before any work, if it exists and is not a folder, or if the system would
-    not let us write there (a read-only file system, no permission)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise CfeditError(f"output {path} is a file; give a folder")
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
-            _check_writable(parent, path)
-            break
-    return path
-
-
-def _check_writable(folder: Path, path: Path) -> None:
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CfeditError(f"cannot write {path}: {folder} is read-only or not ours to write (check its permissions "
-                          "and that its file system is not mounted read-only)")
-
-
-def check_png_path(path: str | Path) -> Path:
-    """An output path for a PNG file: refused, before any work, if it is a folder or lacks the .png suffix."""
-    path = Path(path)
-    if path.is_dir():
-        raise CfeditError(f"output {path} is a folder; give a file name ending in .png")
-    if path.suffix.lower() != ".png":
-        raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
-    check_folder_path(path.parent)
-    return path

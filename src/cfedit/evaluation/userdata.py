@@ -1,4 +1,4 @@
-"""Evaluation on a user's own labelled images, without a ground-truth world (DESIGN.md sec. 4).
+"""Evaluation on a user's own labelled images, without a ground-truth world (docs: guides/your-data.md).
 
 The guarantee of the ANCM is checkable without the truth: the optimal bounds of a feature-level query
 come from the diagram G and P(V), which the labels give, and the features of the edits can be read off
@@ -36,15 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import count_table, optimal_bounds
+from cfedit.bounds import bounds_on_tables, count_table, optimal_bounds, pooled_table
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
+from cfedit.core.figures import save_grid
 from cfedit.core.files import clip, read_text
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Atom, Query
 from cfedit.data import LabelledImages
-from cfedit.editors.base import Editor
+from cfedit.editors.base import CausalEditor, Editor
 from cfedit.editors.bounded import edit_form
 from cfedit.errors import CfeditError, DataError, QueryError
 from cfedit.evaluation import metrics
@@ -61,7 +62,8 @@ from cfedit.evaluation.protocol import (
     reversibility_metric,
 )
 from cfedit.evaluation.reader import Reader
-from cfedit.evaluation.report import format_interval, save_grid, write_report
+from cfedit.evaluation.report import format_interval, write_report
+from cfedit.runs import Run
 
 FLAG_BELOW = 0.01  # p-value of the compatibility test below which the report flags the labels
 
@@ -131,31 +133,13 @@ def read_queries(texts: Sequence[str], path: str | Path | None, domains: Domains
     return [edit_form(t, domains)[0] for t in lines]
 
 
-def pooled_table(ctx: Context) -> np.ndarray:
-    """prod_i P(v_i | K_i), K_i the key of V_i in its C-component (:mod:`cfedit.bounds`): the table of the
-    pooled conditionals the bounds' constraints read. It equals P(V) when a model over G produces P(V)."""
-    names = ctx.domains.names
-    comp = {m: c for c in ctx.graph.c_components() for m in c}
-    out = np.ones(ctx.domains.shape)
-    for v in ctx.graph.topological_order():
-        prefix = sorted((m for m in comp[v] if ctx.rank[m] <= ctx.rank[v]), key=ctx.rank.__getitem__)
-        keys = ctx.key_vars(prefix)
-        joint = ctx.marginal((*keys, v))
-        den = joint.sum(axis=-1, keepdims=True)
-        cond = np.divide(joint, den, out=np.zeros_like(joint), where=den > 0)
-        axes = (*keys, v)
-        cond = np.transpose(cond, np.argsort([ctx.axis[a] for a in axes]))
-        out = out * cond.reshape([ctx.domains.size(n) if n in axes else 1 for n in names])
-    return out
-
-
 def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int, resamples: int = 200,
                      seed: int = 0) -> dict:
     """How far the labels' table is from the pooled table that G's equality constraints give (total
     variation), and a parametric-bootstrap p-value: the share of tables of n rows drawn from the pooled
     table at least as far from their own pooled table. ``flagged`` when p < :data:`FLAG_BELOW`."""
     ctx = Context(graph, domains, p_v)
-    pooled = pooled_table(ctx)
+    pooled = pooled_table(graph, domains, ctx.p)
     tv = float(0.5 * np.abs(ctx.p - pooled).sum())
     if tv < 1e-12:
         return {"tv": tv, "p_value": 1.0, "resamples": 0, "flagged": False}
@@ -165,7 +149,7 @@ def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: i
     for _ in range(resamples):
         t = (rng.multinomial(n, flat) / n).reshape(domains.shape)
         c = Context(graph, domains, t)
-        tvs.append(0.5 * np.abs(c.p - pooled_table(c)).sum())
+        tvs.append(0.5 * np.abs(c.p - pooled_table(graph, domains, c.p)).sum())
     p = (1 + sum(x >= tv - 1e-12 for x in tvs)) / (resamples + 1)
     return {"tv": tv, "p_value": float(p), "resamples": resamples, "flagged": bool(p < FLAG_BELOW)}
 
@@ -195,18 +179,15 @@ def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Doma
     rng = np.random.default_rng(seed)
     flat = np.asarray(p_v, dtype=float).reshape(-1)
     t0 = time.perf_counter()
-    for r in range(resamples):
-        t = (rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape)
-        for j, (q, row) in enumerate(zip(queries, rows)):
-            if constant[j]:
-                continue
-            try:
-                b = optimal_bounds(q, graph, domains, t)
-            except (QueryError, DataError):
-                row["skipped"] += 1
+    tables = ((rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape) for _ in range(resamples))
+    active = [j for j in range(len(queries)) if not constant[j]]
+    for r, bs in enumerate(bounds_on_tables([queries[j] for j in active], graph, domains, tables)):
+        for j, b in zip(active, bs):
+            if b is None:  # the resample lacks the evidence, or no model reproduces it
+                rows[j]["skipped"] += 1
                 lo[r, j] = hi[r, j] = np.nan
-                continue
-            lo[r, j], hi[r, j] = b.lower, b.upper
+            else:
+                lo[r, j], hi[r, j] = b.lower, b.upper
         if log is not None and (r + 1) % 25 == 0:
             log(f"bounds: bootstrap resample {r + 1}/{resamples} ({time.perf_counter() - t0:.0f}s)")
     for row in rows:
@@ -252,7 +233,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     n_rows = len(data)
     if n_rows < 20:
         raise DataError(f"{n_rows} labelled images are too few to train a reader and evaluate (give at least 20)")
-    rows = bounds_rows(count_table(data.labels, dom), getattr(editor, "label_counts", None), config.bounds_from)
+    rows = bounds_rows(count_table(data.labels, dom), editor.label_counts if isinstance(editor, CausalEditor) else None, config.bounds_from)
     log(f"bounds from {rows.note}")
     if rows.warning:
         log(f"warning: {rows.warning}")
@@ -411,9 +392,7 @@ def evaluate_folder(run: str | Path, images: str | Path, labels: str | Path, out
                     reader: str | Path | None = None) -> dict:
     """``cfedit evaluate RUN --images DIR --labels CSV [--reader DIR]``: load the run, the data (read with the
     run's factors) and the reader folder if given, evaluate, write the report folder; returns the results."""
-    from cfedit.evaluation.protocol import load_run
-
-    editor = load_run(run)
+    editor = Run.load(run).editor
     g = _same_graph(editor, CausalGraph.load(graph) if graph is not None else None, graph)
     qs = read_queries(queries, query_file, editor.domains)
     ext = Reader.load(reader) if reader is not None else None
@@ -430,9 +409,7 @@ def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, fa
     training split that ``cfedit train --celeba`` reads; "all" for a folder without a partition file) at
     the run's image size, factors and diagram as ``cfedit train --celeba`` reads them (:mod:`cfedit.data.celeba`)."""
     from cfedit.data import celeba as cb
-    from cfedit.evaluation.protocol import load_run
-
-    editor = load_run(run)
+    editor = Run.load(run).editor
     _, h, w = editor.image_shape
     if h != w:
         raise CfeditError(f"the run's images are {h}x{w}; CelebA images are read square: this run was not trained on CelebA")

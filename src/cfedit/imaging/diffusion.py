@@ -4,7 +4,7 @@ The network is a ``diffusers`` ``UNet2DModel``; the factor codes v (one-hot) are
 and added to its time embedding (``class_embed_type="identity"``). It is trained with the DDPM objective
 (noise or velocity prediction), with the condition dropped for a share of each batch so that
 classifier-free guidance is available, and keeps an exponential moving average (EMA) of its weights for
-inference once the training loop has updated it (:meth:`after_step`).
+inference once the training loop has updated it (:meth:`DiffusionMechanism.after_step`).
 
 * ``generate(v, u)``: the deterministic DDIM sampler (``DDIMScheduler``, eta = 0) from the terminal noise
   u = x_T, conditioned on v;
@@ -28,7 +28,7 @@ the abducted u_I depends on v and f^_I(v, U_I) with U_I from the prior need not 
 Images are mapped to [-1, 1], padded with black to the network's multiple and cropped back. bf16 autocast
 (``amp``) is used for the training loss on CUDA only; sampling and inversion run in float32 so that the
 inversion stays exact. It does not edit differentiably (no :class:`~cfedit.imaging.base.DifferentiableEdit`):
-a gradient through 2 x ``steps`` network evaluations costs many training steps (see the README), so configs
+a gradient through 2 x ``steps`` network evaluations costs many training steps (docs: results/mechanisms.md), so configs
 of this backend train with ``ctf_weight = 0``.
 
 Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I = x_T (padded image shape), ``images`` -> I.
@@ -52,6 +52,8 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class DiffusionConfig(ImageConfig):
+    """Settings of the diffusion mechanism (``[image] kind = "diffusion"``); what each does: the docs page "Image mechanisms"."""
+
     kind: str = "diffusion"  # the backend's name in the registry
     channels: tuple[int, ...] = (32, 64, 64)  # UNet channels per resolution (each level halves the image)
     layers_per_block: int = 1  # resnet layers per UNet block

@@ -14,6 +14,8 @@ from cfedit.imaging.base import Codes, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class LabellerConfig:
+    """Settings of the labeller h (``ANCMConfig.labeller``; the ``[labeller]`` table of a settings file)."""
+
     width: int = 32  # channels of the first conv layer
 
     def __post_init__(self) -> None:
@@ -42,6 +44,7 @@ class Labeller(nn.Module):
         return {k: torch.distributions.Categorical(logits=l) for k, l in zip(self.domains.names, logits)}
 
     def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
+        """Cross-entropy of the labeller's reading against the labels, summed over the factors."""
         out = self(images)
         return -sum(out[k].log_prob(torch.as_tensor(v[k], device=images.device).long()).mean() for k in self.domains.names)
 

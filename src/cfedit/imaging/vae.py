@@ -25,8 +25,10 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class VAEConfig(ImageConfig):
+    """Settings of the conditional VAE (``[image] kind = "vae"``); what each does: the docs page "Image mechanisms"."""
+
     kind: str = "vae"  # the backend's name in the registry
-    latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: see README)
+    latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: docs/guides/image-mechanisms.md)
     width: int = 32  # channels of the first conv layer (doubled at every further stage; at most 1024)
     beta: float = 1.0  # weight of the KL term (higher: u holds less, reconstructions blur)
     depth: int = 2  # stride-2 stages of the encoder and of the decoder; image sides must be multiples of 2**depth

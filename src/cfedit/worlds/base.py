@@ -1,4 +1,4 @@
-"""What a ground-truth world is: an exact ASCM that describes itself (DESIGN.md sec. 4).
+"""What a ground-truth world is: an exact ASCM that describes itself (docs: worlds/index.md).
 
 A world module builds :class:`World` objects and lists them in its ``WORLDS`` mapping (name -> builder);
 the registry in :mod:`cfedit.worlds` lists the modules. Generic code (CLI, evaluation, reports, realism,
@@ -16,7 +16,8 @@ import numpy as np
 
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
-from cfedit.errors import CfeditError
+from cfedit.data import MAX_DATASET_BYTES, LabelledImages
+from cfedit.errors import CfeditError, DataError
 from cfedit.scm import ASCM, SCM, ImageMechanism, Reader
 
 ImagesFor = Callable[[str, "str | None"], ImageMechanism]
@@ -60,6 +61,17 @@ class World:
     @property
     def domains(self) -> Domains:
         return self.scm.domains
+
+    def dataset(self, n: int, seed: int = 0, split: str = "train", data_dir: str | None = None) -> LabelledImages:
+        """n units of the world with their images rendered from its ``split`` image noise (refused before
+        rendering when they would take more than ``MAX_DATASET_BYTES`` as float32)."""
+        need = 4 * int(n) * int(np.prod(self.image_shape))
+        if n < 1 or need > MAX_DATASET_BYTES:
+            raise DataError(f"{n:,} units of world {self.name!r} ({'x'.join(map(str, self.image_shape))}) need "
+                            f"{need / 2**30:.1f} GiB as float32; give 1 to {MAX_DATASET_BYTES // (4 * int(np.prod(self.image_shape))):,}")
+        a = self.ascm(split, data_dir, oracle=False)
+        units = a.units(n, seed)
+        return LabelledImages(a.factual(units), {k: units.v[k].astype(np.int64) for k in self.domains.names}, self.domains)
 
     def ascm(self, split: str = "eval", data_dir: str | None = None, oracle: bool = True) -> ASCM:
         """The ASCM whose image noise comes from ``split`` ("eval": what no model has seen; "train")."""

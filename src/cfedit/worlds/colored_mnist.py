@@ -12,7 +12,7 @@ In both worlds "large" means D >= 5 and the bar probability is the table
     red             0.5     0.2
 
 so that large digits and red digits less often have a bar. Each mechanism is documented where it is
-defined below, and the README repeats them.
+defined below; the world's docs page (docs/worlds/, generated) shows them.
 """
 
 from __future__ import annotations

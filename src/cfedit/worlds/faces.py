@@ -291,7 +291,7 @@ QUERIES = (
 # decoder has learnt the factors do; with it a counterfactual-consistency weight of 0.1 collapses the code z (the
 # edits become one overlay per action) and 0.01 does not; what an edit adds for one factor can change how another
 # reads (an aged young woman read as a man), so the term also counts the kept factors (ctf_keep); batches of 64.
-# The figures are in the README ("Faces", from `cfedit reproduce --world faces` and `benchmarks/faces_probe.py`).
+# The figures are in docs/results/faces.md (from `cfedit reproduce --world faces` and `benchmarks/faces_probe.py`).
 EDITOR_SETTINGS = {"image": {"kind": "vae", "latent_dim": 16, "width": 32, "depth": 4, "norm": "group", "residual": True},
                    "batch_size": 64, "steps": 1200, "ctf_weight": 0.01, "ctf_keep": 1.0}
 

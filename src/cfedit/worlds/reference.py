@@ -8,14 +8,15 @@ that the worlds stay importable without it).
   layer is the feature space of the realism metric (a Frechet distance like FID, but *not* Inception features).
 
 Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
-``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. Construction and training are seeded by the config's seed (without
-touching the caller's random state), so two trainings on one machine give the same weights. An entry
-records the full digest of the data it was trained on and its recipe (settings, classes, image shape, and
-:data:`RECIPE`), checked on load: a corrupt entry, or one trained on other data or by another recipe (e.g.
-another network put in its place), is retrained and replaced, never trusted. The cache is cfedit's own
-derived data, always rebuildable from the data, so a mismatch costs a retraining rather than an error
-the user must resolve by hand; a warning names the entry. (The record is not a signature: whoever can
-write the cache can also forge it.)
+``$CFEDIT_CACHE`` or ``~/.cache/cfedit``; the package ships the ones its worlds use (:mod:`cfedit.artefacts`),
+which are found by the same key before the cache. Construction and training are seeded by the config's seed
+(without touching the caller's random state), so two trainings on one machine give the same weights. A
+cache entry records the full digest of the data it was trained on and its recipe (settings, classes, image
+shape, and :data:`RECIPE`), checked on load: a corrupt entry, or one trained on other data or by another
+recipe (e.g. another network put in its place), is retrained and replaced, never trusted. The cache is
+cfedit's own derived data, always rebuildable from the data, so a mismatch costs a retraining rather than
+an error the user must resolve by hand; a warning names the entry. (The record is not a signature: whoever
+can write the cache can also forge it; the shipped networks are checked against the package's manifest.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfedit.artefacts import shipped_reference
 from cfedit.core.files import atomic_write
 from cfedit.errors import CfeditError
 
@@ -38,6 +40,8 @@ _log = logging.getLogger("cfedit")
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
+    """Settings of a reference classifier (the oracles' and readers' CNN) and its training."""
+
     epochs: int = 12  # passes over the training data
     batch_size: int = 64  # images per step
     lr: float = 2e-3  # peak Adam learning rate (one-cycle schedule)
@@ -68,7 +72,7 @@ def cache_dir() -> Path:
     return d
 
 
-def _net(shape: tuple[int, int, int], n_classes: int):
+def classifier_net(shape: tuple[int, int, int], n_classes: int):
     import torch.nn as nn
 
     c, h, w = shape
@@ -90,7 +94,7 @@ def _seeded_net(shape: tuple[int, int, int], n_classes: int, seed: int):
     from cfedit.rng import seeded
 
     with seeded(seed):
-        return _net(shape, n_classes)
+        return classifier_net(shape, n_classes)
 
 
 class ReferenceNet:
@@ -118,7 +122,7 @@ class ReferenceNet:
     ) -> ReferenceNet:
         """Load the cached network trained on (images, labels) with ``config``, training it first if needed.
         ``images`` are (N, C, H, W), or (N, H, W) for one channel."""
-        from safetensors.torch import save
+        from safetensors.torch import load_file, save
 
         images = np.asarray(images, dtype=np.float32)
         x = images[:, None] if images.ndim == 3 else images
@@ -129,7 +133,13 @@ class ReferenceNet:
         recipe = json.dumps({"config": asdict(config), "classes": n_classes, "shape": list(shape), "recipe": RECIPE}, sort_keys=True)
         key = h.copy()
         key.update(json.dumps([asdict(config), n_classes]).encode())
-        path = cache_dir() / f"{name}-{key.hexdigest()[:16]}.safetensors"
+        stem = f"{name}-{key.hexdigest()[:16]}"
+        shipped = shipped_reference(stem)  # the package's own copy: the same network on every machine
+        if shipped is not None:
+            net = _seeded_net(shape, n_classes, config.seed)
+            net.load_state_dict(load_file(shipped))
+            return cls(net, shape)
+        path = cache_dir() / f"{stem}.safetensors"
         cached = _load_entry(path, shape, n_classes, data, recipe, config.seed)
         if cached is not None:
             return cls(cached, shape)
@@ -138,7 +148,7 @@ class ReferenceNet:
         from cfedit.rng import seeded
 
         with seeded(config.seed):  # seeded construction and dropout, the caller's RNG untouched
-            net = _net(shape, n_classes)
+            net = classifier_net(shape, n_classes)
             _train_steps(net, x, labels, config, _log.warning if verbose else None)
         atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()},
                                 metadata={"data_sha256": data, "recipe": recipe}))
@@ -155,7 +165,7 @@ class ReferenceNet:
         import torch
 
         with torch.device("meta"):
-            return dict(_net(tuple(shape), n_classes).state_dict())
+            return dict(classifier_net(tuple(shape), n_classes).state_dict())
 
     @classmethod
     def from_state(cls, state: dict, shape: tuple[int, int, int], n_classes: int) -> ReferenceNet:
@@ -180,6 +190,7 @@ class ReferenceNet:
         return np.concatenate(outs) if outs else np.zeros((0, 128), np.float32)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most probable class of each image."""
         return self._forward(images).argmax(axis=1).astype(np.int64)
 
     def features(self, images: np.ndarray) -> np.ndarray:
