@@ -45,6 +45,7 @@ Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor, one entry per unit."""
 
 _MAX_COMBOS = 65_536  # enumeration cap for the "exact" method
+MAX_HIDDEN = 8192  # hidden units of a mechanism network: 64M parameters each (65,536 would ask ~17 GB per factor)
 _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (breaks the symmetric saddle)
 
 
@@ -67,7 +68,7 @@ class NCMConfig:
         check_choice(self, "method", ("exact", "mc"))
         check_choice(self, "coupling", ("independent", "comonotone"))
         check_ranges(self, {"latent_size": (int, 1, 4096), "mc_dim": (int, 1, 4096), "mc_samples": (int, 1, 10**6),
-                            "hidden": (int, 1, 65536), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
+                            "hidden": (int, 1, MAX_HIDDEN), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
                             "seed": (int, 0, 2**31 - 1), "impossible_below": (float, 0, 1)})
 
 
@@ -108,7 +109,7 @@ class NCM(nn.Module):
             raise GraphError(f"{len(self.cliques)} bidirected cliques x {config.latent_size} values are too many to "
                              "enumerate; lower latent_size or use method='mc'")
         g = torch.Generator().manual_seed(config.seed)
-        with seeded(int(torch.randint(0, 2**31, (1,), generator=g))):
+        with seeded(int(torch.randint(0, 2**31, (1,), generator=g, device="cpu"))):
             self.mechanisms = nn.ModuleDict({
                 v: nn.Sequential(
                     nn.Linear(sum(domains.size(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1, config.hidden),
@@ -196,6 +197,15 @@ class NCM(nn.Module):
         vv = self._codes(v)
         z, lw = self._support(generator=generator)
         return torch.logsumexp(self._joint_loglik(vv, z, lw), dim=1)
+
+    def fit_activation_bytes(self, rows: int) -> int:
+        """A rough figure for the activations one step of :meth:`fit` keeps for its gradient: every factor's
+        network runs on each of ``rows`` distinct label rows times each point of the shared inputs (all
+        ``latent_size ** cliques`` of them for "exact", ``mc_samples`` for "mc"), 4 bytes a number."""
+        points = (self.config.latent_size ** len(self.cliques) if self.config.method == "exact" else self.config.mc_samples) \
+            if self.cliques else 1
+        per_pair = sum(net[0].in_features + 4 * self.config.hidden + 2 * net[-1].out_features for net in self.mechanisms.values())
+        return 4 * int(rows) * points * per_pair
 
     # ------------------------------------------------------------------ fit
     def fit(self, v: Codes, weights: np.ndarray | None = None, log: Callable[[str], None] | None = None) -> FitReport:

@@ -313,6 +313,22 @@ def test_bad_tables_raise_data_errors(backdoorish):
     assert issubclass(DataError, CfeditError) and issubclass(QueryError, CfeditError)
 
 
+def test_check_compatible_refuses_what_the_bounds_refuse():
+    """Without a query: the same refusal as optimal_bounds' for a table breaking the instrumental inequality,
+    and none for a table an IV model produces (its compatible neighbour)."""
+    from cfedit.bounds import check_compatible
+
+    g = CausalGraph.parse("Z -> X; X -> Y; X <-> Y")
+    dom = Domains({"Z": BIN, "X": BIN, "Y": BIN})
+    bad = np.zeros((2, 2, 2))
+    bad[0, 0, 0], bad[1, 0, 1] = 0.5, 0.5
+    with pytest.raises(DataError, match="not compatible with the graph.*instrumental"):
+        check_compatible(g, dom, bad)
+    for q in _iv_cases():
+        check_compatible(g, dom, _iv_table(q, 0.4)[0])
+    check_compatible(CausalGraph.parse("Z -> X; X -> Y"), dom, bad)  # no bidirected edge: any table is some model's
+
+
 
 # ---------------------------------------------------------------------------------- progress
 def test_progress_gives_the_size_before_solving_and_is_silent_for_small_queries(monkeypatch):

@@ -92,6 +92,15 @@ def test_csv_rows_with_extra_cells_are_refused(tmp_path):
         read_csv_rows(tmp_path / "l.csv")
 
 
+def test_a_repeated_header_row_is_refused_not_read_as_data(tmp_path):
+    """Two CSV files concatenated: the second header would become a row of values named like the factors."""
+    (tmp_path / "l.csv").write_text("D,C,B\n7,red,0\n D , C,B\n3,green,1\n")
+    with pytest.raises(DataError, match="l.csv line 3 repeats the header row"):
+        read_csv_rows(tmp_path / "l.csv")
+    (tmp_path / "ok.csv").write_text("D,C,B\nD,red,0\n")  # a value equal to its column's name alone is data
+    assert read_csv_rows(tmp_path / "ok.csv")[1] == [{"D": "D", "C": "red", "B": "0"}]
+
+
 def test_image_paths_that_are_not_files_say_so(tmp_path):
     import pytest
 

@@ -29,6 +29,7 @@ from cfedit.bounds.optimal import (
     Bounds,
     Contrast,
     bounds_on_tables,
+    check_compatible,
     count_table,
     empirical_table,
     extremal_models,
@@ -37,5 +38,5 @@ from cfedit.bounds.optimal import (
     read_labels_csv,
 )
 
-__all__ = ["Bounds", "Contrast", "bounds_on_tables", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
-           "pooled_table", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "check_compatible", "count_table", "empirical_table", "extremal_models",
+           "optimal_bounds", "pooled_table", "read_labels_csv"]

@@ -30,8 +30,8 @@ from cfedit.core.query import Query
 from cfedit.errors import DataError, DomainError, QueryError
 from cfedit.scm import SCM
 
-__all__ = ["Bounds", "Contrast", "bounds_on_tables", "count_table", "empirical_table", "extremal_models", "optimal_bounds",
-           "pooled_table", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "check_compatible", "count_table", "empirical_table", "extremal_models",
+           "optimal_bounds", "pooled_table", "read_labels_csv"]
 
 MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
 REPORT_ABOVE = 10_000  # branches, law coordinates, programme rows or columns from which a query reports progress
@@ -135,6 +135,17 @@ def extremal_models(
     """
     _, sol = _solve(query, graph, domains, p_v, tol, log)
     return sol.scm(sol.q_lower), sol.scm(sol.q_upper)
+
+
+def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray) -> None:
+    """Raise :class:`DataError` when no model over G reproduces P(V) (e.g. an instrumental inequality
+    fails): the check :func:`optimal_bounds` makes on the C-components a query reads, made here on every
+    C-component with a bidirected edge (a component of one factor takes any P(v | pa)). A component too large
+    to lay out raises :class:`QueryError`, as for a query."""
+    ctx = Context(graph, domains, p_v)
+    for members in graph.c_components():
+        if len(members) > 1:
+            Component(ctx, tuple(members), {})  # builds its constraints and finds a feasible law, or raises
 
 
 def pooled_table(graph: CausalGraph, domains: Domains, p_v: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
 from cfedit.cli.sources import DataSource
 from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
@@ -44,7 +44,7 @@ def train(
     n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: 60,000]; "
                                              "CelebA: the first n training images [default: all]")] = None,
     steps: StepsOpt = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=MAX_SEED, help="seed [default: from the config, 0]")] = None,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
@@ -89,7 +89,7 @@ def edit(
     n: Annotated[int, typer.Option("-n", min=1, max=MAX_SAMPLES, help="counterfactual samples")] = 8,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write")] = Path("edits.png"),
     label: Annotated[Optional[list[str]], typer.Option("--label", help="the image's factors, e.g. D=7 (else read by the labeller)")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     extremes: Annotated[Optional[str], typer.Option("--extremes", help="a query P(W[X=x']=w | V=v) about this image: edit "
                                                     "at the two models attaining its lower and upper bound")] = None,
     certify: Annotated[bool, typer.Option("--certify", help="also print the certificate: each factor's distribution "
@@ -184,13 +184,28 @@ def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, out
     console.print(f"wrote {path}: one row per extremal model (the image, then {n} samples under do({dom.format(x_do)}))")
 
 
+@app.command("migrate")
+def migrate(
+    run: Annotated[Path, typer.Argument(help="run folder written by an older cfedit (checkpoint version 1)")],
+) -> None:
+    """Record integrity digests in a run written before checkpoints had them (version 1), which cfedit
+    otherwise refuses. Its files cannot be checked first: migrate only a run whose origin you trust."""
+    from cfedit.editors.ancm import ANCM
+
+    folder = run / "editor" if (run / "editor" / "config.json").is_file() else run
+    if ANCM.migrate(folder):
+        console.print(f"{folder}: digests recorded (checkpoint version 1 -> current); it now loads with every check")
+    else:
+        console.print(f"{folder} already records its digests, and they match: nothing to do")
+
+
 @app.command("demo")
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for the editor, figure and table")] = Path("runs/demo"),
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out units to evaluate")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="counterfactual samples per unit")] = 8,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
@@ -211,7 +226,7 @@ def demo(
 
     t0 = time.time()
     w = get_world(world)
-    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1), realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
     if train:
         cfg = config_from(config, mechanism, steps, seed, w)
@@ -245,7 +260,7 @@ def demo(
                   f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
     report = write_report(res, output / "report", title=f"cfedit demo: the ANCM editor on the {w.name} world")
     a = w.ascm("eval", oracle=False)
-    units = a.units(8, seed + 2)
+    units = a.units(8, derived_seed(seed, 2))
     x = a.factual(units)
     (act1, k1), (act2, k2) = ((w.domains.encode(d), k) for d, k in zip(w.figure_actions[:2], (4, 3)))
     r = model.edit(x, act1, k1, labels=units.v, seed=seed)

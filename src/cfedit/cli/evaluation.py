@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
 
 
@@ -51,7 +51,7 @@ def evaluate(
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 1,
     threads: ThreadsOpt = None,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
@@ -121,7 +121,7 @@ def reproduce(
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units per world")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
@@ -139,7 +139,7 @@ def reproduce(
     from cfedit.core.files import check_folder_path
 
     cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
-    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1))
     summary = run_reproduce(check_folder_path(output), names, cfgs, eval_cfg, log=console.print, resume=resume)
     from cfedit.evaluation.results import EvaluationResults
 

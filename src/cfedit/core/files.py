@@ -15,27 +15,37 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.errors import CfeditError, DataError
+from cfedit.errors import CfeditError, DataError, StorageError
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename, so a
-    reader (or an interrupted writer) never sees half a file."""
+    reader (or an interrupted writer) never sees half a file. A write the system refuses (a read-only
+    folder, a full disk, no permission) is a :class:`~cfedit.errors.StorageError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide a run from the other users of a shared folder
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise storage_error(e, f"cannot write {clip(path)}") from None
         raise
     return path
+
+
+def storage_error(e: OSError, doing: str) -> StorageError:
+    """``e`` (an ``OSError`` from the system) as one line: what was being done, and the system's reason."""
+    return StorageError(f"{doing}: {e.strerror or e}", e.errno)
 
 
 MESSAGE_CHARS = 200  # the most characters of user input that a message echoes
@@ -82,7 +92,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 
 def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows (dicts of stripped strings) of a CSV file; empty or headerless files are refused."""
+    """Header and rows (dicts of stripped strings) of a CSV file; empty or headerless files are refused, and so
+    is a row equal to the header (a second header inside the file would otherwise become data)."""
     text = read_text(path, what)
     try:
         reader = csv.DictReader(io.StringIO(text))
@@ -91,7 +102,10 @@ def read_csv_rows(path: str | Path, what: str = "labels file") -> tuple[list[str
             if None in r:  # more cells than the header has columns
                 raise DataError(f"{what} {clip(path)} line {reader.line_num}: {len(r) - 1 + len(r[None])} cells, "
                                 f"the header has {len(r) - 1} columns")
-            rows.append({k: (v or "").strip() for k, v in r.items()})
+            row = {k: (v or "").strip() for k, v in r.items()}
+            if all(v == k.strip() for k, v in row.items()):  # e.g. two CSV files concatenated: the header is no data
+                raise DataError(f"{what} {clip(path)} line {reader.line_num} repeats the header row; remove it")
+            rows.append(row)
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as e:
         raise DataError(f"{what} {clip(path)} is not a readable CSV: {clip(e)}") from None
@@ -195,16 +209,24 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def check_folder_path(path: str | Path) -> Path:
-    """An output folder: refused, before any work, if it exists and is not a folder."""
+    """An output folder: refused, before any work, if it exists and is not a folder, or if the system would
+    not let us write there (a read-only file system, no permission)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CfeditError(f"output {path} is a file; give a folder")
-    for parent in path.parents:
+    for parent in (path, *path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise CfeditError(f"cannot make the folder {path}: {parent} is a file")
+            _check_writable(parent, path)
             break
     return path
+
+
+def _check_writable(folder: Path, path: Path) -> None:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CfeditError(f"cannot write {path}: {folder} is read-only or not ours to write (check its permissions "
+                          "and that its file system is not mounted read-only)")
 
 
 def check_png_path(path: str | Path) -> Path:
@@ -216,4 +238,5 @@ def check_png_path(path: str | Path) -> Path:
         raise CfeditError(f"output {path} must end in .png (images are written as PNG)")
     if path.parent.exists() and not path.parent.is_dir():
         raise CfeditError(f"cannot write {path}: {path.parent} is not a folder")
+    check_folder_path(path.parent)
     return path

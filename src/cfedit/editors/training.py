@@ -8,13 +8,16 @@ rank 0 writes); writes a resumable state every ``checkpoint_every`` steps and re
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
 import math
 import os
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from cfedit.core.files import atomic_write
+from cfedit.core.files import atomic_write, storage_error
 from cfedit.editors import checkpoint
 from cfedit.errors import CfeditError, CheckpointError
 from cfedit.imaging import DifferentiableEdit, ImageMechanism, Labeller
@@ -159,6 +162,49 @@ def train_image_stage(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, j
             save_state(model, opt, sched, out / STATE_FILE, done, True, data)
 
 
+LOCK_FILE = ".cfedit-training.lock"
+
+
+@contextmanager
+def run_lock(folder: Path | None) -> Iterator[None]:
+    """Hold the run folder ``folder`` for one training at a time: a second training into the same folder is
+    refused at once, naming the holder (process id, host, start time, which the holder writes into the lock
+    file), instead of the two corrupting each other's files. An advisory ``fcntl.flock`` lock: the system
+    releases it when the holder exits, however it ends, so a killed training never leaves the folder locked.
+    Where ``fcntl`` is missing (Windows) nothing is locked. None: no folder, nothing to lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None  # type: ignore[assignment]
+    if folder is None or fcntl is None:
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise storage_error(e, f"cannot lock the run folder {folder}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise CheckpointError(f"{folder} is in use by another training ({holder}): wait for it to end, "
+                                  "or train into another folder") from None
+        except OSError:  # a file system without locks (some network mounts): train unlocked, as before
+            yield
+            return
+        os.ftruncate(fd, 0)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def data_digest(images: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> str:
     """A digest of the training data (images and labels), so that a run resumes only on the same data."""
     h = hashlib.sha256(str(tuple(images.shape)).encode())
@@ -193,8 +239,9 @@ def save_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Pa
 
 def load_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Path, data: str) -> tuple[int, bool]:
     """Restore a state written by :func:`save_state` for the same config, graph and data; (step, ncm done)."""
-    try:
-        state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    try:  # the weights and Adam's two moments of each: a file announcing more is refused from its header
+        state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train", max_bytes=3 * weights + (1 << 20))
     except CheckpointError as e:
         raise CheckpointError(f"{e}; delete {path} or train into a new folder (--no-resume)") from None
     theirs, ours = {k: meta.get(k) for k in ("config", "graph", "domains", "data")}, _fingerprint(model, data)

@@ -74,8 +74,8 @@ class DiffusionConfig(ImageConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
-        if not self.channels or len(self.channels) > 6 or not all(isinstance(c, int) and 1 <= c <= 4096 for c in self.channels):
-            raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 4096, got {self.channels!r}")
+        if not self.channels or len(self.channels) > 6 or not all(type(c) is int and 1 <= c <= 1024 for c in self.channels):
+            raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 1024, got {self.channels!r}")
         check_ranges(self, {"layers_per_block": (int, 1, 16), "steps": (int, 1, 1000), "inversion_iters": (int, 0, 20),
                             "guidance": (float, 0, 100), "invert_to": (float, 0, 1), "cond_dropout": (float, 0, 1),
                             "ema_decay": (float, 0, 1)})
