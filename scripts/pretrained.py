@@ -5,10 +5,10 @@ For each world with a config in ``configs/pretrained/`` (or the worlds named):
 1. train it: ``cfedit train --world NAME -o runs/pretrained/NAME --config configs/pretrained/NAME.toml`` (resumable:
    an interrupted build continues where it stopped);
 2. package it into ``src/cfedit/artefacts/NAME/`` with float16 weights (``cfedit.runs.pretrained.package_editor``);
-3. copy the reference networks its evaluation reads (the world's oracle readers and realism feature network) from
-   the cache into ``src/cfedit/artefacts/reference/``;
-4. evaluate the packaged editor (``cfedit evaluate pretrained:NAME --world NAME -n 2000 --samples 8``) and record
-   the figures in the manifest.
+3. evaluate the packaged editor (``cfedit evaluate pretrained:NAME --world NAME -n 2000 --samples 8``), which trains
+   (or finds in the cache) the reference networks it reads: the world's oracle readers and realism feature network;
+4. copy those networks from the cache into ``src/cfedit/artefacts/reference/`` and record them, and the editor's
+   figures, in the manifest.
 
     python scripts/pretrained.py                    # every world with a config
     python scripts/pretrained.py backdoor --threads 2
@@ -80,22 +80,21 @@ def main() -> None:
         package_editor(run, name, command=" ".join(train), seed=seed, wall_seconds=seconds,
                        hardware=f"{hardware()}; --threads {args.threads}" + (f"; {args.machine_note}" if args.machine_note else ""))
         base = artefacts_folder()
+        out = ROOT / "reports" / "pretrained" / name
+        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8", "-o", str(out),
+              "--threads", str(args.threads)]
+        t0 = time.time()
+        subprocess.run([sys.executable, "-m", *ev], cwd=ROOT, check=True)  # trains (or finds) the reference networks too
+        seconds_eval = time.time() - t0
         manifest = read_manifest(base)
-        for src in reference_files(cache_dir(), name):
+        for src in reference_files(cache_dir(), name):  # ship the networks the evaluation read
             (base / "reference").mkdir(exist_ok=True)
             shutil.copyfile(src, base / "reference" / src.name)
             manifest[src.stem] = Artefact(name=src.stem, kind="reference", files={f"reference/{src.name}": sha256(src)},
                                           command=f"trained at first use by `cfedit evaluate --world {name}` (ReferenceNet.fit_cached)",
                                           seed=0, wall_seconds=0.0, hardware=hardware(), world=name)
-        write_manifest(manifest, base)
-        out = ROOT / "reports" / "pretrained" / name
-        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8", "-o", str(out),
-              "--threads", str(args.threads)]
-        t0 = time.time()
-        subprocess.run([sys.executable, "-m", *ev], cwd=ROOT, check=True)
         figs = figures(out / "results.json")
-        figs.update(evaluate_command=" ".join(ev[:-2]), evaluate_seconds=round(time.time() - t0, 1))
-        manifest = read_manifest(base)
+        figs.update(evaluate_command=" ".join(ev[:-2]), evaluate_seconds=round(seconds_eval, 1))
         a = manifest[name]
         manifest[name] = Artefact(**{**a.__dict__, "figures": figs})
         write_manifest(manifest, base)

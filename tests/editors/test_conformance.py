@@ -13,10 +13,12 @@ from cfedit.editors.ancm import ANCM
 from cfedit.editors.base import Editor
 from cfedit.editors.baselines import BASELINES
 from cfedit.editors.oracle import Oracle
+from cfedit.runs import PRETRAINED_PREFIX, Run, list_pretrained
 from cfedit.worlds import get_world
 
 N, K = 12, 2  # held-out units and samples per unit
 EDITORS = ("ancm", *BASELINES, "oracle")
+SHIPPED = tuple(PRETRAINED_PREFIX + a.name for a in list_pretrained())  # the package's trained editors, on their own worlds
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,7 @@ def world():
     return get_world("backdoor")
 
 
-@pytest.fixture(scope="module")
-def units(world):
+def _units(world):
     a = world.ascm("eval")
     u = a.units(N, seed=3)
     return a, u, a.factual(u)
@@ -36,22 +37,28 @@ def ancm(tiny_backdoor_run):
     return ANCM.load(tiny_backdoor_run)
 
 
-@pytest.fixture(scope="module", params=EDITORS)
-def editor(request, ancm, units) -> Editor:
-    a, u, _ = units
+@pytest.fixture(scope="module", params=EDITORS + SHIPPED)
+def case(request, ancm):
+    """(editor, its world, (ascm, units, factual images)) for each editor: the tiny ANCM, each baseline built on
+    it and the oracle on Backdoor; each shipped editor on the world it was trained on."""
+    if request.param in SHIPPED:
+        run = Run.load(request.param)
+        return run.editor, run.world, _units(run.world)
+    world = get_world("backdoor")
+    a, u, x = units = _units(world)
     if request.param == "ancm":
-        return ancm
+        return ancm, world, units
     if request.param == "oracle":
-        return Oracle(a, u)
-    return BASELINES[request.param](ancm)
+        return Oracle(a, u), world, units
+    return BASELINES[request.param](ancm), world, units
 
 
 def _actions(world):
     return [{}] + [world.domains.encode(d) for d in world.figure_actions]
 
 
-def test_edits_have_the_stated_shapes_range_and_codes(editor, world, units):
-    _, u, x = units
+def test_edits_have_the_stated_shapes_range_and_codes(case):
+    editor, world, (_, u, x) = case
     assert isinstance(editor, Editor) and editor.domains == world.domains
     for do in _actions(world):
         r = editor.edit(x, do, K, labels=u.v, seed=0)
@@ -63,8 +70,8 @@ def test_edits_have_the_stated_shapes_range_and_codes(editor, world, units):
             np.testing.assert_array_equal(r.factual[k], u.v[k])  # the labels given are the v it edited from
 
 
-def test_the_same_seed_gives_the_same_edits(editor, world, units):
-    _, u, x = units
+def test_the_same_seed_gives_the_same_edits(case):
+    editor, world, (_, u, x) = case
     do = world.domains.encode(world.figure_actions[0])
     first, again = (editor.edit(x, do, K, labels=u.v, seed=7) for _ in range(2))
     np.testing.assert_array_equal(first.images, again.images)
@@ -78,10 +85,10 @@ def _allowed(world, factor: str, n: int) -> int:
     return math.floor(n * (1 - s) + 3 * math.sqrt(n * s * (1 - s)))
 
 
-def test_intervened_factors_are_set_and_claimed_non_descendants_kept(editor, world, units):
+def test_intervened_factors_are_set_and_claimed_non_descendants_kept(case):
     """Off the factors each edit reports, and for the oracle (whose images are the world's renders) also off its
     images as the world's oracle reads them."""
-    a, u, x = units
+    editor, world, (a, u, x) = case
     for do in _actions(world)[1:]:
         r = editor.edit(x, do, K, labels=u.v, seed=1)
         kept = world.graph.non_descendants(do) if editor.keeps_non_descendants else ()
