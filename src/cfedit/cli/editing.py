@@ -256,8 +256,12 @@ def demo(
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
                 [(i.action, i.effectiveness.format(), i.preservation.format()) for i in res.editors["ancm"].interventions])
-    console.print(f"null-edit reconstruction MAE: {res.editors['ancm'].null_edit_error.format(4)}; "
-                  f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
+    tv = model.training_record.report.get("ncm_tv")
+    console.print(f"null-edit reconstruction MAE: {res.editors['ancm'].null_edit_error.format(4)}"
+                  + (f"; NCM TV to the training labels' P(V): {tv:.4f}" if isinstance(tv, float) else ""))
+    counts = res.counts("ancm")
+    console.print(f"{counts.inside}/{counts.tested} documented queries inside their optimal bounds (strict; "
+                  f"{counts.inside_reader_aware} reader-aware)" + (f", {counts.untested} untested" if counts.untested else ""))
     report = write_report(res, output / "report", title=f"cfedit demo: the ANCM editor on the {w.name} world")
     a = w.ascm("eval", oracle=False)
     units = a.units(8, derived_seed(seed, 2))

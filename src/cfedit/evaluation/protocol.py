@@ -143,7 +143,8 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
             reference = reference or _realism_reference(world, dos, config.n_units, config)
         scores[name] = EditorScores(
             effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
-            interventions=tuple(InterventionScores(action=world.domains.format(dict(d)), effectiveness=e, preservation=p)
+            interventions=tuple(InterventionScores(action=world.domains.format(dict(d)), effectiveness=e, preservation=p,
+                                                   ground_truth_error=metrics.mean_estimate(_mae(first_images[d], truth_cf[d][1])))
                                 for d, e, p in zip(dos, eff, pres)),
             faithfulness=metrics.faithfulness(stack(read_by_do), stack(made_from)),  # the oracle's reading of an edit = the editor's own v'
             ground_truth_error=metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])),

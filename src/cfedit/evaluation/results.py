@@ -65,6 +65,7 @@ class InterventionScores(Result):
     action: str  # the intervention, e.g. "C=green"
     effectiveness: Estimate  # P(every intervened factor reads as set)
     preservation: Estimate  # P(every non-descendant of the intervened factors reads as before)
+    ground_truth_error: Estimate | None = None  # mean absolute pixel error to the true counterfactual image (a world only)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,7 +290,8 @@ class EvaluationResults(Result):
                "queries_inside": c.inside, "queries_inside_reader_aware": c.inside_reader_aware,
                "effectiveness": {i.action: val(i.effectiveness) for i in e.interventions},
                "preservation": {i.action: val(i.preservation) for i in e.interventions},
-               "null_edit_mae": val(e.null_edit_error), "ground_truth_mae": val(e.ground_truth_error)}
+               "null_edit_mae": val(e.null_edit_error), "ground_truth_mae": val(e.ground_truth_error),
+               "ground_truth_mae_by_action": {i.action: val(i.ground_truth_error) for i in e.interventions}}
         if e.realism is not None:
             out.update(realism_fd=val(e.realism.distance), realism_floor=round(float(e.realism.floor), 4),
                        realism_network=e.realism.network)
