@@ -3,7 +3,7 @@
     python benchmarks/eval_ancm.py [CHECKPOINT] [--units 2000] [--samples 8]
     python benchmarks/eval_ancm.py --ncm-methods      # the NCM alone: "exact" against "mc" shared inputs
 
-Default checkpoint: runs/demo/editor (written by `cfedit demo`). Prints effectiveness, preservation,
+Default checkpoint: runs/demo/editor (written by `cfedit demo --train`). Prints effectiveness, preservation,
 the documented queries (estimate, truth, optimal bounds), null-edit MAE, NCM TV (to the data's and to the
 true P(V)), labeller accuracy, and a probe of (c): how well v is predicted from the abducted u_I.
 """

@@ -38,23 +38,42 @@ def test_getting_started_first_question_prints_what_the_page_says(capsys):
     assert f"It prints `{printed}`" in page
 
 
-def test_getting_started_edit_runs_with_a_trained_run(tiny_backdoor_run, capsys):
-    """The page's Python edit, with the tiny trained run in place of `runs/demo/editor`."""
-    block = next(b for b in _blocks(DOCS / "getting-started.md") if "ANCM.load" in b)
-    assert '"runs/demo/editor"' in block
+def _shipped_backdoor() -> bool:
+    from cfedit.runs import list_pretrained
+
+    return "backdoor" in {a.name for a in list_pretrained()}
+
+
+@pytest.fixture(params=["tiny run", "shipped editor"])
+def editor_ref(request, tiny_backdoor_run):
+    """What the pages' `Run.load("pretrained:backdoor")` loads: the tiny trained run in its place, and the shipped
+    editor itself where the installation ships one."""
+    if request.param == "tiny run":
+        return repr(str(tiny_backdoor_run))
+    if not _shipped_backdoor():
+        pytest.skip("this installation ships no Backdoor editor")
+    return '"pretrained:backdoor"'
+
+
+def test_getting_started_edit_runs(editor_ref, capsys):
+    """The page's Python edit, with the shipped editor or the tiny trained run in its place."""
+    block = next(b for b in _blocks(DOCS / "getting-started.md") if "Run.load" in b)
+    assert '"pretrained:backdoor"' in block
     ns: dict = {}
-    exec(compile(block.replace('"runs/demo/editor"', repr(str(tiny_backdoor_run))), "getting-started.md", "exec"), ns)
+    exec(compile(block.replace('"pretrained:backdoor"', editor_ref), "getting-started.md", "exec"), ns)
     out = capsys.readouterr().out.strip()
     assert out == "(4, 8, 3, 28, 28) (4, 8)" and out in block  # the comment promises the printed shapes
     green = ns["world"].domains.code("C", "green")
     assert (ns["result"].factors["C"] == green).all()  # every edit was generated with the intervened value
     assert ns["truth"].shape == (4, 3, 28, 28) and (ns["v_true"]["C"] == green).all()
+    assert ns["run"].world is not None and ns["run"].world.name == "backdoor"  # the run is matched to its world
 
 
-def test_readme_edit_example_runs_with_a_trained_run(tiny_backdoor_run):
-    block = [b for b in _blocks(ROOT / "README.md") if "ANCM.load" in b][0]
+def test_readme_edit_example_runs(editor_ref):
+    block = [b for b in _blocks(ROOT / "README.md") if "Run.load" in b][0]
+    assert '"pretrained:backdoor"' in block
     ns = {"images": np.random.default_rng(0).random((3, 3, 28, 28)).astype(np.float32)}
-    exec(compile(block.replace('"runs/demo/editor"', repr(str(tiny_backdoor_run))), "README.md", "exec"), ns)
+    exec(compile(block.replace('"pretrained:backdoor"', editor_ref), "README.md", "exec"), ns)
     assert ns["result"].images.shape == (3, 8, 3, 28, 28) and ns["result"].factors["D"].shape == (3, 8)
 
 

@@ -90,7 +90,7 @@ RECIPE = 2  # how a cached network is made: 2 = seeded construction and training
 
 
 def _seeded_net(shape: tuple[int, int, int], n_classes: int, seed: int):
-    """:func:`_net`, its initial weights drawn from ``seed`` (the caller's random state untouched)."""
+    """:func:`classifier_net`, its initial weights drawn from ``seed`` (the caller's random state untouched)."""
     from cfedit.rng import seeded
 
     with seeded(seed):
