@@ -18,6 +18,7 @@ For each world with a config in ``configs/pretrained/`` (or the worlds named):
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import subprocess
@@ -29,8 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def hardware() -> str:
-    import os
-
     return f"{os.cpu_count()} CPU cores ({platform.machine()}), torch threads as in the command"
 
 
@@ -91,8 +90,10 @@ def main() -> None:
             (base / "reference").mkdir(exist_ok=True)
             shutil.copyfile(src, base / "reference" / src.name)
             manifest[src.stem] = Artefact(name=src.stem, kind="reference", files={f"reference/{src.name}": sha256(src)},
-                                          command=f"trained at first use by `cfedit evaluate --world {name}` (ReferenceNet.fit_cached)",
-                                          seed=0, wall_seconds=0.0, hardware=hardware(), world=name)
+                                          command=f"trained at first use by `cfedit evaluate pretrained:{name} --world {name}` "
+                                                  "(ReferenceNet.fit_cached, seed 0; wall time not recorded)",
+                                          seed=0, wall_seconds=0.0, world=name,
+                                          hardware=f"{os.cpu_count()} CPU cores ({platform.machine()})")
         figs = figures(out / "results.json")
         figs.update(evaluate_command=" ".join(ev[:-2]), evaluate_seconds=round(seconds_eval, 1))
         a = manifest[name]

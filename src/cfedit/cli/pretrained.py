@@ -28,10 +28,9 @@ def list_artefacts(as_json: Annotated[bool, typer.Option("--json", help="print t
     if not entries:
         console.print("this installation ships no trained artefacts")
         return
-    print_table("shipped artefacts (use an editor as pretrained:NAME)", ["name", "kind", "world", "mechanism", "steps", "dtype",
-                                                                          "fingerprint", "trained"],
+    print_table("shipped artefacts (use an editor as pretrained:NAME)",
+                ["name", "kind", "world", "mechanism", "steps", "dtype", "fingerprint", "training"],
                 [(a.name, a.kind, a.world or "-", a.mechanism or "-", a.steps or "-", a.dtype, a.fingerprint,
-                  f"{a.wall_seconds:,.0f}s on {a.hardware}") for a in entries])
+                  f"{a.wall_seconds:,.0f} s" if a.wall_seconds else "-") for a in entries])
     for a in entries:
-        if a.kind == "editor":
-            console.print(f"{a.name}: {a.command}")
+        console.print(f"{a.name}: {a.command} ({a.hardware})", soft_wrap=True)
