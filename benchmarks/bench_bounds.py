@@ -42,12 +42,12 @@ EXTRA = (  # not documented by the worlds: the digit is free, so B's slots are r
     "P(B[C=green]=1, B[C=red]=0)",
     "P(B[C=green]=1 | B=0)",
     "P(B[D=2]=1, B[D=7]=0)",
-    # every digit's bar (issue 14: 284 s in the frontdoor world, an RLT of 40 x 1,024 types; one product)
+    # every digit's bar (once 284 s in the frontdoor world, an RLT of 40 x 1,024 types; now one product)
     "P(B[D=0]=0, B[D=1]=1, B[D=2]=0, B[D=3]=1, B[D=4]=0, B[D=5]=1, B[D=6]=0, B[D=7]=0, B[D=8]=0, B[D=9]=1 "
     "| D=7, C=red, B=0)",
 )
 
-USER_GRAPHS = (  # a user's diagram: a 10-valued parent D, binary X, Y, Z, two bidirected edges (issue 14)
+USER_GRAPHS = (  # a user's diagram: a 10-valued parent D, binary X, Y, Z, two bidirected edges
     "D -> X; X -> Y; D -> Y; Y -> Z; X <-> Y; D <-> Z",  # r_X(d) unread but at the evidence's digit: dropped
     "D -> X; D -> Y; X -> Z; Y -> Z; X <-> Z; D <-> Y",  # every r_X(d) constrained with Z's slots: lifted
 )

@@ -3,8 +3,9 @@ edits (example images, the world's figure interventions in turn) for a fixed tim
 
     python benchmarks/bench_serve.py [RUN] [--clients 16] [--seconds 30] [--k 8] [--threads 1]
 
-RUN defaults to runs/demo/editor (`cfedit demo`). Prints requests/s, latency percentiles and errors (any
-answer but 200, or a failed connection). Run it alone: it is meant to measure the machine.
+RUN defaults to runs/demo/editor (`cfedit demo --train`; `pretrained:backdoor` is the shipped editor). Prints
+requests/s, latency percentiles and errors (any answer but 200, or a failed connection). Run it alone: it is meant
+to measure the machine.
 """
 
 from __future__ import annotations

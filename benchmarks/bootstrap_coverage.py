@@ -1,4 +1,4 @@
-"""Coverage of the bounds' bootstrap ranges, from labels only (issue 12): no images, no training.
+"""Coverage of the bounds' bootstrap ranges, from labels only: no images, no training.
 
 For each world, the automatic queries are chosen once from its exact P(V) (``--top`` configurations per
 action). Each repetition draws a label table of n rows from the exact P(V), computes the queries' point
@@ -22,14 +22,19 @@ import numpy as np
 
 from cfedit.bounds import optimal_bounds
 from cfedit.evaluation.bootstrap import INTERVALS, simultaneous_band
-from cfedit.evaluation.userdata import _constant, automatic_queries, bound_replicates
+from cfedit.evaluation.userdata import automatic_queries, bound_replicates, is_kept
 from cfedit.worlds import get_world
+
+
+def constant(q, graph) -> bool:
+    """A kept outcome (a non-descendant of the action) named in the evidence: 1 or 0 in every model."""
+    return is_kept(q, graph) and {a.var for a in q.outcome} <= {a.var for a in q.given}
 
 
 def coverage(world: str, n: int, reps: int, resamples: int, top: int, seed: int, log=print) -> dict:
     w = get_world(world)
     p = w.scm.observational()
-    qs = [q for q in automatic_queries(w.graph, w.domains, p, top) if not _constant(q, w.graph)]
+    qs = [q for q in automatic_queries(w.graph, w.domains, p, top) if not constant(q, w.graph)]
     exact = [optimal_bounds(q, w.graph, w.domains, p) for q in qs]
     ex_lo, ex_hi = np.array([b.lower for b in exact]), np.array([b.upper for b in exact])
     hits = {f"{k} {iv}": np.zeros((reps, len(qs)), bool) for k in ("pointwise", "simultaneous") for iv in INTERVALS}

@@ -1,4 +1,4 @@
-"""Edits at the extremal models of a query, read by the world's oracle (issue 12, bounded editing).
+"""Edits at the extremal models of a query, read by the world's oracle (docs: guides/your-data.md, bounded editing).
 
 Edits every held-out unit of a world whose factors are the query's evidence at the two models attaining the
 query's lower and upper bound (P(V): the run's fitted one), reads the edits with the world's oracle, and prints

@@ -14,6 +14,7 @@ image-stage faithfulness per factor, edits/s in batch (the protocol's timing) an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -57,34 +58,30 @@ def main() -> None:
     cfg = EvalConfig(n_units=args.n, n_samples=args.samples, seed=args.seed, composition_steps=args.composition_steps)
     t0 = time.perf_counter()
     res = evaluate(w, {**models, "oracle": Oracle}, cfg, log=print)
-    res["seconds"] = time.perf_counter() - t0
     a = w.ascm("eval", oracle=False)
     units = a.units(5, 99)
     x = a.factual(units)
     do = w.domains.encode(w.figure_actions[0])
-    res["latency"] = {name: latency(m, x, dict(units.v), do) for name, m in models.items()}
-    res["grids"] = {}
+    lat = {name: latency(m, x, dict(units.v), do) for name, m in models.items()}
+    grids: dict[str, str] = {}
     for act in w.figure_actions:
-        res["grids"].update(save_grids(w, {**models, "oracle": Oracle}, args.output, w.domains.encode(act)))
+        grids.update(save_grids(w, {**models, "oracle": Oracle}, args.output, w.domains.encode(act)))
+    res = dataclasses.replace(res, seconds=time.perf_counter() - t0, grids=grids)
     write_report(res, args.output, title=f"image mechanisms side by side: {args.world}")
-    atomic_write(args.output / "results.json", json.dumps(res, indent=2, default=float))
+    atomic_write(args.output / "latency.json", json.dumps(lat, indent=2))
     names = list(models) + ["oracle"]
-    rows = [["documented queries inside the bounds",
-             *(f"{sum(q['methods'][m]['inside'] for q in res['queries'])}/{len(res['queries'])}" for m in names)]]
-    for do_name in res["interventions"][names[0]]:
+    rows = [["documented queries inside the bounds", *(f"{res.counts(m).inside}/{res.counts(m).tested}" for m in names)]]
+    for i, act in enumerate(res.editors[names[0]].interventions):
         for what in ("effectiveness", "preservation"):
-            rows.append([f"{what} do({do_name})", *(f"{res['interventions'][m][do_name][what]['value']:.3f}" for m in names)])
-    metric_names = [k for k in res["metrics"][names[0]] if k not in ("effectiveness", "preservation")]
-    for k in metric_names:
-        cells = []
-        for m in names:
-            e = res["metrics"][m].get(k)
-            cells.append("-" if e is None else f"{e['value']:.4f}" + (f" (floor {e['floor']:.1f})" if "floor" in e else ""))
-        rows.append([k, *cells])
-    rows.append(["one-edit latency (s)", *(f"{res['latency'][m]:.3f}" if m in res["latency"] else "-" for m in names)])
+            rows.append([f"{what} do({act.action})",
+                         *(f"{getattr(res.editors[m].interventions[i], what).value:.3f}" for m in names)])
+    cells = {m: res.editors[m].cells() for m in names}
+    for k in [k for k in cells[names[0]] if k not in ("effectiveness", "preservation")]:
+        rows.append([k, *(cells[m].get(k, "-") for m in names)])
+    rows.append(["one-edit latency (s)", *(f"{lat[m]:.3f}" if m in lat else "-" for m in names)])
     table = markdown_table(["measure", *names], rows)
     print(table)
-    print(f"{args.n} held-out units x {args.samples} samples, {res['seconds']:.0f} s")
+    print(f"{args.n} held-out units x {args.samples} samples, {res.seconds:.0f} s")
     atomic_write(args.output / "side_by_side.md", table + "\n")
 
 

@@ -1,9 +1,9 @@
-"""Measure the issue-4 targets of the ANCM editor on held-out writers (DESIGN.md sec. 5).
+"""Measure the ANCM editor's targets on held-out writers (docs: results/mnist.md, the demo's table).
 
     python benchmarks/eval_ancm.py [CHECKPOINT] [--units 2000] [--samples 8]
     python benchmarks/eval_ancm.py --ncm-methods      # the NCM alone: "exact" against "mc" shared inputs
 
-Default checkpoint: runs/demo/editor (written by `cfedit demo`). Prints effectiveness, preservation,
+Default checkpoint: runs/demo/editor (written by `cfedit demo --train`). Prints effectiveness, preservation,
 the documented queries (estimate, truth, optimal bounds), null-edit MAE, NCM TV (to the data's and to the
 true P(V)), labeller accuracy, and a probe of (c): how well v is predicted from the abducted u_I.
 """
@@ -20,7 +20,6 @@ import torch
 from cfedit.data import WORLD_TRAIN_UNITS
 from cfedit.editors.ancm import ANCM
 from cfedit.evaluation.protocol import EvalConfig, evaluate
-from cfedit.evaluation.report import format_interval
 from cfedit.worlds import get_world
 
 
@@ -67,15 +66,16 @@ def main() -> None:
     res = evaluate(w, {"ancm": model}, EvalConfig(n_units=args.units, n_samples=args.samples, seed=1, realism=False,
                                                   composition_steps=0, reversibility=""))
     print(f"evaluation on {args.units} held-out units x {args.samples} samples: {time.time() - t:.0f}s")
-    for k, r in res["interventions"]["ancm"].items():
-        print(f"do({k}): effectiveness {format_interval(r['effectiveness'])}  preservation {format_interval(r['preservation'])}")
-    for q in res["queries"]:
-        e = q["methods"]["ancm"]
-        err = f" |err|={abs(e['estimate'] - q['truth']):.3f}" if q["identified"] else ""
-        print(f"{q['query']}: estimate {format_interval(e)} "
-              f"truth {q['truth']:.3f} bounds [{q['lower']:.3f}, {q['upper']:.3f}]{' identified' if q['identified'] else ''} "
-              f"{'inside' if e['inside'] else 'OUTSIDE'}{err}")
-    print(f"null-edit reconstruction MAE {format_interval(res['metrics']['ancm']['null-edit error'])}")
+    for i in res.editors["ancm"].interventions:
+        print(f"do({i.action}): effectiveness {i.effectiveness.format()}  preservation {i.preservation.format()}")
+    for q in res.queries:
+        v = q.methods["ancm"]
+        e = v.estimate
+        err = f" |err|={abs(e.value - q.truth):.3f}" if q.identified and v.tested else ""
+        print(f"{q.query}: estimate {e.format()} "
+              f"truth {q.truth:.3f} bounds [{q.lower:.3f}, {q.upper:.3f}]{' identified' if q.identified else ''} "
+              f"{'untested' if not v.tested else 'inside' if v.inside else 'OUTSIDE'}{err}")
+    print(f"null-edit reconstruction MAE {res.editors['ancm'].null_edit_error.format()}")
     tv_fit = model.fit_report.get("ncm_tv")
     print(f"NCM TV to its training labels' P(V) (saved at fit) {tv_fit if tv_fit is None else f'{tv_fit:.4f}'}; "
           f"to the true P(V) {0.5 * np.abs(model.ncm.table() - w.scm.observational()).sum():.4f}")

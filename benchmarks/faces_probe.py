@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from cfedit.editors.training import ImageStage, lr_at
+from cfedit.editors.training import ImageStage, cosine_with_warmup
 from cfedit.imaging import Labeller, build_mechanism, image_config
 from cfedit.worlds import get_world
 
@@ -46,17 +46,16 @@ def main() -> None:
     vae = build_mechanism(image_config("vae", **settings), w.domains, w.image_shape)
     stage = ImageStage(vae, Labeller(w.domains, w.image_shape), ctf)
     opt = torch.optim.Adam(stage.parameters(), lr=lr)
-    sched = lr_at(lr, steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(steps))
     print(settings, f"steps={steps} lr={lr} bs={bs} ctf={ctf} n={n} parameters={sum(p.numel() for p in vae.parameters()):,}", flush=True)
     t0 = time.time()
     for step in range(steps):
         idx = torch.randint(0, len(x), (bs,), generator=torch.Generator().manual_seed(step))
-        for group in opt.param_groups:
-            group["lr"] = sched(step)
         loss = stage(x[idx], {k: t[idx] for k, t in v.items()})
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         if (step + 1) % every and step + 1 != steps:
             continue
         vae.eval()

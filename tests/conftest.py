@@ -88,3 +88,35 @@ def celeba_kit():
     from types import SimpleNamespace
 
     return SimpleNamespace(attributes=CELEBA_ATTRIBUTES, table=celeba_table, write=write_celeba)
+
+
+# ---- images stored turned, with the EXIF orientation that turns them upright (tests/core/test_files.py, tests/server)
+STORED = {  # orientation -> how a camera stores the upright pixels (H, W, C) so that a viewer turns them back
+    1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, 1), 7: lambda a: np.rot90(a, -1)[::-1], 8: lambda a: np.rot90(a, -1),
+}
+
+
+def oriented_bytes(upright: np.ndarray, orientation: int, fmt: str = "PNG") -> bytes:
+    """The file (PNG or JPEG) of ``upright`` (H, W, 3) uint8 stored turned, with EXIF tag 0x0112 = ``orientation``."""
+    import io
+
+    img = Image.fromarray(np.ascontiguousarray(STORED[orientation](upright)))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+@pytest.fixture
+def oriented():
+    """The writer of a turned file with its EXIF orientation: oriented(upright, orientation, fmt) -> bytes."""
+    return oriented_bytes
+
+
+@pytest.fixture
+def upright():
+    """A 12 x 20 (H x W) image with no symmetry: every turn or flip of it differs from it."""
+    y, x = np.mgrid[0:12, 0:20]
+    return np.stack([x * 12, y * 20, (x + 2 * y) * 5], axis=-1).astype(np.uint8)

@@ -143,16 +143,16 @@ def test_weighted_fit_to_a_table_reaches_the_table():
 
 
 def test_weights_count_like_repeated_rows():
-    from cfedit.ncm import _distinct
+    from cfedit.ncm import distinct_rows
 
     v = {"Z": np.array([0, 1, 0]), "X": np.array([1, 1, 1]), "Y": np.array([0, 0, 0])}
-    rows_w, counts_w = _distinct(DOM, v, np.array([2.0, 1.0, 1.0]))
+    rows_w, counts_w = distinct_rows(DOM, v, np.array([2.0, 1.0, 1.0]))
     rep = {k: np.array([0, 0, 0, 1]) if k == "Z" else np.array([1, 1, 1, 1]) if k == "X" else np.zeros(4, int) for k in DOM.names}
-    rows_r, counts_r = _distinct(DOM, rep)
+    rows_r, counts_r = distinct_rows(DOM, rep)
     assert all(np.array_equal(rows_w[k], rows_r[k]) for k in DOM.names)
     assert np.array_equal(counts_w, counts_r) and np.allclose(counts_r, [3.0, 1.0])
-    rows_z, counts_z = _distinct(DOM, v, np.array([1.0, 0.0, 0.5]))  # a row of weight 0 is dropped
+    rows_z, counts_z = distinct_rows(DOM, v, np.array([1.0, 0.0, 0.5]))  # a row of weight 0 is dropped
     assert {k: r.tolist() for k, r in rows_z.items()} == {"Z": [0], "X": [1], "Y": [0]} and np.allclose(counts_z, [1.5])
     for bad in (np.array([1.0, -1.0, 1.0]), np.zeros(3), np.array([1.0, 2.0]), np.ones((3, 1)), np.array([1.0, np.nan, 1.0])):
         with pytest.raises(DomainError):
-            _distinct(DOM, v, bad)
+            distinct_rows(DOM, v, bad)

@@ -23,3 +23,12 @@ class DataError(CfeditError, ValueError):
 
 class CheckpointError(CfeditError, ValueError):
     """A checkpoint that is missing, corrupt, or was written for something else."""
+
+
+class StorageError(CfeditError, OSError):
+    """A file the system would not read or write for a reason outside cfedit: a read-only folder, a full disk,
+    a missing permission. An ``OSError`` too (with the system's ``errno``), so code that catches those keeps working."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno

@@ -1,7 +1,7 @@
 """Neural causal model (NCM) over the factors V, respecting a causal diagram G.
 
 Each factor V_i has one small network f_i whose inputs are its parents Pa(V_i) (one-hot) and the shared
-exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique, DESIGN.md sec. 1);
+exogenous inputs of the bidirected cliques it belongs to (one hidden cause per clique);
 the network outputs the logits of a categorical law, and V_i's own exogenous input U_i ~ Uniform[0, 1)
 picks the value by inverse CDF:
 
@@ -29,7 +29,7 @@ has one own noise for every parent value (the "comonotone" coupling: its parent 
 
 Why "exact" is the default: it fits faster and closer to the data's P(V) than "mc" on the worlds, and its
 posterior is exact where "mc"'s is approximate (``python benchmarks/eval_ancm.py --ncm-methods`` prints
-both fits' time and total variation; the README quotes them).
+both fits' time and total variation; docs: results/benchmarks.md).
 
 Notation: ``z`` -> shared U of a bidirected clique, ``u`` -> U_{V_i} (own noise), ``do`` -> x'.
 """
@@ -61,6 +61,7 @@ Codes = Mapping[str, np.ndarray | torch.Tensor]
 """Integer codes per factor (floats for a continuous factor), one entry per unit."""
 
 _MAX_COMBOS = 65_536  # enumeration cap for the "exact" method
+MAX_HIDDEN = 8192  # hidden units of a mechanism network: 64M parameters each (65,536 would ask ~17 GB per factor)
 _Z_SCALE = 4.0  # one-hot z is scaled up so that its values start far apart (breaks the symmetric saddle)
 _MIN_SCALE = 1e-3  # the smallest sigma of a continuous mechanism (in the transformed space)
 CONTINUOUS_TRANSFORMS = ("logit", "affine")
@@ -78,6 +79,8 @@ def output_transform(domain: Continuous, kind: str = "logit") -> T.Transform:
 
 @dataclass(frozen=True, kw_only=True)
 class NCMConfig:
+    """Settings of the NCM over V and of its fit (``ANCMConfig.ncm``; the ``[ncm]`` table of a settings file)."""
+
     method: str = "exact"  # "exact" (discrete shared inputs, enumerated) or "mc" (gaussian, Monte Carlo)
     latent_size: int = 32  # values of each shared input (exact) ...
     mc_dim: int = 4  # ... or its dimension (mc)
@@ -96,7 +99,7 @@ class NCMConfig:
         check_choice(self, "coupling", ("independent", "comonotone"))
         check_choice(self, "continuous_transform", CONTINUOUS_TRANSFORMS)
         check_ranges(self, {"latent_size": (int, 1, 4096), "mc_dim": (int, 1, 4096), "mc_samples": (int, 1, 10**6),
-                            "hidden": (int, 1, 65536), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
+                            "hidden": (int, 1, MAX_HIDDEN), "steps": (int, 1, 10**7), "lr": (float, 1e-9, 10),
                             "seed": (int, 0, 2**31 - 1), "impossible_below": (float, 0, 1), "batch_rows": (int, 1, 10**8)})
 
 
@@ -140,7 +143,7 @@ class NCM(nn.Module):
                              "enumerate; lower latent_size or use method='mc'")
         g = torch.Generator().manual_seed(config.seed)
         width = {v: sum(self._width(p) for p in graph.parents(v)) + zdim * len(self.reads[v]) + 1 for v in self.order}
-        with seeded(int(torch.randint(0, 2**31, (1,), generator=g))):
+        with seeded(int(torch.randint(0, 2**31, (1,), generator=g, device="cpu"))):
             self.mechanisms = nn.ModuleDict({
                 v: nn.Sequential(
                     nn.Linear(width[v], config.hidden),
@@ -267,6 +270,15 @@ class NCM(nn.Module):
         z, lw = self._support(generator=generator)
         return torch.logsumexp(self._joint_loglik(vv, z, lw), dim=1)
 
+    def fit_activation_bytes(self, rows: int) -> int:
+        """A rough figure for the activations one step of :meth:`fit` keeps for its gradient: every factor's
+        network runs on each of ``rows`` distinct label rows times each point of the shared inputs (all
+        ``latent_size ** cliques`` of them for "exact", ``mc_samples`` for "mc"), 4 bytes a number."""
+        points = (self.config.latent_size ** len(self.cliques) if self.config.method == "exact" else self.config.mc_samples) \
+            if self.cliques else 1
+        per_pair = sum(net[0].in_features + 4 * self.config.hidden + 2 * net[-1].out_features for net in self.mechanisms.values())
+        return 4 * int(rows) * points * per_pair
+
     # ------------------------------------------------------------------ fit
     def fit(self, v: Codes, weights: np.ndarray | None = None, log: Callable[[str], None] | None = None) -> FitReport:
         """Maximum likelihood on the labels (full batch over distinct rows weighted by counts).
@@ -276,7 +288,7 @@ class NCM(nn.Module):
         progress lines. With more distinct rows than ``batch_rows`` (continuous labels are all distinct), each
         step fits a draw of ``batch_rows`` rows, with probability proportional to their weight.
         """
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         w = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=self.device)
         codes = self._codes(rows)
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
@@ -311,7 +323,7 @@ class NCM(nn.Module):
         """
         if self.domains.continuous_names:
             return float("nan")
-        rows, counts = _distinct(self.domains, v, weights)
+        rows, counts = distinct_rows(self.domains, v, weights)
         p_data = counts / counts.sum()
         codes = self._codes(rows)
         g = torch.Generator().manual_seed(self.config.seed + 1)
@@ -448,7 +460,7 @@ class NCM(nn.Module):
         return Estimate(value, se, n_samples, float(n_samples))
 
 
-def _distinct(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def distinct_rows(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Distinct label rows (per factor) and their total weight (their counts when ``weights`` is None); rows of
     weight 0 dropped. Continuous labels are floats (and seldom repeat)."""
     for k in domains.names:

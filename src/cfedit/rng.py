@@ -1,4 +1,4 @@
-"""Seeded work without touching the caller's random state (DESIGN.md sec. 6: nothing in the library changes
+"""Seeded work without touching the caller's random state (docs: development/design.md: nothing in the library changes
 process-global state behind the caller's back)."""
 
 from __future__ import annotations

@@ -56,15 +56,29 @@ class Exogenous:
 
     @staticmethod
     def uniform(name: str, size: int, readers: Sequence[str]) -> Exogenous:
+        """Uniform on {0, ..., size - 1}."""
         return Exogenous(name, tuple([1.0 / size] * size), tuple(readers))
 
     @staticmethod
     def bernoulli(name: str, p: float, readers: Sequence[str]) -> Exogenous:
+        """1 with probability p, else 0."""
         return Exogenous(name, (1.0 - p, p), tuple(readers))
 
 
 class SCM:
-    """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``."""
+    """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``.
+
+    Args:
+        graph: the causal diagram; a variable read by two factors needs their bidirected edge.
+        domains: the factors' values (the same factors as ``graph``).
+        exogenous: the finite exogenous variables, each with its law and its readers.
+        mechanisms: factor -> f(parents, u), vectorised over units: ``parents`` maps Pa(V) to codes, ``u`` the
+            exogenous variables the factor reads to their values; returns codes.
+
+    Raises:
+        GraphError: domains and graph disagree, a factor has no mechanism, exogenous names repeat, or a
+            shared variable's readers lack a bidirected edge.
+    """
 
     def __init__(
         self,
@@ -105,6 +119,7 @@ class SCM:
 
     # ------------------------------------------------------------------ sampling and solving
     def sample_u(self, n: int, rng: np.random.Generator) -> Values:
+        """n draws of every exogenous variable from its law."""
         return {e.name: rng.choice(e.size, size=n, p=np.asarray(e.probs)) for e in self.exogenous}
 
     def evaluate(self, u: Mapping[str, np.ndarray], do: Mapping[str, int] | None = None) -> Values:
@@ -191,7 +206,15 @@ class SCM:
     def probability(self, query: Query) -> float:
         """The exact value of a counterfactual query, by enumeration over u.
 
-        Raises :class:`QueryError` when the evidence has probability zero.
+        Args:
+            query: a :class:`~cfedit.core.query.Query` over any number of worlds (e.g. from
+                :func:`~cfedit.core.query.parse_query`).
+
+        Returns:
+            P(outcome | evidence) in this model.
+
+        Raises:
+            QueryError: the evidence has probability zero.
         """
         p = self._support[1]
         given = self._mask(query.given)
@@ -210,16 +233,22 @@ class ImageMechanism(Protocol):
 
     image_shape: tuple[int, int, int]
 
-    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+    def prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n draws of U_I."""
+        ...
 
-    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray: ...
+    def generate(self, v: Mapping[str, np.ndarray], u_image: np.ndarray) -> np.ndarray:
+        """Images f_I(v, u_I), (N, C, H, W) in [0, 1]."""
+        ...
 
 
 @runtime_checkable
 class Abducible(Protocol):
     """A true image mechanism with exact abduction: generate(v, abduct(generate(v, u), v)) == generate(v, u)."""
 
-    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray: ...
+    def abduct(self, images: np.ndarray, v: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The u_I with generate(v, u_I) == images."""
+        ...
 
 
 class Reader(Protocol):
@@ -263,6 +292,7 @@ class ASCM:
         return self._oracle
 
     def units(self, n: int, seed: int = 0) -> Units:
+        """n units: their exogenous u, image noise u_I and factors v, seeded."""
         rng = np.random.default_rng(seed)
         u = self.scm.sample_u(n, rng)
         u_image = self.image.prior(n, rng)

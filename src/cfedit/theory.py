@@ -49,6 +49,8 @@ def inverse_cdf(name: str, cond: np.ndarray, readers: tuple[str, ...]) -> tuple[
 
 @dataclass(frozen=True)
 class DiagramModel:
+    """One of the diagram witness's ASCMs: its graph, its SCM, and how often the edit keeps the adjacent factor."""
+
     graph: CausalGraph
     scm: SCM
     kept: float  # P(Y_{X=x'} = Y | evidence): the probability that the edit keeps the adjacent factor Y
@@ -211,6 +213,8 @@ class ShiftedNoise:
 
 @dataclass
 class HandwritingWitness:
+    """The second witness: the world's ASCM M and M' with f'_I(v, u) = f_I(v, tau_v(u)), and how their counterfactual images differ."""
+
     factual: np.ndarray  # the factual images, the same under M and M'
     counterfactual_m: np.ndarray  # the counterfactual images under M
     counterfactual_m2: np.ndarray  # the counterfactual images under M'

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cfedit.bounds import Bounds, extremal_models, optimal_bounds
-from cfedit.bounds.canonical import _Component
+from cfedit.bounds.canonical import Component
 from cfedit.bounds.context import Context
-from cfedit.bounds.forms import _Branches
+from cfedit.bounds.forms import Branches
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
@@ -45,9 +45,9 @@ def test_reduction_keeps_digit_parents_small():
     ctx = Context(g, dom, p)
     q = parse_query("P(B[C=green]=1 | D=7, C=red, B=0)", dom)
     touched: dict = {}
-    _Branches(ctx, (*q.outcome, *q.given)).touched(touched)
-    _Branches(ctx, q.given).touched(touched)
-    comp = _Component(ctx, ("B",), touched)
+    Branches(ctx, (*q.outcome, *q.given)).touched(touched)
+    Branches(ctx, q.given).touched(touched)
+    comp = Component(ctx, ("B",), touched)
     assert len(comp.slots) == 2 and comp.n == 4  # 2^20 response functions without the reduction
 
 
@@ -101,7 +101,7 @@ def test_dropped_first_slots_and_lifted_laws_leave_the_bounds_unchanged(kind, mo
     p = scm.observational()
     assert p.min() > 0
     used = {"dropped": 0, "lifted": 0}
-    linked, blocks = canonical._linked_first_slots, canonical._blocks
+    linked, blocks = canonical.linked_first_slots, canonical.lifted_blocks
 
     def spy_linked(ctx, active, partial, last_kept):
         out = linked(ctx, active, partial, last_kept)
@@ -113,14 +113,14 @@ def test_dropped_first_slots_and_lifted_laws_leave_the_bounds_unchanged(kind, mo
         used["lifted"] += len(out) > 1
         return out
 
-    monkeypatch.setattr(canonical, "_linked_first_slots", spy_linked)
-    monkeypatch.setattr(canonical, "_blocks", spy_blocks)
+    monkeypatch.setattr(canonical, "linked_first_slots", spy_linked)
+    monkeypatch.setattr(canonical, "lifted_blocks", spy_blocks)
     queries = USER_QUERIES[kind]
     fast = [optimal_bounds(q, scm.graph, scm.domains, p) for q in queries]
     witnesses = [extremal_models(q, scm.graph, scm.domains, p) for q in queries]
     assert used[kind] > 0  # the reduction under test took place
-    monkeypatch.setattr(canonical, "_linked_first_slots", lambda ctx, active, *_: set(range(ctx.n_configs(active[0]))))
-    monkeypatch.setattr(canonical, "_blocks", lambda sizes, *_: [tuple(range(len(sizes)))])
+    monkeypatch.setattr(canonical, "linked_first_slots", lambda ctx, active, *_: set(range(ctx.n_configs(active[0]))))
+    monkeypatch.setattr(canonical, "lifted_blocks", lambda sizes, *_: [tuple(range(len(sizes)))])
     for text, b, (m_lo, m_hi) in zip(queries, fast, witnesses):
         whole = optimal_bounds(text, scm.graph, scm.domains, p)
         assert abs(b.lower - whole.lower) < 1e-9 and abs(b.upper - whole.upper) < 1e-9, (text, b, whole)

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cfedit.bounds import Bounds, Contrast, empirical_table, extremal_models, optimal_bounds, read_labels_csv
+from cfedit.bounds import Bounds, Contrast, empirical_table, extremal_models, optimal_bounds, pooled_table, read_labels_csv
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
 from cfedit.errors import CfeditError, DataError, QueryError
+from cfedit.worlds import world_names
 
 BIN = ("0", "1")
 
@@ -188,7 +189,7 @@ _IDENTIFIED = {k: v is not None and v[0] == v[1] for k, v in _EXPECTED.items()}
 _IDENTIFIED[("frontdoor", "P(B[D=2]=1 | D=7, C=red)")] = False
 
 
-@pytest.mark.parametrize("name", ["backdoor", "frontdoor"])
+@pytest.mark.parametrize("name", world_names())
 def test_world_queries_truth_inside_and_classification(name):
     from cfedit.worlds import get_world
 
@@ -232,7 +233,7 @@ def test_empirical_table_from_csv_names_and_python_codes(tmp_path: Path):
 
 
 def test_text_is_never_read_as_a_code(tmp_path: Path):
-    """Issue 14, class 3: a CSV cell, like any text, is a value name; a code written as text is refused."""
+    """A CSV cell, like any text, is a value name; a code written as text is refused."""
     dom = Domains({"D": [str(d) for d in range(10)], "C": ["green", "red"], "B": BIN})
     f = tmp_path / "labels.csv"
     f.write_text("D,C,B\n7,red,0\n7,1,0\n")
@@ -245,7 +246,7 @@ def test_text_is_never_read_as_a_code(tmp_path: Path):
 
 
 def test_tables_beyond_the_size_limit_are_refused_before_allocation():
-    """Issue 14, class 4: 40 binary factors would be an 8 TiB table; refused with its size."""
+    """40 binary factors would be an 8 TiB table; refused with its size."""
     dom = Domains({f"X{i}": BIN for i in range(40)})
     with pytest.raises(DataError, match=r"1\.1e\+12 cells .*limit of 1e\+07"):
         empirical_table({f"X{i}": np.zeros(3, np.int64) for i in range(40)}, dom)
@@ -312,6 +313,22 @@ def test_bad_tables_raise_data_errors(backdoorish):
     assert issubclass(DataError, CfeditError) and issubclass(QueryError, CfeditError)
 
 
+def test_check_compatible_refuses_what_the_bounds_refuse():
+    """Without a query: the same refusal as optimal_bounds' for a table breaking the instrumental inequality,
+    and none for a table an IV model produces (its compatible neighbour)."""
+    from cfedit.bounds import check_compatible
+
+    g = CausalGraph.parse("Z -> X; X -> Y; X <-> Y")
+    dom = Domains({"Z": BIN, "X": BIN, "Y": BIN})
+    bad = np.zeros((2, 2, 2))
+    bad[0, 0, 0], bad[1, 0, 1] = 0.5, 0.5
+    with pytest.raises(DataError, match="not compatible with the graph.*instrumental"):
+        check_compatible(g, dom, bad)
+    for q in _iv_cases():
+        check_compatible(g, dom, _iv_table(q, 0.4)[0])
+    check_compatible(CausalGraph.parse("Z -> X; X -> Y"), dom, bad)  # no bidirected edge: any table is some model's
+
+
 
 # ---------------------------------------------------------------------------------- progress
 def test_progress_gives_the_size_before_solving_and_is_silent_for_small_queries(monkeypatch):
@@ -322,13 +339,13 @@ def test_progress_gives_the_size_before_solving_and_is_silent_for_small_queries(
     from cfedit.bounds import optimal
 
     lines: list[str] = []
-    block = optimal._block_lfp
+    block = optimal.block_lfp
 
     def spy(*args):
         lines.append("<solve>")
         return block(*args)
 
-    monkeypatch.setattr(optimal, "_block_lfp", spy)
+    monkeypatch.setattr(optimal, "block_lfp", spy)
     k = 14
     g = CausalGraph.parse("X -> Y")
     dom = _dom(X=k, Y=2)
@@ -350,3 +367,27 @@ def test_progress_gives_the_size_before_solving_and_is_silent_for_small_queries(
     quiet: list[str] = []
     optimal_bounds("P(B[C=green]=1 | D=7, C=red, B=0)", w.graph, w.domains, w.scm.observational(), log=quiet.append)
     assert quiet == []
+
+
+# ---------------------------------------------------------------------------------- pooled table
+def test_pooled_table_is_p_v_for_tables_the_diagram_produces():
+    """prod_i P(v_i | K_i) is P(V) for the worlds' tables, and for a table G cannot produce (X -> Y -> Z
+    read from data with a direct X -> Z) the chain's P(x) P(y | x) P(z | y), away from P(V)."""
+    from cfedit.worlds import get_world
+
+    for name in world_names():
+        w = get_world(name)
+        p = w.scm.observational()
+        np.testing.assert_allclose(pooled_table(w.graph, w.domains, p), p, atol=1e-12)
+    chain, dom = CausalGraph.parse("X -> Y; Y -> Z"), _dom(X=2, Y=2, Z=3)
+    rng = np.random.default_rng(0)
+    p_x, p_y, p_z = rng.dirichlet(np.ones(2)), rng.dirichlet(np.ones(2), 2), rng.dirichlet(np.ones(3), 2)
+    p = p_x[:, None, None] * p_y[:, :, None] * p_z[None]
+    np.testing.assert_allclose(pooled_table(chain, dom, p), p, atol=1e-12)
+    q = p_x[:, None, None] * p_y[:, :, None] * rng.dirichlet(np.ones(3), (2, 2))  # Z depends on X too
+    want = q.sum(axis=(1, 2))[:, None, None] * (q.sum(2) / q.sum(axis=(1, 2))[:, None])[:, :, None] \
+        * (q.sum(0) / q.sum(axis=(0, 2))[:, None])[None]
+    np.testing.assert_allclose(pooled_table(chain, dom, q), want, atol=1e-12)
+    assert np.abs(pooled_table(chain, dom, q) - q).sum() > 0.05
+    with pytest.raises(DataError):
+        pooled_table(chain, dom, q[:, :, :2])

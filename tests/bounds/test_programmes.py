@@ -276,13 +276,13 @@ def test_multilinear_query_with_a_component_of_32768_response_types(monkeypatch)
     from cfedit.bounds import programmes
 
     columns: list[int] = []
-    lp = programmes._lp
+    lp = programmes.solve_lp
 
     def spy(cost, A, b):
         columns.append(A.shape[1])
         return lp(cost, A, b)
 
-    monkeypatch.setattr(programmes, "_lp", spy)
+    monkeypatch.setattr(programmes, "solve_lp", spy)
     q, g, dom, p, (lo, hi) = _two_clusters(15)
     rss_before = _peak_rss_mib()
     b = optimal_bounds(q, g, dom, p)
@@ -302,13 +302,13 @@ def test_alternation_solves_a_component_of_32768_response_types_sparsely(monkeyp
     from cfedit.bounds import programmes
 
     sizes: list[int] = []
-    lfp = programmes._lfp
+    lfp = programmes.lfp
 
     def spy(c, f, g, sense):
         sizes.append(c.n)
         return lfp(c, f, g, sense)
 
-    monkeypatch.setattr(programmes, "_lfp", spy)
+    monkeypatch.setattr(programmes, "lfp", spy)
     _, g, dom, p, _ = _two_clusters(15)
     k = 15
     pair = Contrast(((1.0, parse_query("P(B[D=1]=1, C[D=1]=1, D=0, C=0, B=0)", dom)),
@@ -332,7 +332,7 @@ def test_one_product_of_events_is_solved_exactly_and_equals_the_rlt_bound(monkey
     C = 1, B = 0) pins the colour of every digit (a bar value each colour takes), so it reads
     q_C(one colour vector) q_DB(one bar event): one product, whose range is the product of the two
     ranges. The RLT relaxation is exact for one product of non-negative events, so it gives the same
-    bounds, and the witnesses attain them (the issue's 284 s frontdoor query, with 10 digits)."""
+    bounds, and the witnesses attain them (the frontdoor query that once took 284 s, with 10 digits)."""
     from cfedit.bounds import programmes
 
     g = CausalGraph.parse("D -> C; C -> B; D <-> B")
@@ -346,12 +346,12 @@ def test_one_product_of_events_is_solved_exactly_and_equals_the_rlt_bound(monkey
     p = scm.observational()
     q = parse_query("P(B[D=0]=0, B[D=1]=1, B[D=2]=0 | D=2, C=1, B=0)", dom)
     found: list = []
-    product = programmes._product
-    monkeypatch.setattr(programmes, "_product", lambda *args: found.append(product(*args)) or found[-1])
+    product = programmes.product_of_events
+    monkeypatch.setattr(programmes, "product_of_events", lambda *args: found.append(product(*args)) or found[-1])
     exact = optimal_bounds(q, g, dom, p)
     assert any(f is not None for f in found)  # solved as one product
     m_lo, m_hi = extremal_models(q, g, dom, p)
-    monkeypatch.setattr(programmes, "_product", lambda *args: None)
+    monkeypatch.setattr(programmes, "product_of_events", lambda *args: None)
     rlt = optimal_bounds(q, g, dom, p)
     assert exact.method == rlt.method == "multilinear" and exact.certified and rlt.certified
     assert exact.width > 0.05 and exact.contains(scm.probability(q))
@@ -381,7 +381,7 @@ def test_a_cluster_contracted_in_the_evidence_is_not_one_product(monkeypatch):
     q = parse_query("P(B=0 | D=0, C=0, B[D=1]=1)", dom)
     b = optimal_bounds(q, g, dom, p)
     m_lo, m_hi = extremal_models(q, g, dom, p)
-    monkeypatch.setattr(programmes, "_product", lambda *args: None)
+    monkeypatch.setattr(programmes, "product_of_events", lambda *args: None)
     rlt = optimal_bounds(q, g, dom, p)
     assert b.method == "multilinear" and b.certified and b.width > 0.05
     assert (b.lower, b.upper) == pytest.approx((rlt.lower, rlt.upper), abs=1e-9)

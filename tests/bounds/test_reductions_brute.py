@@ -559,8 +559,8 @@ class _Spy:
         from cfedit.bounds import canonical, programmes
 
         self.counts = {"lifted": 0, "dropped_first": 0, "partial_last": 0, "product": 0, "split": 0}
-        blocks, linked = canonical._blocks, canonical._linked_first_slots
-        product, virtual = programmes._product, canonical._virtual_components
+        blocks, linked = canonical.lifted_blocks, canonical.linked_first_slots
+        product, virtual = programmes.product_of_events, canonical.virtual_components
         self.flag: dict[str, bool] = {}
 
         def spy_blocks(*args):
@@ -586,7 +586,7 @@ class _Spy:
             out = virtual(ctx, touched, reads, **kw)
             for j, cfgs in touched.items():  # a slot the query reads is kept by some component (a read of a
                 kept = {int(k) for c in out if j in c.col_of for k in np.flatnonzero(c.col_of[j] >= 0)}
-                assert set(cfgs) <= kept, (j, cfgs, kept)  # dropped one would be ignored by _Poly.of)
+                assert set(cfgs) <= kept, (j, cfgs, kept)  # dropped one would be ignored by Poly.of)
             if len({c.members for c in out}) < len(out):
                 self.flag["split"] = True
             for c in out:
@@ -596,12 +596,12 @@ class _Spy:
                     self.flag["partial_last"] = True
             return out
 
-        monkeypatch.setattr(canonical, "_blocks", spy_blocks)
-        monkeypatch.setattr(canonical, "_linked_first_slots", spy_linked)
-        monkeypatch.setattr(programmes, "_product", spy_product)
-        monkeypatch.setattr(canonical, "_virtual_components", spy_virtual)
+        monkeypatch.setattr(canonical, "lifted_blocks", spy_blocks)
+        monkeypatch.setattr(canonical, "linked_first_slots", spy_linked)
+        monkeypatch.setattr(programmes, "product_of_events", spy_product)
+        monkeypatch.setattr(canonical, "virtual_components", spy_virtual)
         from cfedit.bounds import optimal
-        monkeypatch.setattr(optimal, "_virtual_components", spy_virtual)
+        monkeypatch.setattr(optimal, "virtual_components", spy_virtual)
 
     def start(self) -> None:
         self.flag = {}

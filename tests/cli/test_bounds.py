@@ -44,7 +44,7 @@ def test_bad_input(cli, tmp_path):
     assert code == 2 and "error:" in err
 
 
-# ---------------------------------------------------------------- issue 14: values are names; malformed files refused
+# ---------------------------------------------------------------- values are names; malformed files refused
 def _user_files(tmp_path):
     (tmp_path / "g.cg").write_text("X -> Z\n")
     (tmp_path / "l.csv").write_text("X,Z\n1,0\n2,1\n1,1\n2,0\n")
@@ -105,7 +105,7 @@ def test_a_joint_table_too_large_is_refused_before_allocation(cli, tmp_path):
 
 
 def test_a_large_query_prints_its_size_then_its_progress(cli, tmp_path, caplog):
-    """Issue 14, class 10: a long bounds query shows its size before it starts, then its progress, on
+    """A long bounds query shows its size before it starts, then its progress, on
     stderr through the cfedit logger; a small one prints nothing but its table. X (14 values) -> Y:
     P(Y_0 = 1, ..., Y_13 = 1) couples 14 slots (2^14 response types)."""
     import logging

@@ -1,8 +1,7 @@
-import json
-
 import pytest
 
 from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.evaluation.results import EvaluationResults
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
@@ -22,8 +21,9 @@ def run(tmp_path_factory):
 def test_evaluate_writes_a_report(cli, run, tmp_path):
     code, out, err = cli("evaluate", str(run), "--world", "backdoor", "-n", "120", "--no-realism", "-o", str(tmp_path / "r"))
     assert code == 0, err
-    res = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert res["methods"] == ["ancm", "non-causal", "associational", "markovian", "independent", "oracle"]
+    res = EvaluationResults.load(tmp_path / "r" / "results.json")
+    assert res.methods == ("ancm", "non-causal", "associational", "markovian", "independent", "oracle")
+    assert "ancm: " in out and "tested queries consistent" in out
     assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "ctf_intervals.png").is_file()
     assert any(p.name.startswith("grid_") for p in (tmp_path / "r").iterdir())
 

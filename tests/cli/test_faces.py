@@ -32,7 +32,7 @@ def test_a_worlds_editor_settings_are_defaults_under_the_users(tmp_path):
     assert (cfg.image.latent_dim, cfg.image.width, cfg.image.depth, cfg.batch_size) == (16, 32, 4, 64) == (
         settings["image"]["latent_dim"], settings["image"]["width"], settings["image"]["depth"], settings["batch_size"])
     assert cfg.image.residual is settings["image"]["residual"] is True  # the residual latent keeps the identity
-    assert cfg.ctf_weight == settings["ctf_weight"] == 0.01  # 0.1 collapses z under the residual (README)
+    assert cfg.ctf_weight == settings["ctf_weight"] == 0.01  # 0.1 collapses z under the residual (docs: results/faces.md)
     assert cfg.ctf_keep == settings["ctf_keep"] == 1.0
     assert cfg.steps == 2  # the flag wins
     (tmp_path / "c.toml").write_text("batch_size = 8\n[image]\nwidth = 8\n")

@@ -9,6 +9,7 @@ import pytest
 import cfedit.data
 from cfedit.cli.editing import config_from
 from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.evaluation.results import EvaluationResults, ReproduceSummary
 from cfedit.worlds import get_world
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -42,10 +43,11 @@ def test_reproduce_trains_and_evaluates_the_diffusion_mechanism(cli, tmp_path, m
     code, _, err = cli("reproduce", "--world", "backdoor", "--mechanism", "diffusion", "--config", str(tmp_path / "toy.toml"),
                        "-n", "12", "--samples", "2", "-o", str(tmp_path / "r"))
     assert code == 0, err
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["mechanism"] == {"backdoor": "diffusion"} and summary["steps"] == {"backdoor": 4}
-    res = json.loads((tmp_path / "r" / "backdoor" / "results.json").read_text())
-    assert res["methods"][0] == "ancm" and "oracle" in res["methods"] and len(res["queries"]) == 7
+    summary = ReproduceSummary.from_json(json.loads((tmp_path / "r" / "summary.json").read_text()))
+    assert summary.worlds["backdoor"].mechanism == "diffusion" and summary.worlds["backdoor"].steps == 4
+    res = EvaluationResults.load(tmp_path / "r" / "backdoor" / "results.json")
+    assert res.methods[0] == "ancm" and "oracle" in res.methods and len(res.queries) == 7
+    assert res.training_seconds > 0 and summary.worlds["backdoor"].counts["ancm"].queries == 7
     editor = ANCM.load(tmp_path / "r" / "backdoor" / "editor")
     assert editor.image.kind == "diffusion" and editor.image.config.guidance == 2.0 and int(editor.image.ema_updates) == 4
     assert (tmp_path / "r" / "backdoor" / "report.md").is_file()

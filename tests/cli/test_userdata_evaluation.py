@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.evaluation.results import EvaluationResults
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
@@ -31,33 +32,62 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
                             "-q", "P(D[B=1]=7 | D=7, C=red, B=0)", *FAST, "-o", str(out))
     assert code == 0, err
     assert "queries consistent" in stdout and "reader" in stdout
-    res = json.loads((out / "results.json").read_text())
+    res = EvaluationResults.load(out / "results.json")
     w = get_world("backdoor")
     n_auto = sum(w.domains.size(x) for x in w.domains.names) * 2
-    assert len(res["queries"]) == n_auto + 2
-    assert [q["query"] for q in res["queries"][-2:]] == ["P(D[B=1]=7 | D=7, C=red, B=0)", "P(B[C=green]=1 | D=7, C=red)"]
-    for q in res["queries"]:
-        assert q["truth"] is None and q["widened"][0] <= q["lower"] <= q["upper"] <= q["widened"][1]
-        assert q["band"][0] <= q["widened"][0] and q["widened"][1] <= q["band"][1]
-        assert q["methods"]["ancm"]["inside"] >= q["methods"]["ancm"]["inside pointwise"]  # the band is wider
-        assert q["resamples"] + q["skipped"] == 3
-    assert set(res["reader accuracy"]) == {"D", "C", "B"} and res["reader"]["rows"] == 200
-    assert res["compatibility"]["flagged"] is False
-    assert res["bootstrap"]["resamples"] == 3 and res["bootstrap"]["replicates inside the band"] >= 0.95
-    assert {"effectiveness", "preservation", "null-edit error", "reversibility error (C)"} <= set(res["metrics"]["ancm"])
+    assert len(res.queries) == n_auto + 2
+    assert [q.query for q in res.queries[-2:]] == ["P(D[B=1]=7 | D=7, C=red, B=0)", "P(B[C=green]=1 | D=7, C=red)"]
+    for q in res.queries:
+        r, v = q.ranges, q.methods["ancm"]
+        assert q.truth is None and r.pointwise[0] <= q.lower <= q.upper <= r.pointwise[1]
+        assert r.band[0] <= r.pointwise[0] and r.pointwise[1] <= r.band[1]
+        assert not v.tested or v.inside >= v.inside_pointwise  # the band is wider
+        assert r.resamples + r.skipped == 3
+    assert set(res.reader.accuracy) == {"D", "C", "B"} and res.reader.rows == 200 and res.reader.kind == "trained"
+    assert res.labels.compatibility.flagged is False
+    assert res.labels.bootstrap.resamples == 3 and res.labels.bootstrap.covered >= 0.95
+    m = res.editors["ancm"]
+    assert m.reversibility_factor == "C" and m.reversibility_error is not None and m.composition_steps == 10
     md = (out / "report.md").read_text()
     assert "conditional on this reader" in md and "95% range" in md and (out / "ctf_intervals.png").is_file()
     # the run records its 400 training labels' counts: the bounds pool them with the folder's 400 rows
-    assert res["bounds from"]["source"] == "all" and res["bounds from"]["rows"] == 800
-    assert res["bounds from"]["training rows"] == 400 and res["bounds from"]["warning"] is None
+    assert res.labels.bounds_from.source == "all" and res.labels.bounds_from.rows == 800
+    assert res.labels.bounds_from.training_rows == 400 and res.labels.bounds_from.warning is None
     assert "bounds from all 800 label rows" in " ".join(stdout.split())
     # the reader-aware verdict sits beside the strict one, on a band that contains the strict band
-    assert set(res["reader misreads"]) == {"D", "C", "B"}
-    for q in res["queries"]:
-        e = q["methods"]["ancm"]
-        assert q["reader-aware band"][0] <= q["band"][0] and q["band"][1] <= q["reader-aware band"][1]
-        assert e["inside (reader-aware)"] >= e["inside"] and 0 <= q["misread bound"] <= 1
+    assert set(res.reader.misreads) == {"D", "C", "B"}
+    for q in res.queries:
+        v = q.methods["ancm"]
+        assert q.reader_aware_band[0] <= q.ranges.band[0] and q.ranges.band[1] <= q.reader_aware_band[1]
+        assert (not v.tested or v.inside_reader_aware >= v.inside) and 0 <= q.misread_bound <= 1
     assert "reader-aware" in md and "misreads edits no more often than real held-out images" in md
+
+
+def test_a_folder_too_small_to_test_the_queries_is_warned_of_and_its_queries_are_untested(cli, run_and_data, tmp_path):
+    """60 labelled images: 30 train the reader, 30 are evaluated, too few for the 56 automatic queries' evidence.
+    The start warns with the folder size that would do; a query whose evidence no evaluated image is read as is
+    untested (null verdicts, counted apart in the headline), never inconsistent; results.json is strict JSON."""
+    run, _ = run_and_data
+    export_world(get_world("backdoor"), 60, tmp_path / "small", split="eval", seed=5)
+    out = tmp_path / "rep"
+    code, stdout, err = cli("evaluate", str(run), "--images", str(tmp_path / "small"), "--labels",
+                            str(tmp_path / "small" / "labels.csv"), "--samples", "2", "--bootstrap", "3", "--no-realism",
+                            "-o", str(out))
+    assert code == 0, err
+    said = " ".join(stdout.split())
+    assert "warning: 60 labelled images are too few to test the automatic queries: 30 images are evaluated" in said
+    text = (out / "results.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"results.json holds the bare constant {c}"))
+    res = EvaluationResults.load(out / "results.json")
+    c = res.counts("ancm")
+    assert len(res.queries) == c.queries == 56 and c.untested > 0
+    assert res.labels.rows_needed > 60 and f"a folder of at least {res.labels.rows_needed:,} labelled images" in said
+    for q in res.queries:
+        v = q.methods["ancm"]
+        assert v.tested == (v.estimate.n > 0)
+        assert (v.inside is None) == (v.inside_reader_aware is None) == (v.inside_pointwise is None) == (not v.tested)
+    assert f"{c.inside}/{c.tested} tested queries consistent" in said and f"{c.untested} of 56 queries untested" in said
+    assert "untested" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -109,8 +139,8 @@ def test_a_run_without_training_counts_takes_the_bounds_from_the_folder(cli, run
             "-q", "P(B[C=green]=1 | D=7, C=red)")
     code, stdout, err = cli(*args, "-o", str(tmp_path / "r"))
     assert code == 0, err
-    res = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert res["bounds from"]["source"] == "eval" and res["bounds from"]["rows"] == 400
+    res = EvaluationResults.load(tmp_path / "r" / "results.json")
+    assert res.labels.bounds_from.source == "eval" and res.labels.bounds_from.rows == 400
     assert "records no counts of its training labels" in " ".join(stdout.split())
     code, _, err = cli(*args, "--bounds-from", "all", "-o", str(tmp_path / "r2"))
     assert code == 2 and "fit.label_counts" in err and "--bounds-from eval" in err and "Traceback" not in err, err
@@ -135,13 +165,13 @@ def test_evaluate_on_a_celeba_folder(cli, celeba_run, tmp_path):
                          "--top", "1", "--bootstrap", "3", "--no-realism", "-o", str(tmp_path / "rep"))
     assert code == 0, err
     assert "the editor may have seen the images" in " ".join(out.split())
-    res = json.loads((tmp_path / "rep" / "results.json").read_text())
-    assert res["label rows"] == 30 and res["reader"]["rows"] == 15 and res["n_units"] == 10
-    assert set(res["reader accuracy"]) == {"Gender", "Age", "GrayHair"} and "celeba (all)" in res["world"]
+    res = EvaluationResults.load(tmp_path / "rep" / "results.json")
+    assert res.labels.label_rows == 30 and res.reader.rows == 15 and res.n_units == 10
+    assert set(res.reader.accuracy) == {"Gender", "Age", "GrayHair"} and "celeba (all)" in res.world
     # automatic queries: every action, its most frequent other configuration, each other factor
-    assert len(res["queries"]) == 3 * 2 * 2
-    kept = [q for q in res["queries"] if q["query"].startswith("P(Gender[Age=")]  # Gender is no descendant of Age
-    assert kept and all(q["kept"] and q["lower"] == q["upper"] == 1 for q in kept)
+    assert len(res.queries) == 3 * 2 * 2
+    kept = [q for q in res.queries if q.query.startswith("P(Gender[Age=")]  # Gender is no descendant of Age
+    assert kept and all(q.kept and q.lower == q.upper == 1 for q in kept)
 
 
 def test_evaluate_celeba_refusals(cli, celeba_run, tmp_path):
@@ -164,13 +194,13 @@ def test_a_reader_saved_with_one_report_reads_for_another(cli, run_and_data, tmp
     args = ("evaluate", str(run), "--images", str(data), "--labels", str(data / "labels.csv"), *FAST)
     code, _, err = cli(*args, "-o", str(tmp_path / "first"))
     assert code == 0, err
-    first = json.loads((tmp_path / "first" / "results.json").read_text())
-    assert (tmp_path / "first" / "reader" / "reader.safetensors").is_file() and first["reader"]["external"] is False
+    first = EvaluationResults.load(tmp_path / "first" / "results.json")
+    assert (tmp_path / "first" / "reader" / "reader.safetensors").is_file() and first.reader.kind == "trained"
     code, _, err = cli(*args, "--reader", str(tmp_path / "first" / "reader"), "-o", str(tmp_path / "second"))
     assert code == 0, err
-    second = json.loads((tmp_path / "second" / "results.json").read_text())
-    assert second["reader"]["external"] is True and second["reader"]["network"] == first["reader"]["network"]
-    assert second["reader"]["rows"] == 0 and second["reader"]["held out"] == second["label rows"] == 400
+    second = EvaluationResults.load(tmp_path / "second" / "results.json")
+    assert second.reader.kind == "external" and second.reader.network == first.reader.network
+    assert second.reader.rows == 0 and second.reader.held_out == second.labels.label_rows == 400
     assert not (tmp_path / "second" / "reader").exists()
     assert "external reader given by the user" in (tmp_path / "second" / "report.md").read_text()
     code, _, err = cli(*args, "--reader", str(run), "-o", str(tmp_path / "third"))

@@ -1,5 +1,4 @@
 import numpy as np
-from PIL import Image
 
 
 def test_world_list_and_show(cli):
@@ -11,12 +10,26 @@ def test_world_list_and_show(cli):
 
 
 def test_world_sample_and_counterfactual_write_pngs(cli, tmp_path):
-    code, out, _ = cli("world", "sample", "backdoor", "-n", "6", "-o", str(tmp_path / "g.png"))
+    """The grids show the world's own renders: `sample` the factual images of the units of the seed, in order;
+    `counterfactual` each unit's factual image, then its true counterfactual (read back tile by tile)."""
+    from cfedit.core.figures import read_grid
+    from cfedit.worlds import get_world
+
+    a = get_world("backdoor").ascm("eval", oracle=False)
+    code, out, _ = cli("world", "sample", "backdoor", "-n", "6", "--seed", "3", "-o", str(tmp_path / "g.png"))
     assert code == 0, out
-    assert Image.open(tmp_path / "g.png").mode == "RGB"
+    units = a.units(6, 3)
+    np.testing.assert_allclose(read_grid(tmp_path / "g.png", 6, (3, 28, 28)), a.factual(units), atol=0.5 / 255 + 1e-6)
     code, out, _ = cli("world", "counterfactual", "backdoor", "--do", "C=green", "-n", "4", "-o", str(tmp_path / "p.png"))
     assert code == 0 and "do(C=green)" in out
-    assert np.asarray(Image.open(tmp_path / "p.png")).shape[2] == 3
+    units = a.units(4, 0)
+    v_cf, cf = a.counterfactual(units, {"C": 0})
+    tiles = read_grid(tmp_path / "p.png", 8, (3, 28, 28))
+    np.testing.assert_allclose(tiles[0::2], a.factual(units), atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(tiles[1::2], cf, atol=0.5 / 255 + 1e-6)
+    red = units.v["C"] == 1
+    assert red.any() and (np.abs(tiles[1::2][red] - tiles[0::2][red]).max(axis=(1, 2, 3)) > 0.5).all()  # recoloured
+    assert (tiles[1::2][:, 0] == 0).all()  # no red strokes left: every counterfactual is green
 
 
 def test_bad_input_gives_message_not_traceback(cli, tmp_path):
@@ -31,7 +44,7 @@ def test_bad_input_gives_message_not_traceback(cli, tmp_path):
 
 
 def test_unit_counts_seeds_and_values_out_of_bounds_are_refused(cli, tmp_path):
-    """Issue 14, classes 3 and 4: -n and --seed bounds, values that are not names, huge values."""
+    """-n and --seed bounds, values that are not names, huge values."""
     out = str(tmp_path / "x.png")
     for args in (["sample", "backdoor", "-n", "-1"], ["sample", "backdoor", "-n", "0"], ["sample", "backdoor", "-n", "99999"],
                  ["counterfactual", "backdoor", "--do", "C=green", "-n", "0"], ["sample", "backdoor", "--seed", "-1"]):

@@ -26,7 +26,7 @@ def test_errors_list_what_is_valid():
         DOM.parse_assignments("C")
 
 
-# ---------------------------------------------------------------- issue 14, class 3: text is a name, never a code
+# ---------------------------------------------------------------- text is a name, never a code
 def test_text_that_is_not_a_value_name_is_refused_even_when_it_looks_like_a_code():
     dom = Domains({"X": ["1", "2"], "C": ["green", "red"]})
     assert dom.code("X", "1") == 0 and dom.code("X", " 2 ") == 1  # names, blanks aside
@@ -50,7 +50,7 @@ def test_integers_from_python_and_numpy_are_codes():
         dom.code("X", 1.0)  # a float is neither a name nor a code
 
 
-# ---------------------------------------------------------------- issue 14, class 4: malformed values
+# ---------------------------------------------------------------- malformed values
 @pytest.mark.parametrize("value,why", [("²", "other than ASCII"), ("light blue", "other than ASCII"),
                                        ("a,b", "other than ASCII"), ("", "is empty"), ("9" * 101, "longer than 100")])
 def test_value_names_must_be_writable_in_queries(value, why):

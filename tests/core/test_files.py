@@ -1,4 +1,4 @@
-"""The shared file primitives: text, CSV rows, and the cut of echoed input (issue 14, class 4)."""
+"""The shared file primitives: text, CSV rows, and the cut of echoed input."""
 
 import pytest
 
@@ -92,6 +92,15 @@ def test_csv_rows_with_extra_cells_are_refused(tmp_path):
         read_csv_rows(tmp_path / "l.csv")
 
 
+def test_a_repeated_header_row_is_refused_not_read_as_data(tmp_path):
+    """Two CSV files concatenated: the second header would become a row of values named like the factors."""
+    (tmp_path / "l.csv").write_text("D,C,B\n7,red,0\n D , C,B\n3,green,1\n")
+    with pytest.raises(DataError, match="l.csv line 3 repeats the header row"):
+        read_csv_rows(tmp_path / "l.csv")
+    (tmp_path / "ok.csv").write_text("D,C,B\nD,red,0\n")  # a value equal to its column's name alone is data
+    assert read_csv_rows(tmp_path / "ok.csv")[1] == [{"D": "D", "C": "red", "B": "0"}]
+
+
 def test_image_paths_that_are_not_files_say_so(tmp_path):
     import pytest
 
@@ -104,6 +113,21 @@ def test_image_paths_that_are_not_files_say_so(tmp_path):
         read_rgb("/dev/null")
     with pytest.raises(DataError, match="does not exist"):
         read_rgb(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_images_are_read_upright(tmp_path, upright, oriented, orientation):
+    """A file stored turned or flipped, with the EXIF orientation that a camera writes instead of turning the
+    pixels, reads as it displays: the upright image (exactly for a PNG, within JPEG's error for a JPEG), and its
+    size from the header is the upright one."""
+    from cfedit.core.files import image_size, read_rgb
+
+    for fmt, tol in (("PNG", 1e-6), ("JPEG", 4 / 255)):  # mean absolute error; a wrong turn or flip gives over 0.15
+        path = tmp_path / f"o{orientation}.{fmt.lower()}"
+        path.write_bytes(oriented(upright, orientation, fmt))
+        x = read_rgb(path)
+        assert x.shape == (3, 12, 20) and image_size(path) == (20, 12)
+        assert abs(x - upright.transpose(2, 0, 1) / 255).mean() <= tol, (fmt, orientation)
 
 
 def test_grey_images_read_and_grids_of_grey_images(tmp_path):

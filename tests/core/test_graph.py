@@ -81,7 +81,7 @@ def test_load_missing_file(tmp_path):
         CausalGraph.load(tmp_path / "nope.cg")
 
 
-# ---------------------------------------------------------------- issue 14, class 4: malformed graph files
+# ---------------------------------------------------------------- malformed graph files
 @pytest.mark.parametrize("text", ["", "   \n\n\t", "# only a comment\n", "<NODES>\n<EDGES>\n", ";;"])
 def test_empty_graphs_are_refused(tmp_path, text):
     (tmp_path / "g.cg").write_text(text)

@@ -46,7 +46,7 @@ def test_inconsistent_queries_rejected():
         parse_query("P(B=1 | B=0)", DOM)
 
 
-# ---------------------------------------------------------------- issue 14, classes 3 and 4
+# ---------------------------------------------------------------- values are names; malformed queries
 def test_values_are_names_never_codes():
     dom = Domains({"X": ["1", "2"], "Z": ["0", "1"]})
     with pytest.raises(QueryError, match="'0' is not a value of X; valid values are 1, 2"):

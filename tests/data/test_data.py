@@ -73,7 +73,7 @@ def test_two_file_columns_are_ambiguous(tmp_path):
         LabelledImages.from_folder(img_dir, csv)
 
 
-# ---------------------------------------------------------------- issue 14, class 6: files outside the folder
+# ---------------------------------------------------------------- files outside the folder
 @pytest.mark.parametrize("name", ["../outside.png", "{outside}", "../../../../etc/passwd", "sub/../../outside.png",
                                   "link.png"])
 def test_files_outside_the_folder_are_refused_unopened(tmp_path, monkeypatch, name):
@@ -114,7 +114,7 @@ def test_duplicate_files_are_refused(tmp_path, second, how):
         LabelledImages.from_folder(img_dir, csv)
 
 
-# ---------------------------------------------------------------- issue 14, classes 3 and 4: values
+# ---------------------------------------------------------------- values
 def test_csv_codes_follow_sorted_names_and_text_is_never_a_code(tmp_path):
     img_dir, csv = _folder(tmp_path, header="file,X", rows=["0.png,2", "1.png,10", "2.png,1"])
     d = LabelledImages.from_folder(img_dir, csv)
@@ -160,3 +160,14 @@ def test_a_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monk
     with pytest.raises(DataError, match="need .* GiB as float32"):
         data.LabelledImages.from_folder(tmp_path, tmp_path / "labels.csv")
     assert decoded == []
+
+
+def test_from_folder_reads_images_upright(tmp_path, upright, oriented):
+    """A folder of phone photos: some stored turned (their header says 12 x 20) with the EXIF orientation that
+    turns them back. Each is read as it displays, all the same size upright, none sideways."""
+    for i, o in enumerate((1, 6, 8, 3)):
+        (tmp_path / f"{i}.jpg").write_bytes(oriented(upright, o, "JPEG"))
+    (tmp_path / "labels.csv").write_text("file,X\n" + "".join(f"{i}.jpg,{i % 2}\n" for i in range(4)))
+    d = LabelledImages.from_folder(tmp_path, tmp_path / "labels.csv")
+    assert d.images.shape == (4, 3, 12, 20)
+    assert np.abs(d.images - upright.transpose(2, 0, 1) / 255).mean(axis=(1, 2, 3)).max() < 4 / 255

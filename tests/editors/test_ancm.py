@@ -191,7 +191,9 @@ def test_corrupt_or_foreign_checkpoints_are_refused(model, tmp_path):
         ANCM.load(bad)
 
 
-def test_version_1_checkpoints_load_and_unknown_versions_are_refused(model, data, tmp_path):
+def test_version_1_checkpoints_load_only_when_asked_or_migrated_and_unknown_versions_are_refused(model, data, tmp_path):
+    """A version-1 folder records no digests: refused by default, loaded with allow_unverified=True, and
+    ANCM.migrate rewrites it once with digests, after which it loads with every check."""
     import json
 
     from safetensors.torch import save_file
@@ -206,11 +208,18 @@ def test_version_1_checkpoints_load_and_unknown_versions_are_refused(model, data
     cfg["config"]["vae"], cfg["version"] = image, 1  # the layout cfedit wrote before image backends: no digests,
     (old / "config.json").write_text(json.dumps(cfg))  # flat string metadata in the weights
     save_file(m.state_dict(), old / "weights.safetensors", metadata={"format": "cfedit-ancm", "version": "1"})
-    m1 = ANCM.load(old)
+    with pytest.raises(CheckpointError, match="records no digests.*cfedit migrate"):
+        ANCM.load(old)
+    m1 = ANCM.load(old, allow_unverified=True)
     assert m1.config == m.config
     lab = {k: v[:8] for k, v in data.labels.items()}
     np.testing.assert_allclose(m1.edit(data.images[:8], {"C": 1}, labels=lab).images,
                                m.edit(data.images[:8], {"C": 1}, labels=lab).images, atol=1e-6)
+    assert ANCM.migrate(old) and json.loads((old / "config.json").read_text())["version"] == 2
+    np.testing.assert_allclose(ANCM.load(old).edit(data.images[:8], {"C": 1}, labels=lab).images,
+                               m.edit(data.images[:8], {"C": 1}, labels=lab).images, atol=1e-6)
+    assert not ANCM.migrate(old)  # already migrated: checked, left as it is
+    cfg = json.loads((old / "config.json").read_text())
     cfg["version"] = 99
     (old / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="retrain"):

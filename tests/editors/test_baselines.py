@@ -6,7 +6,7 @@ import pytest
 from cfedit.core.graph import CausalGraph
 from cfedit.editors.ancm import ANCM, ANCMConfig
 from cfedit.editors.base import Editor
-from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian, markovian_graph
+from cfedit.editors.baselines import BASELINES, Associational, Independent, NonCausal, markovian, markovian_graph
 from cfedit.editors.oracle import Oracle
 from cfedit.errors import CfeditError
 from cfedit.imaging.vae import VAEConfig
@@ -83,6 +83,14 @@ def test_oracle_returns_the_worlds_counterfactual():
 
 
 def test_every_baseline_is_an_editor(setup):
+    """Each registered baseline builds an Editor under its own name, and the evaluation compares every one of them
+    (the editor conformance test runs each through the edit loop)."""
+    from cfedit.evaluation.protocol import editors_for
+
     _, _, ancm = setup
-    for editor in (ancm, NonCausal(ancm), Independent(ancm), Associational(ancm), markovian(ancm)):
-        assert isinstance(editor, Editor)
+    for name, build in BASELINES.items():
+        editor = build(ancm)
+        assert isinstance(editor, Editor) and editor.name == name and editor is not ancm
+    eds = editors_for(ancm)
+    assert list(eds) == ["ancm", *BASELINES, "oracle"]
+    assert all(isinstance(eds[n], Editor) and eds[n].name == n for n in BASELINES)

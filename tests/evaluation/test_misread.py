@@ -1,5 +1,6 @@
 """The reader-aware verdict: the read share of an event lies in [l (1 - eps), u + (1 - u) eps]."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -85,13 +86,13 @@ def test_misread_rates_take_each_factors_worst_class_by_its_upper_limit():
     d_read[3] = 2
     c = np.zeros(35, int)
     rates = misread_rates({"D": d_read, "C": c}, {"D": d_true, "C": c}, dom)
-    assert rates["D"]["worst class"] == "1" and rates["D"]["misread"] == 0 and rates["D"]["n"] == 5
-    assert rates["D"]["upper"] == pytest.approx(1 - 0.05 ** (1 / 5))
-    assert rates["C"]["worst class"] == "red" and rates["C"]["upper"] == 1.0 and rates["C"]["n"] == 0
+    assert rates["D"].worst_class == "1" and rates["D"].misread == 0 and rates["D"].n == 5
+    assert rates["D"].upper == pytest.approx(1 - 0.05 ** (1 / 5))
+    assert rates["C"].worst_class == "red" and rates["C"].upper == 1.0 and rates["C"].n == 0 and np.isnan(rates["C"].rate)
     q1 = parse_query("P(D[C=red]=1 | D=1, C=green)", dom)
     assert misread_bound(q1, rates) == pytest.approx(1 - 0.05 ** (1 / 5))
-    rates["C"]["upper"] = 0.1
+    rates["C"] = dataclasses.replace(rates["C"], upper=0.1)
     q2 = parse_query("P(D[C=red]=1, C[C=red]=red | D=1, C=green)", dom)
     assert misread_bound(q2, rates) == pytest.approx(1 - 0.05 ** (1 / 5) + 0.1)  # the union bound: the sum
-    rates["C"]["upper"] = 0.9
+    rates["C"] = dataclasses.replace(rates["C"], upper=0.9)
     assert misread_bound(q2, rates) == 1.0

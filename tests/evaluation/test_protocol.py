@@ -42,30 +42,56 @@ def results():
 
 
 def test_oracle_scores_ideal_values(results):
-    m = results["metrics"]["oracle"]
-    for k in ("null-edit error", "composition error (10 null edits)", "reversibility error (C)",
-              "ground-truth error", "minimality excess"):
-        assert m[k]["value"] == 0.0, k
-    assert m["preservation"]["value"] == 1.0
-    assert m["effectiveness"]["value"] > 0.995  # the oracle's reader knows the world's handwriting (0.999)
-    assert all(q["methods"]["oracle"]["inside"] for q in results["queries"])
+    m = results.editors["oracle"]
+    assert m.composition_steps == 10 and m.reversibility_factor == "C"
+    for k in ("null_edit_error", "composition_error", "reversibility_error", "ground_truth_error", "minimality_excess"):
+        assert getattr(m, k).value == 0.0, k
+    assert m.preservation.value == 1.0
+    assert m.effectiveness.value > 0.995  # the oracle's reader knows the world's handwriting (0.999)
+    assert all(q.methods["oracle"].inside for q in results.queries)
+    assert results.counts("oracle").untested == 0
 
 
 def test_an_editor_that_ignores_the_action_is_caught(results):
-    m = results["metrics"]["ignore"]
-    assert m["null-edit error"]["value"] == 0.0 and m["composition error (10 null edits)"]["value"] == 0.0
-    assert m["effectiveness"]["value"] < 0.6
-    assert m["ground-truth error"]["value"] > 0.01
-    assert m["minimality excess"]["value"] < 0  # it moves less than the true counterfactual does
-    outside = [q["query"] for q in results["queries"] if not q["methods"]["ignore"]["inside"]]
+    m = results.editors["ignore"]
+    assert m.null_edit_error.value == 0.0 and m.composition_error.value == 0.0
+    assert m.effectiveness.value < 0.6
+    assert m.ground_truth_error.value > 0.01
+    assert m.minimality_excess.value < 0  # it moves less than the true counterfactual does
+    outside = [q.query for q in results.queries if not q.methods["ignore"].inside]
     assert "P(B[C=green]=1 | D=7, C=red)" in outside and "P(B[D=2]=1 | D=7, C=red)" in outside
 
 
-def test_oracle_accuracy_is_measured_on_the_run(results):
-    acc = results["oracle accuracy"]
-    assert set(acc) == {"D", "C", "B"} and all(a["n"] == 400 for a in acc.values())
-    assert acc["C"]["value"] == 1.0 and acc["B"]["value"] == 1.0  # read exactly from pixels
-    assert 0.98 < acc["D"]["value"] <= 1.0  # the reference CNN knows the world's handwriting
+class MisreadsBarredDigits:
+    """The world's oracle, except that it reads the digit of every image with a bar as the next digit."""
+
+    def __init__(self, oracle):
+        self.oracle = oracle
+
+    def __call__(self, images):
+        read = dict(self.oracle(images))
+        bar = np.asarray(read["B"]) == 1
+        read["D"] = np.where(bar, (np.asarray(read["D"]) + 1) % 10, read["D"])
+        return read
+
+
+def test_oracle_accuracy_is_measured_on_the_run():
+    """The accuracy in the results is the oracle's reading of this run's factual images against the units' true
+    factors: an oracle that misreads every barred digit scores D at the share of units without a bar (recounted
+    here on the same units), and C and B, which it reads exactly, at 1."""
+    w = get_world("backdoor")
+    wrong = dataclasses.replace(w, reader=lambda data_dir: MisreadsBarredDigits(w.reader(data_dir)))
+    cfg = EvalConfig(n_units=300, n_samples=1, realism=False, composition_steps=0, reversibility="")
+    res = evaluate(wrong, {"ignore": IgnoresTheAction()}, cfg)
+    acc = res.reader.accuracy
+    a = wrong.ascm("eval")
+    units = a.units(300, cfg.seed)
+    read = a.oracle(a.factual(units))
+    assert set(acc) == {"D", "C", "B"} and all(e.n == 300 for e in acc.values())
+    assert acc["C"].value == 1.0 and acc["B"].value == 1.0  # read exactly from pixels
+    assert acc["D"].value == pytest.approx(float(np.mean(read["D"] == units.v["D"])))
+    assert acc["D"].value < 0.8 and abs(acc["D"].value - np.mean(units.v["B"] == 0)) < 0.02  # the barred units' digits
+    assert res.reader.misreads["D"].misread >= 1 and res.reader.kind == "oracle" and res.reader.held_out == 300
 
 
 def test_reader_aware_band_is_the_bounds_widened_by_the_oracles_worst_class(results):
@@ -86,32 +112,32 @@ def test_reader_aware_band_is_the_bounds_widened_by_the_oracles_worst_class(resu
             k, n = int(np.sum(np.asarray(read[f])[mask] != c)), int(mask.sum())
             limits.append(1.0 if n == 0 or k == n else beta.ppf(0.95, k + 1, n - k))
         uppers[f] = max(limits)
-        assert results["oracle misreads"][f]["upper"] == pytest.approx(uppers[f])
+        assert results.reader.misreads[f].upper == pytest.approx(uppers[f])
     n_c = min(int(np.sum(np.asarray(units.v["C"]) == c)) for c in range(w.domains.size("C")))
     assert uppers["C"] == pytest.approx(1 - 0.05 ** (1 / n_c))  # colour is read exactly: 0 misread, the limit of n_c reads
-    for q, parsed in zip(results["queries"], check_queries(w)):
+    for q, parsed in zip(results.queries, check_queries(w)):
         eps = min(1.0, sum(uppers[f] for f in {a.var for a in parsed.outcome}))
-        assert q["misread bound"] == pytest.approx(eps)
-        lo, hi = q["reader-aware band"]
-        assert lo == pytest.approx(q["lower"] * (1 - eps)) and hi == pytest.approx(q["upper"] + (1 - q["upper"]) * eps)
-        assert q["methods"]["oracle"]["inside (reader-aware)"]
-        assert q["methods"]["oracle"]["inside"] <= q["methods"]["oracle"]["inside (reader-aware)"]  # only widened
-    aware = {q["query"]: q["methods"]["ignore"]["inside (reader-aware)"] for q in results["queries"]}
+        assert q.misread_bound == pytest.approx(eps)
+        lo, hi = q.reader_aware_band
+        assert lo == pytest.approx(q.lower * (1 - eps)) and hi == pytest.approx(q.upper + (1 - q.upper) * eps)
+        assert q.methods["oracle"].inside_reader_aware
+        assert q.methods["oracle"].inside <= q.methods["oracle"].inside_reader_aware  # only widened
+    aware = {q.query: q.methods["ignore"].inside_reader_aware for q in results.queries}
     assert not aware["P(B[C=green]=1 | D=7, C=red)"] and not aware["P(B[D=2]=1 | D=7, C=red)"]
 
 
 def test_truth_inside_bounds_for_every_documented_query(results):
-    for q in results["queries"]:
-        assert q["lower"] - 1e-9 <= q["truth"] <= q["upper"] + 1e-9
+    for q in results.queries:
+        assert q.lower - 1e-9 <= q.truth <= q.upper + 1e-9
 
 
 def test_realism_oracle_near_floor_noise_far():
     res = evaluate(get_world("backdoor"), {"oracle": Oracle, "noise": Noise()},
                    EvalConfig(n_units=300, realism=True))
-    o, n = res["metrics"]["oracle"]["realism FD"], res["metrics"]["noise"]["realism FD"]
-    assert o["network"] == n["network"] and len(o["network"]) == 12  # the feature network is named in the results
-    assert o["value"] < 3 * o["floor"] + 1.0
-    assert n["value"] > 10 * o["value"]
+    o, n = res.editors["oracle"].realism, res.editors["noise"].realism
+    assert o.network == n.network and len(o.network) == 12  # the feature network is named in the results
+    assert o.distance.value < 3 * o.floor + 1.0
+    assert n.distance.value > 10 * o.distance.value
 
 
 def test_world_without_queries_is_refused():
@@ -129,10 +155,10 @@ class ClaimsTheAction(IgnoresTheAction):
 
 
 def test_faithfulness_compares_the_reading_of_an_edit_with_the_editors_own_factors(results):
-    oracle, ignore = results["metrics"]["oracle"], results["metrics"]["ignore"]
+    oracle, ignore = results.editors["oracle"], results.editors["ignore"]
     for k in ("D", "C", "B"):
-        assert ignore[f"faithfulness ({k})"]["value"] == 1.0  # its images carry the (factual) factors it reports
-        assert oracle[f"faithfulness ({k})"]["value"] > 0.99
+        assert ignore.faithfulness[k].value == 1.0  # its images carry the (factual) factors it reports
+        assert oracle.faithfulness[k].value > 0.99
     claims = evaluate(get_world("backdoor"), {"claims": ClaimsTheAction()},
                       EvalConfig(n_units=200, n_samples=2, realism=False, composition_steps=0, reversibility=""))
     a = get_world("backdoor").ascm("eval")
@@ -141,7 +167,7 @@ def test_faithfulness_compares_the_reading_of_an_edit_with_the_editors_own_facto
     dos = [d for i, d in enumerate(dos) if d not in dos[:i]]
     for k in ("D", "C", "B"):  # wrong exactly where it claims a value that the factual image does not carry
         wrong = sum(float(np.mean(before[k] != d[k])) for d in dos if k in d) / len(dos)
-        assert 0 < wrong and claims["metrics"]["claims"][f"faithfulness ({k})"]["value"] == pytest.approx(1 - wrong)
+        assert 0 < wrong and claims.editors["claims"].faithfulness[k].value == pytest.approx(1 - wrong)
 
 
 def test_read_distinct_reads_each_distinct_image_once():

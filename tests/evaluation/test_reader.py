@@ -59,11 +59,11 @@ def test_foreign_altered_or_corrupt_folders_are_refused(saved, tmp_path):
         (c / "reader.json").write_text(json.dumps({**desc, **change}))
         with pytest.raises(CheckpointError, match=message):
             Reader.load(c)
-    # weights cut short: the digest no longer matches; with a matching digest, safetensors' header check fails
+    # weights cut short: refused from the header, before the digest is computed; with a matching digest too
     (c / "reader.json").write_text(json.dumps(desc))
     raw = (folder / "reader.safetensors").read_bytes()
     (c / "reader.safetensors").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(CheckpointError, match="does not match the digest"):
+    with pytest.raises(CheckpointError, match="truncated"):
         Reader.load(c)
     from cfedit.editors.checkpoint import file_digest
 
@@ -73,7 +73,8 @@ def test_foreign_altered_or_corrupt_folders_are_refused(saved, tmp_path):
 
 
 def test_weights_of_another_network_are_refused(saved, tmp_path):
-    """Well-formed safetensors of the reader format whose tensors do not fit the network the metadata names."""
+    """Well-formed safetensors of the reader format whose tensors do not fit the network the metadata names:
+    refused from the header, before a tensor is read."""
     import torch
 
     from cfedit.editors.checkpoint import digest, safetensors_bytes
@@ -88,5 +89,18 @@ def test_weights_of_another_network_are_refused(saved, tmp_path):
     (c / "reader.safetensors").write_bytes(raw)
     desc = json.loads((folder / "reader.json").read_text())
     (c / "reader.json").write_text(json.dumps({**desc, "weights_sha256": digest(raw)}))
-    with pytest.raises(CheckpointError, match="holds no readable reader.*size mismatch"):
+    with pytest.raises(CheckpointError, match=r"does not match the reader it describes: tensor 0.weight is F32 \[8, 3, 5, 5\]"):
         Reader.load(c)
+
+
+def test_two_readers_trained_into_empty_caches_are_the_same_network(data, tmp_path, monkeypatch):
+    """`cfedit evaluate` trains its reader on the same rows with the same seed: with fresh caches (two
+    machines, or a cleared cache) it must be the same network, whatever the caller drew before."""
+    import torch
+
+    prints = []
+    for i in range(2):
+        monkeypatch.setenv("CFEDIT_CACHE", str(tmp_path / f"cache{i}"))
+        torch.rand(3 + i)
+        prints.append(Reader.fit(data.subset(np.arange(120)), epochs=1, seed=5).fingerprint)
+    assert prints[0] == prints[1]

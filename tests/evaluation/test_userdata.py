@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from cfedit.bounds import empirical_table, optimal_bounds
-from cfedit.bounds.context import Context
 from cfedit.core.domains import Domains
 from cfedit.core.graph import CausalGraph
 from cfedit.core.query import parse_query
@@ -15,10 +14,11 @@ from cfedit.errors import DataError, QueryError
 from cfedit.evaluation.userdata import (
     automatic_queries,
     check_compatible,
+    evidence_probability,
     is_kept,
     label_bounds,
-    pooled_table,
     read_queries,
+    rows_needed,
 )
 from cfedit.scm import SCM, Exogenous
 from cfedit.worlds import get_world
@@ -34,23 +34,6 @@ def _chain(direct: float) -> SCM:
     mech = {"X": lambda pa, u: u["UX"], "Y": lambda pa, u: pa["X"] ^ u["UY"],
             "Z": lambda pa, u: np.where(u["UC"] == 1, pa.get("X", 0), pa["Y"] ^ u["UZ"])}
     return SCM(g, Domains({"X": BIN, "Y": BIN, "Z": BIN}), exo, mech)
-
-
-def test_pooled_table_is_p_v_for_tables_the_diagram_produces():
-    for name in ("backdoor", "frontdoor"):
-        w = get_world(name)
-        p = w.scm.observational()
-        np.testing.assert_allclose(pooled_table(Context(w.graph, w.domains, p)), p, atol=1e-12)
-    chain = _chain(0.0)
-    p = chain.observational()
-    np.testing.assert_allclose(pooled_table(Context(chain.graph, chain.domains, p)), p, atol=1e-12)
-    # a table with X -> Z is pooled onto the chain's P(x) P(y | x) P(z | y)
-    q = _chain(0.5).observational()
-    pooled = pooled_table(Context(chain.graph, chain.domains, q))
-    want = q.sum(axis=(1, 2))[:, None, None] * (q.sum(2) / q.sum(axis=(1, 2))[:, None])[:, :, None] \
-        * (q.sum(0) / q.sum(axis=(0, 2))[:, None])[None]
-    np.testing.assert_allclose(pooled, want, atol=1e-12)
-    assert np.abs(pooled - q).sum() > 0.05
 
 
 def test_labels_that_break_the_diagram_are_flagged_and_those_it_produces_are_not():
@@ -94,6 +77,21 @@ def test_automatic_queries_cover_every_action_and_mark_non_descendants_kept():
         if kept:
             assert b.lower == b.upper == 1.0
     assert {is_kept(q, w.graph) for q in qs} == {True, False}
+
+
+def test_rows_needed_gives_the_rarest_evidence_its_minimum_count():
+    """The folder size at which the rarest automatic evidence is expected on MIN_EVIDENCE evaluated images, by hand:
+    10 / (p_min x the evaluated share)."""
+    w = get_world("backdoor")
+    p = w.scm.observational()
+    qs = automatic_queries(w.graph, w.domains, p, top=2)
+    p_min = min(float(p[tuple(a.value for a in q.given)]) for q in qs)  # automatic evidence names every factor
+    assert evidence_probability(qs[0], w.domains, p) == pytest.approx(float(p[tuple(a.value for a in qs[0].given)]))
+    assert rows_needed(qs, w.domains, p, 0.5) == math.ceil(10 / (p_min * 0.5))
+    assert rows_needed(qs, w.domains, p, 1.0, min_evidence=30) == math.ceil(30 / p_min)
+    q = parse_query("P(B[C=green]=1 | D=7)", w.domains)  # evidence on one factor: its marginal
+    assert evidence_probability(q, w.domains, p) == pytest.approx(float(p[7].sum()))
+    assert rows_needed([], w.domains, p, 0.5) == 0
 
 
 def test_bounds_from_labels_and_their_bootstrap_range():

@@ -89,21 +89,69 @@ def test_guidance_zero_ignores_the_factors_and_one_costs_one_evaluation(monkeypa
     assert sizes == [4, 4, 8, 8]  # guidance: conditional and unconditional in one batch of twice the size
 
 
+def _trained_params(m):
+    return [p for p in m.parameters() if p.requires_grad]
+
+
 def test_ema_weights_are_used_for_inference_once_updated():
     m = _mech(steps=2, ema_decay=0.9).train()
     u, v = m.prior(3, torch.Generator().manual_seed(0)), _v(3)
     before = m.eval().generate(v, u)
-    m.after_step()  # the EMA now equals the live weights (warm-up decay 0.1 of an identical copy)
-    assert int(m.ema_updates) == 1 and torch.allclose(m.generate(v, u), before, atol=1e-5)
+    m.after_step()  # the EMA's first average copies the live weights
+    assert m.ema_updates == 1 and torch.allclose(m.generate(v, u), before, atol=1e-5)
     with torch.no_grad():
-        for p in m.parameters():
+        for p in _trained_params(m):
             p.add_(0.05 * torch.randn_like(p))
     assert torch.allclose(m.generate(v, u), before, atol=1e-5)  # eval: EMA weights, not the perturbed live ones
-    m.after_step()
+    assert not torch.allclose(m.train().generate(v, u), before, atol=1e-4)  # training: the live weights
+    m.eval().after_step()
     assert not torch.allclose(m.generate(v, u), before, atol=1e-4)  # the EMA moved towards the live weights
     live = _mech(steps=2, ema_decay=0.0)
     live.after_step()
-    assert int(live.ema_updates) == 0 and live._weights() is None
+    assert live.ema_updates == 0 and live._weights()["net"] is live.net
+
+
+def test_the_ema_is_an_averaged_model_with_a_warmed_up_decay():
+    """After the first average (a copy), the n-th moves each EMA weight by 1 - min(decay, (1 + n) / (10 + n)) of its
+    distance to the live weight (diffusers' EMAModel warm-up); the EMA's copies are frozen, the live weights not."""
+    m = _mech(steps=2, ema_decay=0.5)
+    assert isinstance(m.ema, torch.optim.swa_utils.AveragedModel)
+    assert not any(p.requires_grad for p in m.ema.parameters())
+    assert all(p.requires_grad for p in (*m.net.parameters(), *m.embed.parameters()))
+    m.after_step()
+    w = m.embed.weight
+    expected = w.detach().clone()
+    for n in (1, 2, 3):
+        with torch.no_grad():
+            w.add_(1.0)
+        d = min(0.5, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31: below the decay until n = 8
+        expected = expected + (1 - d) * (w.detach() - expected)
+        m.after_step()
+        torch.testing.assert_close(m.ema.module["embed"].weight, expected)
+    assert m.ema_updates == 4
+
+
+def test_checkpoints_with_the_former_ema_buffers_still_load(tmp_path):
+    """Editors saved before the EMA was an AveragedModel named its tensors ema__<name> and ema_updates."""
+    m = _mech(steps=2, ema_decay=0.9)
+    m.after_step()
+    with torch.no_grad():
+        m.ema.module["embed"].weight.add_(1.0)  # an EMA apart from the live weights
+    old = {}
+    for k, t in m.state_dict().items():
+        if k.startswith("ema.module."):
+            old["ema__" + k[len("ema.module."):].replace(".", "__")] = t.clone()
+        elif k == "ema.n_averaged":
+            old["ema_updates"] = t.clone()
+        else:
+            old[k] = t.clone()
+    assert "ema__embed__weight" in old and "ema__net__conv_in__weight" in old
+    again = _mech(steps=2, ema_decay=0.9)
+    again.load_state_dict(old)  # strict: every former name is mapped
+    assert again.ema_updates == 1
+    torch.testing.assert_close(again.ema.module["embed"].weight, m.ema.module["embed"].weight)
+    u, v = m.prior(2, torch.Generator().manual_seed(0)), _v(2)
+    torch.testing.assert_close(again.generate(v, u), m.generate(v, u))
 
 
 def test_images_padded_to_the_network_multiple_and_cropped_back():
@@ -148,7 +196,7 @@ def test_presets_load_and_build():
     cpu = ANCMConfig.from_toml(CONFIGS / "diffusion-cpu.toml")
     assert cpu.image.kind == "diffusion" and cpu.ctf_weight == 0.0 and cpu.image.channels == (32, 64, 64)
     m = build_mechanism(cpu.image, DOMAINS, (3, 28, 28))
-    assert 0.5e6 < sum(p.numel() for p in m.parameters()) < 2e6
+    assert 0.5e6 < sum(p.numel() for p in _trained_params(m)) < 2e6
     gpu = ANCMConfig.from_toml(CONFIGS / "diffusion-gpu.toml")
     assert gpu.image.amp and gpu.image.attention and len(gpu.image.channels) == 4
     big = build_mechanism(gpu.image, DOMAINS, (3, 64, 64))

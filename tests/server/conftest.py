@@ -9,6 +9,7 @@ from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
 
+TEST_HOSTS = ("testserver",)  # the Host that the framework's test client (and the schema fuzzer) sends
 TINY = ANCMConfig(steps=40, batch_size=32, log_every=100, checkpoint_every=1000,
                   ncm=NCMConfig(steps=150, latent_size=16), image=VAEConfig(width=8, latent_dim=4))
 
@@ -26,7 +27,7 @@ def web_app(tiny_run):
     from cfedit.runs import Run
     from cfedit.server.app import ServeConfig, create_app
 
-    return create_app(Run.of(tiny_run[0], "backdoor"), config=ServeConfig(n_examples=4))
+    return create_app(Run.of(tiny_run[0], "backdoor"), config=ServeConfig(n_examples=4, allowed_hosts=TEST_HOSTS))
 
 
 @pytest.fixture(scope="session")

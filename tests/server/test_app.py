@@ -102,6 +102,20 @@ def test_uploads_png_jpeg_gray_and_other_sizes(client, unit):
     assert r.status_code == 200 and r.json()["factual"]["resized_from"] == [84, 84]
 
 
+def test_uploads_are_read_upright(client, unit, oriented):
+    """A photo stored turned, with the EXIF orientation that a phone writes, is edited as it displays: the
+    factual image the server answers with is the upright one, and an upright 28 x 56 photo is resized from 28 x 56."""
+    x, _ = unit
+    up = (x.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    for o in (3, 6, 8):
+        r = client.post("/api/edit", json={"image": base64.b64encode(oriented(up, o, "PNG")).decode(), "do": {"B": "0"}, "k": 1})
+        assert r.status_code == 200, r.text
+        assert np.array_equal(decoded(r.json()["factual"]["png"]), up), o
+    tall = np.repeat(up, 2, axis=0)
+    r = client.post("/api/edit", json={"image": base64.b64encode(oriented(tall, 6, "JPEG")).decode(), "do": {"B": "0"}, "k": 1})
+    assert r.status_code == 200 and r.json()["factual"]["resized_from"] == [28, 56]
+
+
 def gif() -> str:
     buf = io.BytesIO()
     Image.new("RGB", (28, 28)).save(buf, format="GIF")
@@ -140,6 +154,10 @@ def huge_png() -> str:
     ({"example": 0, "image": "AAAA", "do": {"C": "green"}}, 400, "give either an image"),
     ({"example": 4, "do": {"C": "green"}}, 404, "no example 4"),
     ({"example": "zero", "do": {"C": "green"}}, 422, "example:"),
+    *[({"example": 0, "do": {"C": "green"}, key: bad}, 422, f"{key}: Input should be a valid integer")
+      for key in ("k", "seed", "example") for bad in (True, 1.0, "8")],
+    ({"example": 0, "do": {"C": 1}}, 422, "do.C: Input should be a valid string"),
+    ({"image": True, "do": {"C": "green"}}, 422, "image: Input should be a valid string"),
 ])
 def test_edit_refusals(client, body, status, message):
     r = client.post("/api/edit", json=body)
@@ -196,6 +214,15 @@ def test_the_page_works_offline(client):
     assert client.get("/../pyproject.toml").status_code == 404 and client.get("/static/../app.py").status_code == 404
 
 
+def test_a_host_that_does_not_name_the_server_is_refused(client):
+    """DNS rebinding: a page on attacker.example that points its name at this machine sends that name as Host."""
+    assert client.get("/api/model").status_code == 200  # Host: testserver, the name this app was given
+    for host in ("attacker.example", "attacker.example:8000", "testserver.attacker.example"):
+        r = client.get("/api/model", headers={"host": host})
+        assert r.status_code == 400 and "does not answer to the host" in r.json()["detail"], host
+    assert client.get("/api/model", headers={"host": "127.0.0.1:8000"}).status_code == 200
+
+
 def test_the_server_never_unpickles():
     src = Path(__file__).resolve().parents[2] / "src" / "cfedit" / "server"
     for f in src.rglob("*.py"):
@@ -210,13 +237,14 @@ def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
 
     from cfedit.errors import CfeditError
     from cfedit.runs import Run
-    from cfedit.server.app import create_app
+    from cfedit.server.app import ServeConfig, create_app
 
     x, _ = unit
     (tmp_path / "b.png").write_bytes(base64.b64decode(encode(np.repeat(np.repeat(x, 2, axis=1), 2, axis=2))))
     (tmp_path / "a.jpg").write_bytes(base64.b64decode(encode(x, "JPEG")))
     (tmp_path / "notes.txt").write_text("not an example")
-    ex = TestClient(create_app(Run(tiny_run[0], None, 'test'), tmp_path)).get("/api/examples").json()
+    app = create_app(Run(tiny_run[0], None, "test"), tmp_path, ServeConfig(allowed_hosts=("testserver",)))
+    ex = TestClient(app).get("/api/examples").json()
     assert ex["source"] == f"folder {tmp_path.name}" and len(ex["examples"]) == 2
     assert all(decoded(e["png"]).shape == (28, 28, 3) for e in ex["examples"])
     (tmp_path / "empty").mkdir()
@@ -224,3 +252,29 @@ def test_examples_from_a_folder(tiny_run, tmp_path, unit, cli):
         create_app(Run(tiny_run[0], None, 'test'), tmp_path / "empty")
     code, _, err = cli("serve", str(tiny_run[1]), "--examples", str(tmp_path / "missing"))
     assert code == 2 and "is not a folder" in err
+
+
+def test_several_runs_are_served_side_by_side_each_under_its_name(tiny_run):
+    """create_multi_app (``cfedit serve`` with no run): / leads to the first run, each run's page and API live
+    under /w/NAME/ and name every run for the page's selector; the request limits apply in front of all of them."""
+    from fastapi.testclient import TestClient
+
+    from cfedit.runs import Run
+    from cfedit.server.app import ServeConfig, create_multi_app
+
+    runs = {"one": Run(tiny_run[0], get_world("backdoor"), "one"), "two": Run(tiny_run[0], None, "two")}
+    client = TestClient(create_multi_app(runs, ServeConfig(n_examples=2, allowed_hosts=("testserver",))))
+    r = client.get("/", follow_redirects=False)
+    assert r.status_code in (302, 307) and r.headers["location"] == "/w/one/"
+    assert client.get("/w/two", follow_redirects=False).headers["location"] == "/w/two/"
+    assert client.get("/api/runs").json() == {"runs": ["one", "two"]}
+    page = client.get("/w/two/")
+    assert page.status_code == 200 and 'src="app.js"' in page.text and 'id="run-select"' in page.text
+    one, two = client.get("/w/one/api/model").json(), client.get("/w/two/api/model").json()
+    assert (one["run"], one["runs"], one["world"]) == ("one", ["one", "two"], "backdoor")
+    assert (two["run"], two["world"]) == ("two", None)
+    r = client.post("/w/one/api/edit", json={"example": 0, "do": {"C": "green"}, "k": 2})
+    assert r.status_code == 200 and all(e["factors"]["C"] == "green" for e in r.json()["edits"])
+    assert client.get("/w/one/api/model", headers={"Host": "attacker.example"}).status_code == 400
+    single = client.get("/w/one/app.js")
+    assert single.status_code == 200 and 'api("api/model")' in single.text

@@ -3,8 +3,8 @@ against `cfedit serve` on a free loopback port with the tiny trained run.
 
 It loads the page, picks an example, sets do(C = green), clicks Edit, waits for the grid and the
 certificate, checks what they show, and saves screenshots (1280x800 and a narrow one) as test artefacts
-(the pytest tmp folder). ``CFEDIT_SCREENSHOT_RUN=runs/demo/editor CFEDIT_SCREENSHOT=docs/web-editor.png``
-serves that run instead and also writes the wide screenshot there (the README's figure).
+(the pytest tmp folder). ``CFEDIT_SCREENSHOT_RUN=runs/demo/editor CFEDIT_SCREENSHOT=docs/img/web-editor.png``
+serves that run instead and also writes the wide screenshot there (the web editor page's figure).
 """
 
 import os
@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from cfedit.runs import list_pretrained
+from cfedit.worlds import get_world
+
 pytestmark = pytest.mark.slow  # every test here uses the trained run of conftest.py
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
@@ -32,30 +35,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
+def _serve(args: list[str], log: Path):
+    """``cfedit serve ARGS`` on a free loopback port, until it answers: (process, url)."""
     if CHROMIUM is None:
         pytest.skip("NO BROWSER: Chromium not found (/usr/bin/chromium); install it (apt-get install chromium) to run the page test",
                     allow_module_level=False)
-    run = os.environ.get("CFEDIT_SCREENSHOT_RUN") or str(tiny_run[1])
     port = free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "cfedit", "serve", run, "--port", str(port), "--threads", "1"],
+        proc = subprocess.Popen([sys.executable, "-m", "cfedit", "serve", *args, "--port", str(port), "--threads", "1"],
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if proc.poll() is not None:
+            pytest.fail(f"cfedit serve exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    pytest.fail(f"cfedit serve did not answer within 60 s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    run = os.environ.get("CFEDIT_SCREENSHOT_RUN") or str(tiny_run[1])
+    proc, url = _serve([run], tmp_path_factory.mktemp("serve") / "serve.log")
     try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                pytest.fail(f"cfedit serve exited: {log.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(url + "/api/model", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"cfedit serve did not answer within 30 s: {log.read_text()[-2000:]}")
         yield url
     finally:
         proc.terminate()
@@ -105,3 +112,45 @@ def test_pick_intervene_edit_certify(server, tmp_path):
         finally:
             browser.close()
     print(f"screenshots: {tmp_path}")
+
+
+SHIPPED = [a.name for a in list_pretrained()]
+
+
+@pytest.mark.skipif(not SHIPPED, reason="this checkout ships no trained editor")
+def test_with_no_run_every_shipped_editor_is_offered_and_edits(tmp_path):
+    """`cfedit serve` alone serves every shipped editor: the page's selector lists them, choosing one loads its
+    world's diagram, and an edit with it comes back with its certificate."""
+    from playwright.sync_api import expect, sync_playwright
+
+    proc, url = _serve([], tmp_path / "serve.log")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(url)
+                expect(page.locator("#run-choice")).to_be_visible()
+                assert page.locator("#run-select option").all_inner_texts() == SHIPPED
+                for name in SHIPPED:
+                    page.select_option("#run-select", name)
+                    page.wait_for_url(f"{url}/w/{name}/")
+                    world = get_world(name)
+                    expect(page.locator("#run-line")).to_contain_text(f"world {name}")
+                    expect(page.locator("#diagram svg circle")).to_have_count(len(world.graph.nodes))
+                    page.locator("#examples button").first.click()
+                    factor, value = next(iter(world.figure_actions[0].items()))
+                    page.select_option(f"select[data-factor={factor}]", value)
+                    page.fill("#k", "2")
+                    page.click("#edit-button")
+                    expect(page.locator("#grid .tile")).to_have_count(3, timeout=30_000)
+                    expect(page.locator("#edit-title")).to_have_text(f"do({factor}={value}), k = 2")
+                page.screenshot(path=str(tmp_path / "web-editor-shipped.png"), full_page=True)
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -6,10 +6,10 @@ import pytest
 from cfedit.core.query import parse_query
 from cfedit.errors import CfeditError
 from cfedit.worlds import get_world
-from cfedit.worlds.colored_mnist import BAR_TABLE
+from cfedit.worlds.colored_mnist import BAR_TABLE, WORLDS
 
 
-@pytest.fixture(scope="module", params=("backdoor", "frontdoor"))  # the Colored MNIST worlds (faces: test_faces.py)
+@pytest.fixture(scope="module", params=tuple(WORLDS))  # the Colored MNIST worlds (faces: test_faces.py; all: test_conformance.py)
 def world(request):
     return get_world(request.param)
 

@@ -20,7 +20,7 @@ def test_fast_medial_axis_is_scikit_images(digits):
     from skimage import morphology
 
     for g in digits[:12]:
-        binary = mm._crop(mm._upsampled_binary(g / 255.0))
+        binary = mm.crop_to_stroke(mm.upsampled_binary(g / 255.0))
         skel, dist = mm.medial_axis(binary)
         ref_skel, ref_dist = morphology.medial_axis(binary, return_distance=True, rng=0)
         assert np.array_equal(skel, ref_skel) and np.array_equal(dist, ref_dist)

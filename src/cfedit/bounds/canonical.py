@@ -1,6 +1,6 @@
 """The reduced canonical model of each C-component: response types, constraints from P(V), reduction.
 
-See :mod:`cfedit.bounds` for the constraints and the reduction rules. A :class:`_Component` keeps the
+See :mod:`cfedit.bounds` for the constraints and the reduction rules. A :class:`Component` keeps the
 slots r_j(pa) the query reads or P(V) constrains, enumerates their joint values (response types) and
 holds the linear constraints A q = b on their law q_C, with one feasible law ``q0``.
 """
@@ -15,21 +15,21 @@ from functools import cached_property
 import networkx as nx
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linprog
 
 from cfedit.bounds.context import Context
+from cfedit.bounds.lp import solve_lp
 from cfedit.errors import DataError, QueryError
 
+__all__ = ["Component", "Reads", "connected", "lifted_blocks", "linked_first_slots", "vertex", "virtual_components"]
+
 _MAX_TYPES = 100_000  # response types of one C-component after the reduction
-_LP_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 _MAX_SUBSETS = 64  # subsets of a component's members tried for the main block of a lifted law
-_IPM_ROWS = 2_000  # constraint rows from which HiGHS's interior point method (with crossover) beats dual simplex
 
 _Law = np.ndarray | None | list[tuple[tuple[tuple[str, int, int], ...], np.ndarray]]
 """The law of a dropped slot: P(v | pa), None (unconstrained), or per event of the earlier members'
 slots ((member, parent configuration, value), ...) the law P(v | K = k) that applies there."""
 
-_Reads = list[tuple[str, np.ndarray, np.ndarray]]
+Reads = list[tuple[str, np.ndarray, np.ndarray]]
 """The slots an event's branches read: (factor, parent configuration, value), one entry per branch."""
 
 _Row = tuple[tuple[tuple[int, int], ...], int, np.ndarray]
@@ -46,7 +46,7 @@ def _keys(pk: np.ndarray) -> list[tuple[int, ...]]:
     return [tuple(int(x) for x in k) for k in np.argwhere(pk > 0)] if pk.ndim else [()]
 
 
-def _connected(items: Iterable[Hashable], links: Iterable[tuple[Hashable, Hashable]]) -> list[list]:
+def connected(items: Iterable[Hashable], links: Iterable[tuple[Hashable, Hashable]]) -> list[list]:
     """The connected components of the graph on ``items`` with edges ``links``: each in the order of
     ``items``, ordered by their first item."""
     items = list(items)
@@ -97,14 +97,14 @@ def _reduction(ctx: Context, order: tuple[str, ...], touched: Mapping[str, set[i
             cfgs |= set(np.flatnonzero(ctx.marginal(ctx.parents[j]).reshape(-1) > 0).tolist())
         kept[j] = sorted(cfgs)
     if t > 0:  # the first member's slots that only their own marginal constrains and the query does not read
-        linked = _linked_first_slots(ctx, order[: t + 1], partial, kept[order[t]])
+        linked = linked_first_slots(ctx, order[: t + 1], partial, kept[order[t]])
         first = order[0]
         kept[first] = [c for c in kept[first] if c in linked or c in touched.get(first, ())]
     cost = sum(len(c) * np.log(ctx.size[j]) for j, c in kept.items())
     return order, t, partial, kept, float(cost)
 
 
-def _linked_first_slots(ctx: Context, active: tuple[str, ...], partial: bool, last_kept: list[int]) -> set[int]:
+def linked_first_slots(ctx: Context, active: tuple[str, ...], partial: bool, last_kept: list[int]) -> set[int]:
     """Parent configurations of the first member whose slot a later member's constraint (or the law of a
     dropped slot conditioned on it) involves. Any other slot of the first member is constrained by its
     marginal P(v | pa) alone: when the query does not read it, it is independent of everything it reads
@@ -125,8 +125,15 @@ def _linked_first_slots(ctx: Context, active: tuple[str, ...], partial: bool, la
 
 
 def _best_plan(ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]]) -> _Plan:
-    """The reduction of the member order that keeps the fewest slots (the topological one on ties)."""
-    return min((_reduction(ctx, order, touched) for order in _orders(ctx, members)), key=lambda plan: plan[4])
+    """The reduction of the member order that keeps the fewest slots (the topological one on ties);
+    remembered in ``ctx.memo`` when it is a dict."""
+    key = ("plan", members, tuple(tuple(sorted(touched.get(j, ()))) for j in members))
+    if ctx.memo is not None and key in ctx.memo:
+        return ctx.memo[key]
+    plan = min((_reduction(ctx, order, touched) for order in _orders(ctx, members)), key=lambda plan: plan[4])
+    if ctx.memo is not None:
+        ctx.memo[key] = plan
+    return plan
 
 
 def _disjoint(ctx: Context, prefix: tuple[str, ...], read: set[int]) -> bool:
@@ -148,7 +155,7 @@ def _disjoint(ctx: Context, prefix: tuple[str, ...], read: set[int]) -> bool:
 
 
 # ---------------------------------------------------------------------------------- components
-class _Component:
+class Component:
     """The reduced canonical model of one C-component: the coordinates of its law, constraints, a feasible law.
 
     The law is a vector y over *blocks*, each a law over the joint values (types) of some kept slots.
@@ -170,6 +177,8 @@ class _Component:
         """Lay the component out (kept slots, constraints, blocks: cheap, and refused beyond
         :data:`_MAX_TYPES` coordinates), then, with ``build``, :meth:`build` it."""
         self.members = members
+        self.built = False
+        self.memo: dict = {}  # what the programmes derive from this component, by their inputs (e.g. lumped laws)
         self.clique = all(frozenset((a, b)) in {frozenset(e) for e in ctx.graph.bidirected}
                           for a, b in itertools.combinations(members, 2))
         # -- reduction (package docstring): choose the member order that keeps the fewest slots
@@ -202,7 +211,7 @@ class _Component:
         if lift:
             read = {k for k, (j, c) in enumerate(self.slots) if c in touched.get(j, ())}
             scopes = [frozenset(k for k, _ in conds) | {cj} for conds, cj, _ in self._rows]
-            self._layout = _blocks(self.sizes, read, scopes, [j for j, _ in self.slots])
+            self._layout = lifted_blocks(self.sizes, read, scopes, [j for j, _ in self.slots])
         self.coordinates = sum(math.prod(self.sizes[k] for k in b) for b in self._layout)
         if self.coordinates > _MAX_TYPES:
             lifted = f" ({self.coordinates:.3g} when lifted)" if self.lifted else ""
@@ -221,6 +230,7 @@ class _Component:
         A, b = self._constraints(self._rows)
         self._prune(A, b)
         self.q0 = self._feasible()
+        self.built = True
 
     def _conditional_laws(self, ctx: Context) -> None:
         """Laws of the last member's dropped slots given the earlier members' slots (disjoint events)."""
@@ -329,7 +339,7 @@ class _Component:
         n = self.n
         if self.offsets[1] == 0:
             raise self._incompatible()
-        res = _lp(np.zeros(n), self.A, self.b)
+        res = solve_lp(np.zeros(n), self.A, self.b)
         if res.status != 0:
             raise self._incompatible()
         q = np.clip(res.x, 0, None)
@@ -401,24 +411,25 @@ class _Component:
     @cached_property
     def q1(self) -> np.ndarray:
         """A second feasible law (a vertex for a random objective)."""
-        return _vertex(self, np.random.default_rng(1))
+        return vertex(self, np.random.default_rng(1))
 
     @cached_property
-    def _normal(self) -> tuple[sp.csr_matrix, np.ndarray]:
-        M = (self.A @ self.A.T).toarray()
-        return self.A, np.linalg.pinv(M, rcond=1e-12, hermitian=True)
+    def _normal(self) -> tuple[sp.csr_matrix, sp.spmatrix, np.ndarray]:
+        At = self.A.T
+        M = (self.A @ At).toarray()
+        return self.A, At, np.linalg.pinv(M, rcond=1e-12, hermitian=True)
 
     def residual(self, f: np.ndarray) -> float:
         """max |f - A^T lambda| for the least-squares lambda; 0 proves f . q the same for every feasible q."""
-        A, Minv = self._normal
+        A, At, Minv = self._normal
         lam = Minv @ (A @ f)
-        return float(np.abs(f - A.T @ lam).max())
+        return float(np.abs(f - At @ lam).max())
 
     def range_of(self, f: np.ndarray) -> tuple[float, float]:
         """min and max of f . q over the feasible q_C."""
         out = []
         for sign in (1.0, -1.0):
-            res = _lp(sign * f, self.A, self.b)
+            res = solve_lp(sign * f, self.A, self.b)
             if res.status != 0:
                 raise self._incompatible()
             out.append(sign * res.fun)
@@ -440,7 +451,7 @@ def _flat_values(values: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
     return out
 
 
-def _blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozenset[int]], member: Sequence[str]
+def lifted_blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozenset[int]], member: Sequence[str]
             ) -> list[tuple[int, ...]]:
     """The blocks of a lifted law (the main block first), or one block of all slots when that is smaller.
 
@@ -458,7 +469,7 @@ def _blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozenset[int
         rest = [k for k in range(n) if k not in set(main)]
         links = [(a, b) for s in scopes for a, b in itertools.pairwise(sorted(s - set(main)))]
         blocks = [tuple(main)]
-        for group in _connected(rest, links):
+        for group in connected(rest, links):
             g = set(group)
             sep = set().union(*(s for s in scopes if s & g)) - g
             blocks.append(tuple(sorted(g | sep)))
@@ -468,30 +479,22 @@ def _blocks(sizes: Sequence[int], read: set[int], scopes: Sequence[frozenset[int
     return out
 
 
-def _lp(cost: np.ndarray, A: sp.spmatrix, b: np.ndarray):
-    """min cost . y s.t. A y = b, y >= 0 by HiGHS, a vertex: dual simplex, or for a programme of many rows
-    (an RLT relaxation's) the interior point method with crossover, several times faster there; with
-    few rows (one component's law) dual simplex is the faster."""
-    method = "highs-ipm" if A.shape[0] > _IPM_ROWS else "highs"
-    return linprog(cost, A_eq=A, b_eq=b, bounds=(0, None), method=method, options=_LP_OPTIONS)
-
-
-def _vertex(c: _Component, rng: np.random.Generator) -> np.ndarray:
+def vertex(c: Component, rng: np.random.Generator) -> np.ndarray:
     """A feasible law of ``c`` at a vertex of its polytope (a random objective)."""
-    res = _lp(rng.standard_normal(c.n), c.A, c.b)
+    res = solve_lp(rng.standard_normal(c.n), c.A, c.b)
     q = np.clip(res.x, 0, None) if res.status == 0 else c.q0
     return q / (c.norm @ q)
 
 
-def _virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Sequence[_Reads], *,
-                        lift: bool = True, announce: Callable[[list[_Component]], None] | None = None
-                        ) -> list[_Component]:
+def virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Sequence[Reads], *,
+                        lift: bool = True, announce: Callable[[list[Component]], None] | None = None
+                        ) -> list[Component]:
     """The reduced components the query reads (``reads``: the slots of each event's branches). A component
     whose only kept member is constrained slot by slot (P(r_j(pa) = v) = P(v | pa)) is split into groups of
     slots that some branch reads together: no branch reads two groups, so their coupling never matters
-    and independent laws are exact. ``lift``: whether laws may be lifted (:class:`_Component`);
+    and independent laws are exact. ``lift``: whether laws may be lifted (:class:`Component`);
     ``announce`` hears the laid-out components before any is built."""
-    out: list[_Component] = []
+    out: list[Component] = []
     for members in ctx.graph.c_components():
         if not any(touched.get(j) for j in members):
             continue
@@ -501,17 +504,29 @@ def _virtual_components(ctx: Context, touched: dict[str, set[int]], reads: Seque
             groups = _coread_groups(j, reads)
             plans = [_best_plan(ctx, members, {**touched, j: g}) for g in groups]
             if len(groups) > 1 and all(pl[1] == 0 and pl[0][0] == j for pl in plans):
-                out += [_Component(ctx, members, {**touched, j: g}, lift=lift, build=False) for g in groups]
+                out += [_laid_out(ctx, members, {**touched, j: g}, lift) for g in groups]
                 continue
-        out.append(_Component(ctx, members, touched, lift=lift, build=False))
+        out.append(_laid_out(ctx, members, touched, lift))
     if announce is not None:
         announce(out)
     for c in out:
-        c.build()
+        if not c.built:
+            c.build()
     return out
 
 
-def _coread_groups(j: str, reads: Sequence[_Reads]) -> list[set[int]]:
+def _laid_out(ctx: Context, members: tuple[str, ...], touched: Mapping[str, set[int]], lift: bool) -> Component:
+    """A component laid out (not built); the same object for the same slots read when ``ctx.memo`` is a
+    dict (queries on one table share it: it depends on P(V), the members and their slots read only)."""
+    if ctx.memo is None:
+        return Component(ctx, members, touched, lift=lift, build=False)
+    key = (members, lift, tuple(tuple(sorted(touched.get(j, ()))) for j in members))
+    if key not in ctx.memo:
+        ctx.memo[key] = Component(ctx, members, touched, lift=lift, build=False)
+    return ctx.memo[key]
+
+
+def _coread_groups(j: str, reads: Sequence[Reads]) -> list[set[int]]:
     """Parent configurations of V_j joined when one branch reads both."""
     seen: dict[int, None] = {}
     links: list[tuple[int, int]] = []
@@ -521,4 +536,4 @@ def _coread_groups(j: str, reads: Sequence[_Reads]) -> list[set[int]]:
             seen.update(dict.fromkeys(np.unique(f).tolist()))
         for f1, f2 in itertools.pairwise(flats):
             links += [(a, b) for a, b in np.unique(np.stack([f1, f2], axis=1), axis=0).tolist()]
-    return [set(g) for g in _connected(seen, links)]
+    return [set(g) for g in connected(seen, links)]

@@ -41,6 +41,7 @@ class Context:
         self.parents = {n: graph.parents(n) for n in graph.nodes}
         self.size = {n: domains.size(n) for n in graph.nodes}
         self._marg: dict[tuple[str, ...], np.ndarray] = {}
+        self.memo: dict | None = None  # when a dict: what the queries on this table share (reduced components)
         self._anc: dict[str, frozenset[str]] = {}
 
     def ancestors(self, node: str) -> frozenset[str]:
@@ -71,3 +72,21 @@ class Context:
         last = members[-1]
         ks = set(members[:-1]).union(*(self.parents[m] for m in members)) - {last}
         return tuple(sorted(ks, key=self.rank.__getitem__))
+
+    def pooled(self) -> np.ndarray:
+        """prod_i P(v_i | K_i), K_i the key of V_i in its C-component (:mod:`cfedit.bounds`, constraints from
+        P(V)): the table of the pooled conditionals that the bounds' constraints read (0 where a key has
+        probability zero). It equals P(V) when some model over G produces P(V)."""
+        names = self.domains.names
+        comp = {m: c for c in self.graph.c_components() for m in c}
+        out = np.ones(self.domains.shape)
+        for v in self.graph.topological_order():
+            prefix = sorted((m for m in comp[v] if self.rank[m] <= self.rank[v]), key=self.rank.__getitem__)
+            keys = self.key_vars(prefix)
+            joint = self.marginal((*keys, v))
+            den = joint.sum(axis=-1, keepdims=True)
+            cond = np.divide(joint, den, out=np.zeros_like(joint), where=den > 0)
+            axes = (*keys, v)
+            cond = np.transpose(cond, np.argsort([self.axis[a] for a in axes]))
+            out = out * cond.reshape([self.domains.size(n) if n in axes else 1 for n in names])
+        return out

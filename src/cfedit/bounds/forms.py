@@ -1,8 +1,8 @@
 """Events as polynomial forms in the laws of the C-components.
 
-An event is enumerated as branches (:class:`_Branches`): joint values of the variables it involves,
+An event is enumerated as branches (:class:`Branches`): joint values of the variables it involves,
 each requiring given slots to take given values, so P(event) = sum over branches of prod_C q_C(the
-requirements on C's slots). :class:`_Poly` holds such a sum as a multilinear form over the reduced
+requirements on C's slots). :class:`Poly` holds such a sum as a multilinear form over the reduced
 components (:mod:`cfedit.bounds.canonical`), and contracts the components whose law does not matter.
 """
 
@@ -12,16 +12,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from cfedit.bounds.canonical import _Component, _Reads
+from cfedit.bounds.canonical import Component, Reads
 from cfedit.bounds.context import Context
 from cfedit.bounds.events import world_plans
 from cfedit.core.query import Atom
 from cfedit.errors import QueryError
 
+__all__ = ["Branches", "Poly"]
+
 _MAX_BRANCHES = 500_000  # joint values of a query's variables that are enumerated
 
 
-class _Branches:
+class Branches:
     """The joint values of an event's variables, one row per branch, and the slots each branch reads.
 
     A variable is V_j in world do(x), identified with V_j in any world whose action agrees with x on
@@ -60,7 +62,7 @@ class _Branches:
         grid = (np.stack([ch[i] for ch, i in zip(choices, np.indices(sizes).reshape(len(sizes), -1))], axis=1)
                 if sizes else np.zeros((1, 0), dtype=np.int64))
         self.n = len(grid)
-        self.reads: _Reads = []  # (factor, parent configuration, value) per branch
+        self.reads: Reads = []  # (factor, parent configuration, value) per branch
         seen: set[int] = set()
         for w, j, c in evals:
             if c in seen:  # the same variable evaluated in an equivalent world reads the same slot
@@ -85,12 +87,12 @@ def _unique_rows(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return M[rep], inv
 
 
-class _Poly:
+class Poly:
     """sum_t coef_t prod_v mu_v(event_{t,v}): a multilinear form in the laws of the virtual components.
 
     ``masks[v]`` holds the distinct events of component v (0/1 rows over the coordinates of its law) and
     ``idx[t, v]`` the row term t uses; a contracted component has ``masks[v] = None``. ``sure[v]`` is the
-    row of the sure event (``_Component.norm``; all ones unless the law is lifted).
+    row of the sure event (``Component.norm``; all ones unless the law is lifted).
     """
 
     def __init__(self, coef: np.ndarray, idx: np.ndarray, masks: list[np.ndarray | None],
@@ -100,7 +102,7 @@ class _Poly:
         self._merge()
 
     @classmethod
-    def of(cls, comps: Sequence[_Component], terms: Sequence[tuple[float, _Branches]]) -> _Poly:
+    def of(cls, comps: Sequence[Component], terms: Sequence[tuple[float, Branches]]) -> Poly:
         m = len(comps)
         coefs, idxs = [], []
         rows: list[list[np.ndarray]] = [[] for _ in range(m)]
@@ -176,7 +178,7 @@ class _Poly:
         return float(self.coef.sum())
 
     @classmethod
-    def constant(cls, value: float, m: int) -> _Poly:
+    def constant(cls, value: float, m: int) -> Poly:
         return cls(np.asarray([value], dtype=float), np.zeros((1, m), dtype=np.int64), [None] * m)
 
     def involved(self, t: int, free: Sequence[int]) -> list[int]:
@@ -189,7 +191,7 @@ class _Poly:
             cache[v] = (self.masks[v] == (1.0 if self.sure is None else self.sure[v])).all(axis=1)
         return cache[v]
 
-    def by_cluster(self, clusters: Sequence[Sequence[int]], comps: Sequence[_Component],
+    def by_cluster(self, clusters: Sequence[Sequence[int]], comps: Sequence[Component],
                    skip: Sequence[Sequence[int]] = ()) -> tuple[float, list[np.ndarray]]:
         """The form as a constant plus one dense tensor per cluster (each term lies in one cluster); the
         terms of the clusters in ``skip`` are left out."""

@@ -83,7 +83,24 @@ def neural_bounds(
     p_v: np.ndarray,
     config: NeuralBoundsConfig = NeuralBoundsConfig(),
 ) -> NeuralBounds:
-    """Bounds of ``query`` from two NCMs fitted to P(V) while minimising / maximising it."""
+    """Bounds of ``query`` from two NCMs fitted to P(V) while minimising / maximising it.
+
+    Approximate (the NCMs' fit and the optimiser's reach), for diagrams too large for
+    :func:`~cfedit.bounds.optimal.optimal_bounds`; needs torch.
+
+    Args:
+        query: as for :func:`~cfedit.bounds.optimal.optimal_bounds`.
+        graph: the causal diagram G.
+        domains: the factors' values.
+        p_v: the observational table P(V).
+        config: the NCMs' size and the optimisation (:class:`NeuralBoundsConfig`).
+
+    Returns:
+        The :class:`NeuralBounds`: the lower and upper estimates and each fit's distance to P(V).
+
+    Raises:
+        QueryError: unknown factors or values, or evidence of probability zero.
+    """
     t0 = time.perf_counter()
     ctx = Context(graph, domains, p_v)
     terms, given = events(query, ctx)

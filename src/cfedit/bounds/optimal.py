@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds.canonical import _Component, _vertex, _virtual_components
+from cfedit.bounds.canonical import Component, vertex, virtual_components
 from cfedit.bounds.context import Context
 from cfedit.bounds.events import Contrast, check_evidence, events
-from cfedit.bounds.forms import _Branches, _Poly
-from cfedit.bounds.programmes import _alternate, _block_lfp, _clusters, _is_fixed, _lp_size, _relaxed, _start
-from cfedit.bounds.witnesses import _Solution
+from cfedit.bounds.forms import Branches, Poly
+from cfedit.bounds.programmes import alternate, block_lfp, clusters_of, is_fixed, lp_size, needs_rlt, start_laws
+from cfedit.bounds.witnesses import Solution
 from cfedit.core.domains import Domains
 from cfedit.core.files import clip, read_csv_rows
 from cfedit.core.graph import CausalGraph
@@ -30,7 +30,8 @@ from cfedit.core.query import Query
 from cfedit.errors import DataError, DomainError, QueryError
 from cfedit.scm import SCM
 
-__all__ = ["Bounds", "Contrast", "count_table", "empirical_table", "extremal_models", "optimal_bounds", "read_labels_csv"]
+__all__ = ["Bounds", "Contrast", "bounds_on_tables", "check_compatible", "count_table", "empirical_table", "extremal_models",
+           "optimal_bounds", "pooled_table", "read_labels_csv"]
 
 MAX_TABLE_CELLS = 10**7  # the largest P(V) table (product of the domain sizes) built from data: 80 MB of float64
 REPORT_ABOVE = 10_000  # branches, law coordinates, programme rows or columns from which a query reports progress
@@ -60,9 +61,11 @@ class Bounds:
 
     @property
     def width(self) -> float:
+        """upper - lower (0 when identified)."""
         return self.upper - self.lower
 
     def contains(self, x: float, tol: float = 1e-9) -> bool:
+        """Whether ``x`` lies in [lower - tol, upper + tol]."""
         return self.lower - tol <= x <= self.upper + tol
 
 
@@ -80,9 +83,26 @@ def optimal_bounds(
     ``log`` receives short progress lines when the work is large (from :data:`REPORT_ABOVE` branches,
     coordinates of a component's law, or rows or columns of the programme): first the size (branches and
     response types per C-component, then the programme's columns, rows and solves), then one line per
-    solving step with its time. It is never called for a small query. Raises :class:`QueryError` for unknown factors or values and
-    for evidence of probability zero, :class:`DataError` for a table of the wrong shape or one that no
-    model over G reproduces.
+    solving step with its time. It is never called for a small query. How the interval is computed: the
+    docs page "Optimal bounds" (``docs/concepts/bounds.md``).
+
+    Args:
+        query: a :class:`~cfedit.core.query.Query`, its text (``"P(B[C=green]=1 | D=7, C=red, B=0)"``), or a
+            :class:`Contrast`.
+        graph: the causal diagram G (directed and bidirected edges).
+        domains: the factors' values; ``p_v``'s axes follow ``domains.names``.
+        p_v: the observational table P(V), non-negative, summing to 1 (e.g. :func:`empirical_table`).
+        tol: below this width the query counts as identified.
+        log: a callable that receives progress lines for a large programme (``print``; the CLI uses the
+            ``cfedit`` logger).
+
+    Returns:
+        The :class:`Bounds`: ``lower``, ``upper``, ``identified``, ``certified``, ``value``, ``method``, ``attained``.
+
+    Raises:
+        QueryError: unknown factors or values, or evidence of probability zero.
+        DataError: a table of the wrong shape, one that no model over G reproduces, or a programme too large
+            (the message gives its size).
     """
     return _solve(query, graph, domains, p_v, tol, log)[0]
 
@@ -96,16 +116,63 @@ def extremal_models(
     They witness non-identification: same P(V), different counterfactuals. Each C-component becomes one
     exogenous variable over its response types (plus one per factor for the dropped slots); when a
     component is not a bidirected clique the SCMs' graph completes it to one (the canonical class).
-    ``log``: progress lines, as for :func:`optimal_bounds`.
+
+    Args:
+        query: as for :func:`optimal_bounds`.
+        graph: the causal diagram G.
+        domains: the factors' values.
+        p_v: the observational table P(V).
+        tol: as for :func:`optimal_bounds`.
+        log: progress lines, as for :func:`optimal_bounds`.
+
+    Returns:
+        ``(lower_model, upper_model)``: two :class:`~cfedit.scm.SCM` whose ``probability(query)`` are the
+        attained minimum and maximum, and whose ``observational()`` equals ``p_v``.
+
+    Raises:
+        QueryError: as for :func:`optimal_bounds`.
+        DataError: as for :func:`optimal_bounds`.
     """
     _, sol = _solve(query, graph, domains, p_v, tol, log)
     return sol.scm(sol.q_lower), sol.scm(sol.q_upper)
 
 
+def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray) -> None:
+    """Raise :class:`DataError` when no model over G reproduces P(V) (e.g. an instrumental inequality
+    fails): the check :func:`optimal_bounds` makes on the C-components a query reads, made here on every
+    C-component with a bidirected edge (a component of one factor takes any P(v | pa)). A component too large
+    to lay out raises :class:`QueryError`, as for a query."""
+    ctx = Context(graph, domains, p_v)
+    for members in graph.c_components():
+        if len(members) > 1:
+            Component(ctx, tuple(members), {})  # builds its constraints and finds a feasible law, or raises
+
+
+def pooled_table(graph: CausalGraph, domains: Domains, p_v: np.ndarray) -> np.ndarray:
+    """The table of the pooled conditionals prod_i P(v_i | K_i) that the constraints read (package
+    docstring: Tables G cannot produce), axes in ``domains.names`` order. It equals P(V) when some model
+    over G produces P(V); the distance between the two measures how far an empirical table breaks G's
+    equality constraints. Raises as :class:`~cfedit.bounds.context.Context` does for a bad table."""
+    return Context(graph, domains, p_v).pooled()
+
+
 def empirical_table(
     data: Mapping[str, Sequence[object] | np.ndarray] | Iterable[Mapping[str, object]], domains: Domains
 ) -> np.ndarray:
-    """The empirical P(V) of labelled units (:func:`count_table` / n), axes in ``domains.names`` order."""
+    """The empirical P(V) of labelled units (:func:`count_table` / n), axes in ``domains.names`` order.
+
+    Args:
+        data: a mapping factor -> values, or an iterable of rows (mappings factor -> value); text is a value
+            name, an integer a code.
+        domains: the factors' values.
+
+    Returns:
+        An array of shape ``domains.shape`` summing to 1.
+
+    Raises:
+        DataError: unknown or missing factors or values, no rows, or a table of more than
+            :data:`MAX_TABLE_CELLS` cells.
+    """
     counts = count_table(data, domains)
     return counts / counts.sum()
 
@@ -159,9 +226,18 @@ def check_table_size(domains: Domains, limit: int = MAX_TABLE_CELLS) -> None:
 def read_labels_csv(path: str | Path, domains: Domains) -> dict[str, np.ndarray]:
     """Read a labels CSV (a header with the factor names; each cell a value *name*, never a code).
 
-    Other columns (e.g. a file name) are ignored. Returns integer codes per factor, ready for
-    :func:`empirical_table`. Missing, binary or empty files, missing columns and unknown values raise
-    :class:`DataError` (with the line number for a value).
+    Other columns (e.g. a file name) are ignored.
+
+    Args:
+        path: the CSV file.
+        domains: the factors (columns that must be present) and their values.
+
+    Returns:
+        Integer codes per factor, one per row, ready for :func:`empirical_table`.
+
+    Raises:
+        DataError: a missing, binary or empty file, a missing column, an empty cell or an unknown value
+            (with its line number).
     """
     header, rows = read_csv_rows(path, "labels file")
     where = clip(path)
@@ -194,28 +270,83 @@ def _codes_of(domains: Domains, name: str, values: Sequence[object] | np.ndarray
 
 
 # ---------------------------------------------------------------------------------- the solver
+@dataclass(frozen=True)
+class _Events:
+    """What a query reads, whatever the table: its events as branches and the slots they touch."""
+
+    given: tuple
+    is_probability: bool
+    num_br: list[tuple[float, Branches]]
+    den_br: Branches
+    touched: dict[str, set[int]]
+    reads: list
+
+    @classmethod
+    def of(cls, query: Query | Contrast | str, ctx: Context, check: bool = False) -> _Events:
+        """Raises :class:`QueryError` for unknown factors or values, or too many branches; with ``check``,
+        first for evidence of probability zero under ``ctx``'s table."""
+        terms, given = events(query, ctx)
+        if check:
+            check_evidence(ctx, given)
+        num_br = [(a, Branches(ctx, atoms)) for a, atoms in terms]
+        den_br = Branches(ctx, given)
+        touched: dict[str, set[int]] = {}
+        for br in [b for _, b in num_br] + [den_br]:
+            br.touched(touched)
+        reads = [b.reads for _, b in num_br] + [den_br.reads]
+        return cls(given, not isinstance(query, Contrast), num_br, den_br, touched, reads)
+
+
+def bounds_on_tables(
+    queries: Sequence[Query | Contrast | str], graph: CausalGraph, domains: Domains, tables: Iterable[np.ndarray], *,
+    tol: float = 1e-6,
+) -> Iterator[list[Bounds | None]]:
+    """The bounds of every query on each table in turn (e.g. bootstrap resamples of one table of labels):
+    per table, one :class:`Bounds` per query, equal to :func:`optimal_bounds` of that query on that table,
+    or None where the table refuses the query (its evidence has probability zero, no model over G
+    reproduces it, or its programme is over the size limits).
+
+    Faster than calling :func:`optimal_bounds` for each pair: the queries' events are enumerated once, and
+    on each table the queries share one context (its marginals) and every reduced C-component that two
+    of them read alike (its constraints, feasible laws and row space). Tables are read lazily. Raises
+    :class:`QueryError` for a query that no table could answer (unknown factors or values)."""
+    prepared: list[_Events] | None = None
+    for table in tables:
+        ctx = Context(graph, domains, table)
+        ctx.memo = {}  # components shared by the queries on this table (canonical.virtual_components)
+        if prepared is None:
+            prepared = [_Events.of(q, ctx) for q in queries]
+        out: list[Bounds | None] = []
+        for ev in prepared:
+            try:
+                out.append(_solve_events(ctx, ev, tol)[0])
+            except (QueryError, DataError):
+                out.append(None)
+        yield out
+
+
 def _solve(
     query: Query | Contrast | str, graph: CausalGraph, domains: Domains, p_v: np.ndarray, tol: float,
     log: Log | None = None,
-) -> tuple[Bounds, _Solution]:
+) -> tuple[Bounds, Solution]:
     """The bounds of ``query`` and the laws attaining them (package docstring: Solving)."""
-    report = _Report(log)
     ctx = Context(graph, domains, p_v)
-    terms, given = events(query, ctx)
-    is_probability = not isinstance(query, Contrast)
+    return _solve_events(ctx, _Events.of(query, ctx, check=True), tol, log)
+
+
+def _solve_events(ctx: Context, ev: _Events, tol: float, log: Log | None = None) -> tuple[Bounds, Solution]:
+    """The bounds of a query's events on ``ctx``'s table, and the laws attaining them."""
+    report = _Report(log)
+    given, is_probability, num_br, den_br, touched, reads = (ev.given, ev.is_probability, ev.num_br, ev.den_br,
+                                                             ev.touched, ev.reads)
+    domains = ctx.domains
     check_evidence(ctx, given)
-    num_br = [(a, _Branches(ctx, atoms)) for a, atoms in terms]
-    den_br = _Branches(ctx, given)
-    touched: dict[str, set[int]] = {}
-    for br in [b for _, b in num_br] + [den_br]:
-        br.touched(touched)
     n_branches = sum(b.n for _, b in num_br) + den_br.n
-    reads = [b.reads for _, b in num_br] + [den_br.reads]
     rc, num, den, same = _programme(ctx, touched, reads, num_br, den_br, lift=True,
                                     announce=lambda comps: report.size(lambda: _layout_size(n_branches, comps)))
     free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]
-    clusters = _clusters(free, [num, den])
-    if any(rlt and any(rc[v].lifted for v in K) for K, rlt in zip(clusters, _relaxed(clusters, num, den))):
+    clusters = clusters_of(free, [num, den])
+    if any(rlt and any(rc[v].lifted for v in K) for K, rlt in zip(clusters, needs_rlt(clusters, num, den))):
         # the RLT relaxation of a multilinear cluster is stated over whole response types (over lifted
         # laws it would be valid too, but possibly looser)
         rc, num, den, same = _programme(
@@ -223,18 +354,18 @@ def _solve(
             announce=lambda comps: report.size(lambda: _layout_size(n_branches, comps, "multilinear, so not lifted: ")))
         free = [v for v in range(len(rc)) if num.free(v) or den.free(v)]
     m = len(rc)
-    one = _Poly.constant(1.0, m)
+    one = Poly.constant(1.0, m)
     den_free = [v for v in free if den.free(v)]
     identified = same or not free or not len(num.coef)
-    clusters = _clusters(free, [num, den])
+    clusters = clusters_of(free, [num, den])
     if identified:
-        report.size(lambda: _programme_size(rc, _clusters(den_free, [den]), den, one, identified))
+        report.size(lambda: _programme_size(rc, clusters_of(den_free, [den]), den, one, identified))
     else:
         report.size(lambda: _programme_size(rc, clusters, num, den, identified))
     # -- evidence must have positive probability in some compatible model
     if den_free:
-        den_clusters = _clusters(den_free, [den])
-        gmax, laws_den = _block_lfp(rc, den_clusters, den, one, -1.0)
+        den_clusters = clusters_of(den_free, [den])
+        gmax, laws_den = block_lfp(rc, den_clusters, den, one, -1.0)
         report.step(f"the evidence has probability up to {gmax:.6g} in a compatible model")
     else:
         gmax = den.scalar()
@@ -249,17 +380,17 @@ def _solve(
         val = 1.0 if same else (0.0 if not len(num.coef) else num.scalar() / den.scalar())
         sol: dict[int, np.ndarray] = {}
         if den_free:  # witnesses must give the evidence positive probability
-            start = _start(rc, den_free, laws_den)
-            _, sol = _alternate(rc, den_free, den, one, -1.0, [start], gmax, 0.0)
+            start = start_laws(rc, den_free, laws_den)
+            _, sol = alternate(rc, den_free, den, one, -1.0, [start], gmax, 0.0)
         q = laws(sol)
         report.step(f"identified: {val:.6g}")
         return _finish(ctx, touched, val, val, (val, val), "identified", True, q, q, rc, is_probability, tol)
-    lo, laws_lo = _block_lfp(rc, clusters, num, den, 1.0)
+    lo, laws_lo = block_lfp(rc, clusters, num, den, 1.0)
     report.step(f"lower bound {lo:.6g}")
-    hi, laws_hi = _block_lfp(rc, clusters, num, den, -1.0)
+    hi, laws_hi = block_lfp(rc, clusters, num, den, -1.0)
     report.step(f"upper bound {hi:.6g}")
-    start_lo, start_hi = _start(rc, free, laws_lo), _start(rc, free, laws_hi)
-    if not any(_relaxed(clusters, num, den)):  # linear-fractional in the concatenated laws: exact
+    start_lo, start_hi = start_laws(rc, free, laws_lo), start_laws(rc, free, laws_hi)
+    if not any(needs_rlt(clusters, num, den)):  # linear-fractional in the concatenated laws: exact
         method = "identified" if hi - lo < tol else ("lp" if all(len(K) == 1 for K in clusters) else "multilinear")
         return _finish(ctx, touched, lo, hi, (lo, hi), method, True, laws(start_lo), laws(start_hi), rc,
                        is_probability, tol)
@@ -268,16 +399,16 @@ def _solve(
 
     @cache
     def vertices(s: int) -> dict[int, np.ndarray]:  # a random start, drawn only when needed
-        return {v: _vertex(rc[v], np.random.default_rng(100 + s)) for v in free}
+        return {v: vertex(rc[v], np.random.default_rng(100 + s)) for v in free}
 
     def starts(first: dict[int, np.ndarray]) -> Iterator[dict[int, np.ndarray]]:
         yield from (first, base)
         yield from (vertices(s) for s in range(_RANDOM_STARTS))
 
-    in_lo, qs_lo = _alternate(rc, free, num, den, 1.0, starts(start_lo), lo, tol / 10,
+    in_lo, qs_lo = alternate(rc, free, num, den, 1.0, starts(start_lo), lo, tol / 10,
                               lambda k, v: report.step(f"lower bound: alternation start {k} of up to "
                                                        f"{2 + _RANDOM_STARTS} attains {v:.6g}"))
-    in_hi, qs_hi = _alternate(rc, free, num, den, -1.0, starts(start_hi), hi, tol / 10,
+    in_hi, qs_hi = alternate(rc, free, num, den, -1.0, starts(start_hi), hi, tol / 10,
                               lambda k, v: report.step(f"upper bound: alternation start {k} of up to "
                                                        f"{2 + _RANDOM_STARTS} attains {v:.6g}"))
     exact = (in_lo - lo < tol) and (hi - in_hi < tol)
@@ -310,7 +441,7 @@ class _Report:
             self.t = now
 
 
-def _layout_size(n_branches: int, comps: Sequence[_Component], note: str = "") -> tuple[str, int]:
+def _layout_size(n_branches: int, comps: Sequence[Component], note: str = "") -> tuple[str, int]:
     """The size line before the components are built: the branches, and the response types of each
     component (and its coordinates when lifted); the work is the largest of these numbers of rows and
     coordinates."""
@@ -321,12 +452,12 @@ def _layout_size(n_branches: int, comps: Sequence[_Component], note: str = "") -
             max([n_branches, *(c.coordinates for c in comps)]))
 
 
-def _programme_size(rc: Sequence[_Component], clusters: Sequence[Sequence[int]], num: _Poly, den: _Poly,
+def _programme_size(rc: Sequence[Component], clusters: Sequence[Sequence[int]], num: Poly, den: Poly,
                     identified: bool) -> tuple[str, int]:
     """The size line of the programme: its columns, rows and non-zeros, the clusters it couples, and the
     solves to come; the work is its number of columns or rows, the larger."""
-    relaxed = _relaxed(clusters, num, den)
-    cols, rows, nnz = _lp_size(rc, clusters, relaxed)
+    relaxed = needs_rlt(clusters, num, den)
+    cols, rows, nnz = lp_size(rc, clusters, relaxed)
     parts = [f"bounds: {sum(len(K) for K in clusters)} of {len(rc)} component laws free"]
 
     def names(K: Sequence[int]) -> str:
@@ -346,15 +477,15 @@ def _programme_size(rc: Sequence[_Component], clusters: Sequence[Sequence[int]],
 
 
 def _programme(
-    ctx: Context, touched: dict[str, set[int]], reads: list, num_br: list[tuple[float, _Branches]],
-    den_br: _Branches, *, lift: bool, announce: Callable[[list[_Component]], None] | None = None,
-) -> tuple[list[_Component], _Poly, _Poly, bool]:
+    ctx: Context, touched: dict[str, set[int]], reads: list, num_br: list[tuple[float, Branches]],
+    den_br: Branches, *, lift: bool, announce: Callable[[list[Component]], None] | None = None,
+) -> tuple[list[Component], Poly, Poly, bool]:
     """The components the query reads, the forms of its numerator and denominator with every fixed
     component contracted, and whether they are one form. Only the components the query reads enter
     (the others are marginalised: any feasible law of theirs completes a solution). ``announce`` hears
     the components once laid out, before they are built."""
-    rc = _virtual_components(ctx, touched, reads, lift=lift, announce=announce)
-    num, den = _Poly.of(rc, num_br), _Poly.of(rc, [(1.0, den_br)])
+    rc = virtual_components(ctx, touched, reads, lift=lift, announce=announce)
+    num, den = Poly.of(rc, num_br), Poly.of(rc, [(1.0, den_br)])
     same = num.signature() == den.signature()
     rng = np.random.default_rng(0)
     changed = True
@@ -362,15 +493,15 @@ def _programme(
         changed = False
         for v, c in enumerate(rc):
             for P in (den,) if same else (num, den):
-                if P.free(v) and _is_fixed(c, P, v, rng):
+                if P.free(v) and is_fixed(c, P, v, rng):
                     P.contract(v, c.q0)
                     changed = True
     return rc, den if same else num, den, same
 
 
 def _finish(ctx: Context, touched: dict[str, set[int]], lo: float, hi: float, attained: tuple[float, float],
-            method: str, exact: bool, q_lo: list[np.ndarray], q_hi: list[np.ndarray], read: Sequence[_Component],
-            is_probability: bool, tol: float) -> tuple[Bounds, _Solution]:
+            method: str, exact: bool, q_lo: list[np.ndarray], q_hi: list[np.ndarray], read: Sequence[Component],
+            is_probability: bool, tol: float) -> tuple[Bounds, Solution]:
     def snap(x: float) -> float:
         if is_probability:
             x = min(1.0, max(0.0, x))
@@ -388,4 +519,4 @@ def _finish(ctx: Context, touched: dict[str, set[int]], lo: float, hi: float, at
     certified = exact and (identified or all(c.clique for c in read))
     b = Bounds(lo, hi, identified, certified, (lo + hi) / 2 if identified else None,
                "identified" if identified else method, attained)
-    return b, _Solution(ctx, touched, list(read), q_lo, q_hi)
+    return b, Solution(ctx, touched, list(read), q_lo, q_hi)

@@ -1,7 +1,7 @@
 """Witnesses: explicit SCMs over G that reproduce P(V) and attain the values of a query.
 
 Each read C-component becomes one exogenous variable over its response types, drawn from the law that
-attains the value (a lifted law glued into one: ``_Component.joint``); every factor gets one more
+attains the value (a lifted law glued into one: ``Component.joint``); every factor gets one more
 exogenous that draws its dropped slots from the laws the reduction left them
 (:mod:`cfedit.bounds.canonical`), so the SCM reproduces P(V).
 """
@@ -14,19 +14,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cfedit.bounds.canonical import _Component
+from cfedit.bounds.canonical import Component
 from cfedit.bounds.context import Context
 from cfedit.core.graph import CausalGraph
 from cfedit.scm import SCM, Exogenous
 
+__all__ = ["Solution"]
+
 
 @dataclass
-class _Solution:
+class Solution:
     """The laws attaining the values of a query, from which witnesses are built."""
 
     ctx: Context
     touched: dict[str, set[int]]
-    read: list[_Component]  # the (virtual) components the query reads
+    read: list[Component]  # the (virtual) components the query reads
     q_lower: list[np.ndarray]  # their laws in the models attaining ``Bounds.attained``
     q_upper: list[np.ndarray]
 
@@ -38,12 +40,12 @@ class _Solution:
         covered = {j for c in self.read for j in c.members}
         for members in ctx.graph.c_components():
             if not set(members) & covered:
-                c = _Component(ctx, members, self.touched)
+                c = Component(ctx, members, self.touched)
                 built.append((c, c.q0))
         exo: list[Exogenous] = []
         bidirected = set(ctx.graph.bidirected)
         sources: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {j: [] for j in ctx.graph.nodes}
-        dropped: dict[str, tuple[_Component, str | None, np.ndarray]] = {}
+        dropped: dict[str, tuple[Component, str | None, np.ndarray]] = {}
         for ci, (c, q) in enumerate(built):
             none = np.zeros((1, len(c.slots)), dtype=np.int64)  # a member with no kept slot reads no type
             if c.active:
@@ -67,7 +69,7 @@ class _Solution:
 
 
 def _dropped_draws(
-    ctx: Context, j: str, c: _Component, types: np.ndarray
+    ctx: Context, j: str, c: Component, types: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How V_j's dropped slots are drawn in a witness: ``law_of[config, type]`` picks a law, and one
     own exogenous U_j with states ``probs`` draws every law by inverse CDF (``values[law, state]``)."""

@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """A closed output pipe ends the command quietly (``cfedit.cli.main``), not with rich's status 1."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
+console = _Console()
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -20,6 +28,14 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     for r in rows:
         table.add_row(*[str(x) for x in r])
     console.print(table)
+
+
+MAX_SEED = 2**31 - 1  # every --seed is 0..MAX_SEED, the range the configs accept
+
+
+def derived_seed(seed: int, offset: int) -> int:
+    """A second seed from ``seed`` (e.g. the evaluation's, after the training's), inside 0..MAX_SEED."""
+    return (seed + offset) % (MAX_SEED + 1)
 
 
 ThreadsOpt = Annotated[Optional[int], typer.Option(

@@ -12,13 +12,13 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
 from cfedit.cli.sources import DataSource
 from cfedit.core.figures import save_grid
 from cfedit.errors import DataError
 
 MechanismOpt = Annotated[Optional[str], typer.Option("--mechanism", help="image mechanism: vae (default) or another registered backend")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (see README); flags override it")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file of editor settings (docs: guides/training.md); flags win")]
 MAX_SAMPLES = 256  # edit samples of one image in one grid (a PNG of 257 tiles)
 StepsOpt = Annotated[Optional[int], typer.Option(min=1, help="image-stage steps [default: from the config, 1200]")]
 
@@ -38,14 +38,14 @@ def train(
     images: Annotated[Optional[Path], typer.Option("--images", help="folder of PNG images (your own data)")] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CSV: column 'file' + one column per factor")] = None,
     graph: Annotated[Optional[Path], typer.Option("--graph", help="causal diagram (.cg or one-line form) of your data")] = None,
-    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (see README)")] = None,
+    celeba: Annotated[Optional[Path], typer.Option("--celeba", help="a CelebA or CelebA-HQ folder (docs: guides/your-data.md)")] = None,
     factors: Annotated[Optional[str], typer.Option("--factors", help="CelebA attributes [default: Male,Young,Gray_Hair]")] = None,
     size: Annotated[int, typer.Option("--size", help="CelebA image size: 64 or 128")] = 64,
     n: Annotated[Optional[int], typer.Option("-n", min=1, max=1_000_000, help="units to draw from the world [default: the "
                                              "world's, 60,000; 10,000 for morpho]; "
                                              "CelebA: the first n training images [default: all]")] = None,
     steps: StepsOpt = None,
-    seed: Annotated[Optional[int], typer.Option(min=0, help="seed [default: from the config, 0]")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, max=MAX_SEED, help="seed [default: from the config, 0]")] = None,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the folder's last training checkpoint")] = True,
@@ -90,7 +90,7 @@ def edit(
     n: Annotated[int, typer.Option("-n", min=1, max=MAX_SAMPLES, help="counterfactual samples")] = 8,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write")] = Path("edits.png"),
     label: Annotated[Optional[list[str]], typer.Option("--label", help="the image's factors, e.g. D=7 (else read by the labeller)")] = None,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     extremes: Annotated[Optional[str], typer.Option("--extremes", help="a query P(W[X=x']=w | V=v) about this image: edit "
                                                     "at the two models attaining its lower and upper bound")] = None,
     certify: Annotated[bool, typer.Option("--certify", help="also print the certificate: each factor's distribution "
@@ -185,26 +185,44 @@ def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, out
     console.print(f"wrote {path}: one row per extremal model (the image, then {n} samples under do({dom.format(x_do)}))")
 
 
+@app.command("migrate")
+def migrate(
+    run: Annotated[Path, typer.Argument(help="run folder written by an older cfedit (checkpoint version 1)")],
+) -> None:
+    """Record integrity digests in a run written before checkpoints had them (version 1), which cfedit
+    otherwise refuses. Its files cannot be checked first: migrate only a run whose origin you trust."""
+    from cfedit.editors.ancm import ANCM
+
+    folder = run / "editor" if (run / "editor" / "config.json").is_file() else run
+    if ANCM.migrate(folder):
+        console.print(f"{folder}: digests recorded (checkpoint version 1 -> current); it now loads with every check")
+    else:
+        console.print(f"{folder} already records its digests, and they match: nothing to do")
+
+
 @app.command("demo")
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="folder for the editor, figure and table")] = Path("runs/demo"),
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out units to evaluate")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="counterfactual samples per unit")] = 8,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     world: Annotated[str, typer.Option("--world", help="the ground-truth world to train and edit on")] = "backdoor",
-    resume: Annotated[bool, typer.Option(help="continue an interrupted demo's training in the output folder")] = True,
+    resume: Annotated[bool, typer.Option(help="with --train: continue an interrupted demo's training in the output folder")] = True,
+    train: Annotated[bool, typer.Option("--train", help="train an editor from scratch (minutes) instead of using the shipped "
+                                        "pretrained:WORLD")] = False,
     threads: ThreadsOpt = None,
 ) -> None:
-    """Train on a world (Backdoor by default), edit held-out images, print the ctf-consistency table, save a figure."""
+    """Edit held-out images of a world (Backdoor by default) with its shipped editor (or, with --train, one trained
+    now), print the ctf-consistency table, save a figure."""
     use_threads(threads)
     from cfedit.core.files import check_folder_path
     from cfedit.data import WORLD_TRAIN_UNITS
     from cfedit.editors.ancm import ANCM
     from cfedit.evaluation.protocol import EvalConfig, evaluate
-    from cfedit.evaluation.report import format_interval, write_report
+    from cfedit.evaluation.report import write_report
     from cfedit.worlds import get_world
 
     t0 = time.time()
@@ -212,33 +230,45 @@ def demo(
     if w.domains.continuous_names:
         raise DataError(f"world {world!r} has continuous factors: train it with `cfedit train --world {world} -o RUN` and "
                         f"evaluate it with `cfedit evaluate RUN --world {world}`")
-    cfg = config_from(config, mechanism, steps, seed, w)
-    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1, realism=False, composition_steps=0, reversibility="")
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1), realism=False, composition_steps=0, reversibility="")
     check_folder_path(output)
-    console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
-                  f"training units ({cfg.steps} image steps)")
-    data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
-    model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
-    del data
+    if train:
+        cfg = config_from(config, mechanism, steps, seed, w)
+        console.print(f"[bold]{w.description}[/bold]\ntraining the ANCM editor ({cfg.image.kind}) on {WORLD_TRAIN_UNITS:,} "
+                      f"training units ({cfg.steps} image steps)")
+        data = w.dataset(WORLD_TRAIN_UNITS, seed=seed)
+        model = ANCM.fit(w.graph, data, cfg, out_dir=output / "editor", resume=resume)
+        del data
+    else:
+        if steps is not None or mechanism is not None or config is not None:
+            raise DataError("--steps, --mechanism and --config set up a training: add --train (the default demo uses the shipped editor)")
+        from cfedit.runs import PRETRAINED_PREFIX, Run
+
+        model = Run.load(PRETRAINED_PREFIX + world, world).editor
+        console.print(f"[bold]{w.description}[/bold]\nthe shipped editor {PRETRAINED_PREFIX}{world} "
+                      f"({model.config.image.kind}, trained once with {model.config.steps} image steps; --train trains one now)")
     t_train = time.time() - t0
     console.print(f"editing {n} held-out units, {samples} samples each, under every documented intervention")
     res = evaluate(w, {"ancm": model}, eval_cfg)
     rows = []
-    for q in res["queries"]:
-        e = q["methods"]["ancm"]
-        b = f"{q['lower']:.3f} (identified)" if q["identified"] else f"[{q['lower']:.3f}, {q['upper']:.3f}]"
-        rows.append((q["query"], b, format_interval(e), f"{q['truth']:.3f}", "yes" if e["inside"] else "NO"))
+    for q in res.queries:
+        v = q.methods["ancm"]
+        b = f"{q.lower:.3f} (identified)" if q.identified else f"[{q.lower:.3f}, {q.upper:.3f}]"
+        rows.append((q.query, b, v.estimate.format(), f"{q.truth:.3f}",
+                     "untested" if not v.tested else "yes" if v.inside else "NO"))
     print_table(f"ctf-consistency on {n} held-out units, {samples} samples each (read by the world's oracle)",
                 ["query", "optimal bounds", "ANCM estimate [95% CI]", "truth", "inside"], rows)
     print_table("effectiveness and preservation", ["do", "effectiveness", "preservation (non-descendants)"],
-                [(k, format_interval(r["effectiveness"]), format_interval(r["preservation"]))
-                 for k, r in res["interventions"]["ancm"].items()])
-    null = res["metrics"]["ancm"]["null-edit error"]
-    console.print(f"null-edit reconstruction MAE: {null['value']:.4f} [{null['lower']:.4f}, {null['upper']:.4f}]; "
-                  f"NCM TV to the data's P(V): {model.ncm.report.tv:.4f}")
+                [(i.action, i.effectiveness.format(), i.preservation.format()) for i in res.editors["ancm"].interventions])
+    tv = model.training_record.report.get("ncm_tv")
+    console.print(f"null-edit reconstruction MAE: {res.editors['ancm'].null_edit_error.format(4)}"
+                  + (f"; NCM TV to the training labels' P(V): {tv:.4f}" if isinstance(tv, float) else ""))
+    counts = res.counts("ancm")
+    console.print(f"{counts.inside}/{counts.tested} documented queries inside their optimal bounds (strict; "
+                  f"{counts.inside_reader_aware} reader-aware)" + (f", {counts.untested} untested" if counts.untested else ""))
     report = write_report(res, output / "report", title=f"cfedit demo: the ANCM editor on the {w.name} world")
     a = w.ascm("eval", oracle=False)
-    units = a.units(8, seed + 2)
+    units = a.units(8, derived_seed(seed, 2))
     x = a.factual(units)
     (act1, k1), (act2, k2) = ((w.domains.encode(d), k) for d, k in zip(w.figure_actions[:2], (4, 3)))
     r = model.edit(x, act1, k1, labels=units.v, seed=seed)
@@ -249,4 +279,4 @@ def demo(
     path = save_grid(output / "edits.png", grid, [c[:14] for c in caps], ncol=1 + k1 + k2)
     console.print(f"wrote {report}/report.md (the tables and an interval plot)")
     console.print(f"wrote {path}: each row a factual image, {k1} samples under do({name1}), {k2} under do({name2})")
-    console.print(f"demo finished in {time.time() - t0:.0f}s (training {t_train:.0f}s)")
+    console.print(f"demo finished in {time.time() - t0:.0f}s ({'training' if train else 'loading'} {t_train:.0f}s)")

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import ThreadsOpt, console, print_table, use_threads
+from cfedit.cli.common import MAX_SEED, ThreadsOpt, console, derived_seed, print_table, use_threads
 from cfedit.cli.editing import ConfigOpt, MechanismOpt, StepsOpt, config_from
 from cfedit.errors import CfeditError
 
 
-def _print(results: dict) -> None:
+def _print(results) -> None:
+    """The report's tables of :class:`~cfedit.evaluation.results.EvaluationResults`."""
     from cfedit.evaluation.report import ctf_rows, intervention_rows, metric_rows
 
     head, rows = ctf_rows(results)
-    print_table(f"ctf-consistency ({results['world']}, {results['n_units']} held-out units)", head, rows)
+    print_table(f"ctf-consistency ({results.world}, {results.n_units} held-out units)", head, rows)
     head, rows = metric_rows(results)
     print_table("metrics", head, rows)
     head, rows = intervention_rows(results)
@@ -53,7 +53,7 @@ def evaluate(
                                              "continuous factors, whose edits are measured one by one]")] = None,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
     realism: Annotated[bool, typer.Option(help="compute the realism Frechet distance")] = True,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 1,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 1,
     threads: ThreadsOpt = None,
 ) -> None:
     """Evaluate a trained editor and the baselines on a world, or the editor on your own labelled images
@@ -79,7 +79,11 @@ def evaluate(
     eval_cfg = EvalConfig(n_units=n or 2000, n_samples=samples, realism=realism, seed=seed)
     res = evaluate_run(loaded.editor, loaded.world, out, eval_cfg, log=console.print)
     _print(res)
-    console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
+    from cfedit.evaluation.report import verdict_line
+
+    for m in res.methods:
+        console.print(f"{m}: {verdict_line(res, m)}")
+    console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res.seconds:.0f}s)")
 
 
 def _evaluate_continuous(loaded, out: Path, n: int, seed: int) -> None:
@@ -108,21 +112,22 @@ def _evaluate_userdata(run, images, labels, celeba, factors, split, graph, reade
         res = evaluate_folder(run, images, labels, out, graph=graph, config=cfg, queries=query, query_file=queries,
                               log=console.print, reader=reader)
     _print(res)
-    inside = sum(q["methods"][res["methods"][0]]["inside"] for q in res["queries"])
-    point = sum(q["methods"][res["methods"][0]]["inside pointwise"] for q in res["queries"])
-    aware = sum(q["methods"][res["methods"][0]]["inside (reader-aware)"] for q in res["queries"])
-    console.print(f"{inside}/{len(res['queries'])} queries consistent (the estimate's 95% interval meets the bounds' "
-                  f"simultaneous 95% band; {point} meet each query's pointwise 95% range; {aware} meet the band widened "
-                  f"by the reader's misread rate); bounds from {res['bounds from']['note']}; figures are conditional on the "
-                  "reader, whose accuracy on held-out images is "
-                  + ", ".join(f"{k} {e['value']:.3f}" for k, e in res["reader accuracy"].items()))
-    if res["bounds from"]["warning"]:
-        console.print(f"[red]warning: {res['bounds from']['warning']}[/red]")
-    if res["compatibility"]["flagged"]:
-        c = res["compatibility"]
-        console.print(f"[red]warning: the labels break the diagram's equality constraints (TV {c['tv']:.4f}, "
-                      f"p = {c['p_value']:.3g}); check the diagram[/red]")
-    console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res['seconds']:.0f}s)")
+    c, lab = res.counts(res.methods[0]), res.labels
+    untested = (f"; {c.untested} of {c.queries} queries untested: no evaluated image was read as their evidence, so they "
+                f"count neither as consistent nor as inconsistent (a folder of about {lab.rows_needed:,} labelled images "
+                f"would give every automatic query's evidence {lab.min_evidence} expected evaluated images)" if c.untested else "")
+    console.print(f"{c.inside}/{c.tested} tested queries consistent (the estimate's 95% interval meets the bounds' "
+                  f"simultaneous 95% band; {c.inside_pointwise} meet each query's pointwise 95% range; {c.inside_reader_aware} "
+                  f"meet the band widened by the reader's misread rate){untested}; bounds from {lab.bounds_from.note}; "
+                  "figures are conditional on the reader, whose accuracy on held-out images is "
+                  + ", ".join(f"{k} {e.value:.3f}" for k, e in res.reader.accuracy.items()))
+    if lab.bounds_from.warning:
+        console.print(f"[red]warning: {lab.bounds_from.warning}[/red]")
+    if lab.compatibility.flagged:
+        cc = lab.compatibility
+        console.print(f"[red]warning: the labels break the diagram's equality constraints (TV {cc.tv:.4f}, "
+                      f"p = {cc.p_value:.3g}); check the diagram[/red]")
+    console.print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures ({res.seconds:.0f}s)")
 
 
 @app.command("reproduce")
@@ -132,7 +137,7 @@ def reproduce(
     steps: StepsOpt = None,
     n: Annotated[int, typer.Option("-n", min=1, help="held-out factual units per world")] = 2000,
     samples: Annotated[int, typer.Option(min=1, help="edit samples per unit")] = 8,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
     mechanism: MechanismOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[bool, typer.Option(help="continue interrupted trainings in the reports folder")] = True,
@@ -152,8 +157,10 @@ def reproduce(
     from cfedit.core.files import check_folder_path
 
     cfgs = {name: config_from(config, mechanism, steps, seed, get_world(name)) for name in names}
-    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=seed + 1)
+    eval_cfg = EvalConfig(n_units=n, n_samples=samples, seed=derived_seed(seed, 1))
     summary = run_reproduce(check_folder_path(output), names, cfgs, eval_cfg, log=console.print, resume=resume)
+    from cfedit.evaluation.results import EvaluationResults
+
     for name in names:
-        _print(json.loads((output / name / "results.json").read_text()))
-    console.print(f"reproduce finished in {summary['seconds']:.0f}s; see {output / 'README.md'}")
+        _print(EvaluationResults.load(output / name / "results.json"))
+    console.print(f"reproduce finished in {summary.seconds:.0f}s; see {output / 'README.md'}")

@@ -13,27 +13,48 @@ from cfedit.cli.common import ThreadsOpt, console, use_threads
 
 @app.command("serve")
 def serve(
-    run: Annotated[str, typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME")],
+    run: Annotated[Optional[str], typer.Argument(help="folder written by `cfedit train` or `cfedit demo`, or pretrained:NAME "
+                                                 "[default: every shipped editor, with a selector on the page]")] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on (the default keeps it to this machine)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8000,
     world: Annotated[Optional[str], typer.Option("--world", help="the world the run was trained on [default: the world "
                                                  "matching its graph and factors, if any]")] = None,
     examples: Annotated[Optional[Path], typer.Option("--examples", help="folder of PNG/JPEG example images "
                                                      "[default: the world's held-out images]")] = None,
+    allowed_host: Annotated[Optional[list[str]], typer.Option("--allowed-host", help="a host name the browser may reach the "
+                                                              "server by, besides localhost, --host and IP addresses "
+                                                              "(repeatable; '*': any)")] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Serve the web editor: pick or upload an image, intervene, see the edits and their certificate."""
     use_threads(threads)
-    import uvicorn
-
     from cfedit.errors import CfeditError
     from cfedit.runs import Run
-    from cfedit.server.app import create_app
+    from cfedit.server.app import ServeConfig, create_app
+    from cfedit.server.limits import server_names
+    from cfedit.server.listen import bind, serve
 
     if examples is not None and not examples.is_dir():
         raise CfeditError(f"--examples {examples} is not a folder")
-    loaded = Run.load(run, world)
-    w = loaded.world
-    application = create_app(loaded, examples)
-    console.print(f"serving {run} ({'world ' + w.name if w else 'no world'}) at http://{host}:{port}/  (API docs: /docs; Ctrl-C stops)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    if run is None and (world is not None or examples is not None):
+        raise CfeditError("--world and --examples go with a run: give RUN (with no RUN every shipped editor is served)")
+    sock = bind(host, port)  # before anything is announced: a port in use is one error line
+    with sock:
+        config = ServeConfig(allowed_hosts=server_names(host, allowed_host or ()))
+        if run is None:
+            from cfedit.runs import PRETRAINED_PREFIX, list_pretrained
+            from cfedit.server.app import create_multi_app
+
+            names = [a.name for a in list_pretrained()]
+            if not names:
+                raise CfeditError("this installation ships no trained editor: give a RUN folder (`cfedit train` writes one)")
+            application = create_multi_app({n: Run.load(PRETRAINED_PREFIX + n) for n in names}, config)
+            what = f"the shipped editors {', '.join(names)}"
+        else:
+            loaded = Run.load(run, world)
+            application = create_app(loaded, examples, config)
+            what = f"{run} ({'world ' + loaded.world.name if loaded.world else 'no world'})"
+        url_host = f"[{host}]" if ":" in host else host
+        console.print(f"serving {what} at http://{url_host}:{sock.getsockname()[1]}/  (API docs: /docs; Ctrl-C stops)",
+                      soft_wrap=True)  # one line: the address stays whole
+        serve(application, sock)

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import console, print_table
+from cfedit.cli.common import MAX_SEED, console, print_table
 from cfedit.core.figures import save_grid
 from cfedit.core.files import check_png_path
 from cfedit.errors import CfeditError
@@ -27,7 +27,7 @@ def witness(
     do: Annotated[Optional[str], typer.Option("--do", help="the action [default: the world's first figure action]")] = None,
     evidence: Annotated[Optional[str], typer.Option(help="factual units shown satisfy this [default: X at another value]")] = None,
     n: Annotated[int, typer.Option("-n", min=1, max=64, help="units shown")] = 8,
-    seed: Annotated[int, typer.Option(min=0, help="random seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed")] = 0,
 ) -> None:
     """Rows: factual; counterfactual under diagrams Y->X, X->Y, Y<->X (same P(V, I)); under M and M'."""
     w = get_world(name)

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from cfedit.cli import app
-from cfedit.cli.common import console, print_table
+from cfedit.cli.common import MAX_SEED, console, print_table
 from cfedit.core.figures import save_grid
 from cfedit.core.query import parse_counterfactual, parse_query
 from cfedit.worlds import continuous_world_names, get_world, world_names
@@ -20,7 +20,7 @@ app.add_typer(world_app, name="world")
 DataOpt = Annotated[Optional[Path], typer.Option(
     "--mnist", "--data", help="the world's image data folder, e.g. the four MNIST IDX files (default: what the world ships with)")]
 MAX_GRID = 1024  # the most units one grid PNG shows
-SeedOpt = Annotated[int, typer.Option(min=0, help="random seed (>= 0)")]
+SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random seed (0 to 2**31 - 1)")]
 
 
 @world_app.command("list")

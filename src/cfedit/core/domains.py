@@ -151,13 +151,16 @@ class Domains:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The factors, in order (the axes of every P(V) table)."""
         return tuple(self._order)
 
     def values(self, name: str) -> tuple[str, ...]:
+        """The value names of categorical factor ``name``, in code order."""
         return self._values[self._categorical(name)]
 
     # ------------------------------------------------------------------ continuous factors
     def is_continuous(self, name: str) -> bool:
+        """Whether factor ``name`` is continuous (a real value with declared bins)."""
         return self.check(name) in self._continuous
 
     @property
@@ -190,6 +193,7 @@ class Domains:
         return name
 
     def size(self, name: str) -> int:
+        """How many values factor ``name`` has."""
         return len(self.values(name))
 
     @property
@@ -212,6 +216,7 @@ class Domains:
         return f"Domains({self.as_dict()})"
 
     def check(self, name: str) -> str:
+        """``name`` if it is a factor, else a :class:`~cfedit.errors.DomainError` listing the factors."""
         if not isinstance(name, str) or name not in self:
             raise DomainError(f"unknown factor {clip(name)!r}; factors are {clip(', '.join(self._order))}")
         return name

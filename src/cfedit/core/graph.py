@@ -91,6 +91,17 @@ class CausalGraph:
         """Build a graph from ``.cg`` text or the one-line form (chosen by the presence of ``<NODES>``).
 
         Text that declares no factor (empty, blank or only comments) is refused: a graph has at least one.
+
+        Args:
+            text: ``"D <-> C; D -> B; C -> B"`` (edges separated by ``;`` or new lines), or the CausalAI Lab
+                ``.cg`` format (``<NODES>`` and ``<EDGES>`` sections, ``X -> Y`` and ``X <-> Y`` lines).
+
+        Returns:
+            The validated graph.
+
+        Raises:
+            GraphError: a malformed line (with its number), an unknown name, a self loop or a cycle (named),
+                or no factor at all.
         """
         if "<NODES>" in text or "<EDGES>" in text:
             return cls._parse_cg(text)
@@ -98,7 +109,11 @@ class CausalGraph:
 
     @classmethod
     def load(cls, path: str | Path) -> CausalGraph:
-        """Read a graph file (``.cg`` or one-line form); a missing, binary or empty file is a GraphError."""
+        """Read a graph file (``.cg`` or one-line form), as :meth:`parse` reads text.
+
+        Raises:
+            GraphError: a missing, binary, empty or oversized file, or text that :meth:`parse` refuses.
+        """
         try:
             text = read_text(path, "graph file")
         except DataError as e:
@@ -181,6 +196,7 @@ class CausalGraph:
         return g
 
     def check_factor(self, name: str) -> str:
+        """``name`` if it is a node, else a :class:`~cfedit.errors.GraphError` listing the nodes."""
         if name not in self._dag:
             raise GraphError(f"unknown factor {clip(name)!r}; factors are {clip(', '.join(self.nodes))}")
         return name
@@ -192,6 +208,7 @@ class CausalGraph:
         return tuple(n for n in self.nodes if n in ps)
 
     def children(self, node: str) -> tuple[str, ...]:
+        """The factors with a directed edge from ``node``."""
         self.check_factor(node)
         cs = set(self._dag.successors(node))
         return tuple(n for n in self.nodes if n in cs)

@@ -81,6 +81,7 @@ class Atom:
         return dict(self.do)
 
     def format(self, domains: Domains) -> str:
+        """The atom as query text, e.g. ``B[C=green]=1``."""
         world = f"[{domains.format(dict(self.do))}]" if self.do else ""
         return f"{self.var}{world}{self.op}{domains.decode(self.var, self.value)}"
 
@@ -131,6 +132,7 @@ class Query:
         return tuple(dict.fromkeys(a.do for a in (*self.outcome, *self.given)))
 
     def format(self, domains: Domains) -> str:
+        """The query as text, e.g. ``P(B[C=green]=1 | D=7, C=red)``."""
         out = ", ".join(a.format(domains) for a in self.outcome)
         if self.given:
             out += " | " + ", ".join(a.format(domains) for a in self.given)
@@ -174,6 +176,17 @@ def parse_query(text: str, domains: Domains) -> Query:
     Values are value names (``D=7`` is the value named 7), never integer codes; a continuous factor's
     values are numbers, compared with ``< <= > >=`` in the outcome. An error points at the offending
     token, showing at most a window of the text around it.
+
+    Args:
+        text: e.g. ``"P(B[C=green]=1 | D=7, C=red, B=0)"``; ``B[C=green]`` is B under do(C = green), and
+            several atoms (in one world or several) are joined with commas.
+        domains: the factors and their value names.
+
+    Returns:
+        The :class:`Query` (outcome atoms and evidence atoms, as integer codes).
+
+    Raises:
+        QueryError: a malformed query, or an unknown factor or value (the message shows a caret under it).
     """
     tokens = _tokenize(text)
     p = _Parser(text, tokens, domains)

@@ -126,10 +126,15 @@ class LabelledImages:
                             f"more than the limit of {MAX_DATASET_BYTES / 2**30:.0f} GiB: resize them or use fewer")
         images = np.empty((len(paths), 3, sizes[0][1], sizes[0][0]), dtype=np.float32)
         for i, path in enumerate(paths):
-            images[i] = read_rgb(path)
+            x = read_rgb(path)
+            if x.shape != images.shape[1:]:  # only an EXIF orientation that the header hides (a PNG's, after its pixels) can do this
+                raise DataError(f"{clip(path)}: upright it is {x.shape[2]}x{x.shape[1]}, expected {sizes[0][0]}x{sizes[0][1]} "
+                                "like the first image")
+            images[i] = x
         return cls(images, {k: np.asarray(c, dtype=np.int64) for k, c in labels.items()}, domains)
 
     def subset(self, index: np.ndarray) -> LabelledImages:
+        """The units at ``index``, as a new dataset."""
         return LabelledImages(self.images[index], {k: v[index] for k, v in self.labels.items()}, self.domains)
 
 

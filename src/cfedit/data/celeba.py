@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cfedit.core.domains import Domains
-from cfedit.core.files import clip
+from cfedit.core.files import clip, open_image
 from cfedit.data import MAX_DATASET_BYTES, LabelledImages
 from cfedit.errors import DataError
 
@@ -224,17 +224,13 @@ def load_celeba(root: str | Path, attributes: Sequence[str] = DEFAULT_FACTORS, s
 
 def _square(path: Path, size: int) -> np.ndarray:
     """The centre square of an image, resized to size x size, float32 (3, size, size) in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            w, h = img.size
-            s = min(w, h)
-            box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-            out = img.resize((size, size), Image.Resampling.LANCZOS, box=box)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{clip(path)}: cannot read as an image ({clip(e, 100)})") from None
+    img = open_image(path).convert("RGB")
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    out = img.resize((size, size), Image.Resampling.LANCZOS, box=box)
     return np.asarray(out, dtype=np.float32).transpose(2, 0, 1) / np.float32(255)
 
 

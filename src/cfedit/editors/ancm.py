@@ -25,6 +25,7 @@ from cfedit.core.graph import CausalGraph
 from cfedit.data import LabelledImages
 from cfedit.editors import checkpoint, training
 from cfedit.editors.base import CausalEditor, TrainingRecord, default_device
+from cfedit.editors.memory import MemoryEstimate, check_memory
 from cfedit.errors import CfeditError, CheckpointError, GraphError
 from cfedit.imaging import ImageConfig, Labeller, LabellerConfig, build_mechanism, config_from_dict
 from cfedit.imaging.vae import VAEConfig
@@ -38,6 +39,9 @@ VERSION = 2  # 2: the image mechanism is a backend named in config.image.kind; 1
 
 @dataclass(frozen=True, kw_only=True)
 class ANCMConfig:
+    """Every setting of an ANCM: the NCM, the image mechanism, the labeller and the image stage's training
+    (a settings file's top level; saved in ``config.json``)."""
+
     ncm: NCMConfig = field(default_factory=NCMConfig)  # the NCM over V and its fit
     image: ImageConfig = field(default_factory=VAEConfig)  # the image mechanism: any backend, named by its kind
     labeller: LabellerConfig = field(default_factory=LabellerConfig)  # the labeller h
@@ -60,11 +64,12 @@ class ANCMConfig:
             object.__setattr__(self, "ctf_weight", 0.1 if differentiable else 0.0)
         elif self.ctf_weight and not differentiable:
             raise CfeditError(f"the {self.image.kind!r} mechanism cannot edit differentiably: set ctf_weight = 0")
-        check_ranges(self, {"steps": (int, 1, 10**7), "batch_size": (int, 1, 65536), "checkpoint_every": (int, 1, 10**7),
+        check_ranges(self, {"steps": (int, 1, 10**7), "batch_size": (int, 1, 16384), "checkpoint_every": (int, 1, 10**7),
                             "log_every": (int, 1, 10**7), "seed": (int, 0, 2**31 - 1), "lr": (float, 1e-9, 10),
                             "ctf_weight": (float, 0, 1e6), "ctf_fraction": (float, 1e-6, 1), "ctf_keep": (float, 0, 1e6)})
 
     def to_dict(self) -> dict:
+        """The dict form, as ``config.json`` and a settings file hold it."""
         return asdict(self)
 
     @classmethod
@@ -94,6 +99,8 @@ class ANCMConfig:
             given = tomllib.loads(read_text(path, "config file")) if path is not None else {}
         except tomllib.TOMLDecodeError as e:
             raise CfeditError(f"config file {path} is not valid TOML: {e}") from None
+        except RecursionError:
+            raise CfeditError(f"config file {path} is nested too deeply to be a cfedit config") from None
         merged = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (defaults or {}).items()}
         for k, v in given.items():
             if isinstance(v, Mapping) and isinstance(merged.get(k), Mapping):
@@ -128,6 +135,7 @@ class ANCM(CausalEditor):
 
     name = "ancm"
     FORMAT = FORMAT
+    keeps_non_descendants = True  # abduction reproduces v; do(X) changes only what X's mechanisms reach
 
     def __init__(self, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int],
                  config: ANCMConfig = ANCMConfig(), device: torch.device | str | None = None):
@@ -143,12 +151,19 @@ class ANCM(CausalEditor):
         self.fit_report: dict = {}
 
     def modules(self) -> dict[str, nn.Module]:
+        """The trained parts by name: the NCM, the image mechanism and the labeller."""
         return {"ncm": self.ncm, "image": self.image, "labeller": self.labeller}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every weight, prefixed by its part's name (what ``weights.safetensors`` holds)."""
         return {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in self.modules().items() for n, t in m.state_dict().items()}
 
+    def state_dict_meta(self) -> dict[str, torch.Tensor]:
+        """The names and tensors of :meth:`state_dict` where they are (a model on the ``meta`` device has no data to copy)."""
+        return {f"{k}.{n}": t for k, m in self.modules().items() for n, t in m.state_dict().items()}
+
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load weights written by :meth:`state_dict`."""
         for k, m in self.modules().items():
             part = {n[len(k) + 1:]: t for n, t in state.items() if n.startswith(k + ".")}
             m.load_state_dict(part)
@@ -198,6 +213,30 @@ class ANCM(CausalEditor):
                                   f"{int(np.prod(shape)):,} non-negative counts: restore config.json or retrain")
         return counts.reshape(shape)
 
+    # ------------------------------------------------------------------ memory
+    @classmethod
+    def on_meta(cls, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int], config: ANCMConfig) -> ANCM:
+        """The editor a config describes, built on torch's ``meta`` device: every shape, no storage."""
+        with torch.device("meta"):
+            return cls(graph, domains, image_shape, config, device="meta")
+
+    @classmethod
+    def estimate_memory(cls, graph: CausalGraph, domains: Domains, image_shape: tuple[int, int, int],
+                        config: ANCMConfig = ANCMConfig(), rows: int | None = None, activations: bool = True) -> MemoryEstimate:
+        """Bytes the editor of ``config`` needs (:mod:`cfedit.editors.memory`), counted on the ``meta`` device
+        without allocating: weights exactly; with ``activations``, a rough figure for one training step, the
+        larger of the NCM fit's (``rows`` distinct label rows, at most the ``batch_rows`` a fit step sees; default:
+        every factor configuration) and the image stage's (its modules' outputs on a batch of ``batch_size`` images)."""
+        model = cls.on_meta(graph, domains, image_shape, config)
+        weights = sum(t.numel() * t.element_size() for m in model.modules().values() for t in m.state_dict().values())
+        trainable = sum(p.numel() * p.element_size() for m in model.modules().values() for p in m.parameters())
+        act = 0
+        if activations:
+            n_rows = config.ncm.batch_rows if rows is None and domains.continuous_names else \
+                int(np.prod(domains.shape)) if rows is None else int(rows)
+            act = max(model.ncm.fit_activation_bytes(min(n_rows, config.ncm.batch_rows)), _image_step_activations(model))
+        return MemoryEstimate(weights=weights, trainable=trainable, activations=act)
+
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(cls, graph: CausalGraph, dataset: LabelledImages, config: ANCMConfig = ANCMConfig(),
@@ -206,23 +245,52 @@ class ANCM(CausalEditor):
 
         Under ``torchrun`` (WORLD_SIZE > 1) the image stage uses DistributedDataParallel, each process
         taking its share of every batch; only rank 0 writes and logs. With ``out_dir``, a resumable state is
-        written every ``checkpoint_every`` steps and the final editor is saved there. ``log`` receives
-        progress lines (default: the ``cfedit`` logger; None: silent).
+        written every ``checkpoint_every`` steps and the final editor is saved there.
+
+        Args:
+            graph: the causal diagram over the dataset's factors.
+            dataset: labelled images (:class:`~cfedit.data.LabelledImages`: from a world, a folder or CelebA).
+            config: every setting (:class:`ANCMConfig`).
+            out_dir: where to save the editor and its resumable training state (None: nothing written).
+            resume: continue from ``out_dir``'s training state when there is one.
+            log: receives progress lines (default: the ``cfedit`` logger; None: silent).
+
+        Returns:
+            The fitted editor.
+
+        Raises:
+            CfeditError: settings or data that do not fit (e.g. an image size the mechanism cannot take), a config
+                whose estimated memory (:meth:`estimate_memory`) exceeds what is available, or a training state
+                written for another config, graph or data.
+            CheckpointError: ``out_dir`` in use by another training (its lock names the holder).
         """
         import torch.distributed as dist
 
         rank, world = training.init_distributed()
         say: training.Log = log if (log is not None and rank == 0) else (lambda s: None)
+        rows = len(np.unique(np.stack([np.asarray(dataset.labels[k]) for k in dataset.domains.names], axis=1), axis=0))
+        check_memory(cls.estimate_memory(graph, dataset.domains, dataset.image_shape, config, rows=rows), default_device(),
+                     "the editor of this config", training=True)
+        _warn_if_incompatible(graph, dataset, say)
+        out = Path(out_dir) if out_dir is not None else None
+        with training.run_lock(out if rank == 0 else None):
+            model = cls._fit(graph, dataset, config, out, resume, rank, world, say)
+        if world > 1:
+            dist.barrier()
+        return model
+
+    @classmethod
+    def _fit(cls, graph: CausalGraph, dataset: LabelledImages, config: ANCMConfig, out: Path | None, resume: bool,
+             rank: int, world: int, say: training.Log) -> ANCM:
         with seeded(config.seed):  # training noise seeded by config.seed; the caller's RNG untouched
             model = cls(graph, dataset.domains, dataset.image_shape, config)
             images = torch.as_tensor(dataset.images)
             labels = {k: torch.as_tensor(v) for k, v in dataset.labels.items()}
-            out = Path(out_dir) if out_dir is not None else None
             data = training.data_digest(images, labels)
-            opt = torch.optim.Adam(list(model.image.parameters()) + list(model.labeller.parameters()), lr=config.lr)
+            opt, sched = training.optimiser(model)
             start, ncm_done = 0, False
             if out is not None and resume and (out / training.STATE_FILE).is_file():
-                start, ncm_done = training.load_state(model, opt, out / training.STATE_FILE, data)
+                start, ncm_done = training.load_state(model, opt, sched, out / training.STATE_FILE, data)
                 say(f"resuming from {out / training.STATE_FILE} at step {start}/{config.steps}")
                 torch.manual_seed(config.seed * 1_000_003 + start)  # fresh noise, not step 0's draws again
             elif out is not None and rank == 0:
@@ -241,10 +309,10 @@ class ANCM(CausalEditor):
                 fit = f"TV to the data's P(V) = {rep.tv:.4f}" if np.isfinite(rep.tv) else f"mean negative log-likelihood {rep.nll:.4f}"
                 say(f"ncm: {config.ncm.steps} steps in {time.time() - t0:.1f}s, {fit}")
                 if out is not None and rank == 0:
-                    training.save_state(model, opt, out / training.STATE_FILE, start, True, data)
+                    training.save_state(model, opt, sched, out / training.STATE_FILE, start, True, data)
             # -- stage 2: image mechanism + labeller
             job = training.TrainingJob(images=images, labels=labels, data=data, out=out, rank=rank, world=world, log=say)
-            training.train_image_stage(model, opt, job, start)
+            training.train_image_stage(model, opt, sched, job, start)
             for m in model.modules().values():
                 m.eval()
             model.fit_report = {"ncm_tv": model.ncm.report.tv if model.ncm.report else None, "steps": config.steps,
@@ -252,9 +320,7 @@ class ANCM(CausalEditor):
                                 **_label_counts(dataset.labels, dataset.domains)}
             if out is not None and rank == 0:
                 model.save(out)
-                training.save_state(model, opt, out / training.STATE_FILE, config.steps, True, data)
-        if world > 1:
-            dist.barrier()
+                training.save_state(model, opt, sched, out / training.STATE_FILE, config.steps, True, data)
         return model
 
     # ------------------------------------------------------------------ editing: label / abduct / predict
@@ -275,23 +341,64 @@ class ANCM(CausalEditor):
         return v_cf, self.image.generate_distinct(v_cf, u_i)
 
     # ------------------------------------------------------------------ save / load
-    def save(self, folder: str | Path) -> Path:
-        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each)."""
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``weights.safetensors``, ``config.json`` and ``graph.cg`` into ``folder`` (atomically each).
+
+        Args:
+            folder: the checkpoint folder (created if missing).
+            dtype: store the floating-point weights at this precision (e.g. ``torch.float16``; loading casts them
+                back to the model's); None keeps the model's.
+
+        Returns:
+            The folder.
+        """
         cfg = {"format": FORMAT, "version": VERSION, "domains": self.domains.as_dict(), "image_shape": list(self.image_shape),
                "config": self.config.to_dict(), "fit": self.fit_report}
-        return checkpoint.write_editor(Path(folder), self.state_dict(), FORMAT, VERSION, cfg, self.graph.to_cg())
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: t.to(dtype) if t.is_floating_point() else t for k, t in state.items()}
+        return checkpoint.write_editor(Path(folder), state, FORMAT, VERSION, cfg, self.graph.to_cg())
 
     @classmethod
-    def load(cls, folder: str | Path, device: torch.device | str | None = None) -> ANCM:
-        """Load an editor saved by :meth:`save` (any checkpoint version up to this one); anything corrupt,
-        altered or foreign raises :class:`CheckpointError` (see :mod:`cfedit.editors.checkpoint`)."""
+    def load(cls, folder: str | Path, device: torch.device | str | None = None, *, allow_unverified: bool = False) -> ANCM:
+        """Load an editor saved by :meth:`save`, after every integrity check, before a tensor is read.
+
+        Args:
+            folder: the editor's folder (``weights.safetensors``, ``config.json``, ``graph.cg``).
+            device: where to put it (default: CUDA when present, else CPU).
+            allow_unverified: load a version-1 folder, written before checkpoints recorded digests, whose
+                integrity cannot be checked (``cfedit migrate`` rewrites such a folder once with digests).
+
+        Returns:
+            The editor, ready to :meth:`~cfedit.editors.base.Editor.edit`.
+
+        Raises:
+            CheckpointError: a folder that is corrupt, truncated, altered, foreign, of an unknown version, of
+                version 1 without ``allow_unverified``, or an unfinished training (see :mod:`cfedit.editors.checkpoint`).
+            CfeditError: an editor too large for the memory available.
+        """
         folder = Path(folder)
-        cfg, graph_text, state = checkpoint.read_editor(folder, FORMAT, (1, VERSION))
+        target = torch.device(device) if device is not None else default_device()
+
+        def parts(cfg: dict, graph_text: str) -> tuple[CausalGraph, Domains, ANCMConfig, tuple[int, int, int]]:
+            try:
+                return (CausalGraph.parse(graph_text), Domains(cfg["domains"]), ANCMConfig.from_dict(cfg["config"]),
+                        tuple(cfg["image_shape"]))
+            except (CfeditError, KeyError, TypeError, ValueError, RecursionError) as e:
+                raise CheckpointError(f"{folder} holds an unreadable config or graph: {str(e)[:300]}") from None
+
+        def expected(cfg: dict, graph_text: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+            """The tensors the config's model holds, counted on the meta device; refused if it cannot fit in memory."""
+            graph, domains, config, shape = parts(cfg, graph_text)
+            check_memory(cls.estimate_memory(graph, domains, shape, config, activations=False), target,
+                         f"the editor in {folder}", training=False)
+            return checkpoint.tensor_layout(cls.on_meta(graph, domains, shape, config).state_dict_meta())
+
+        cfg, graph_text, state = checkpoint.read_editor(folder, FORMAT, (1, VERSION), allow_unverified=allow_unverified,
+                                                        expected=expected)
+        graph, domains, config, shape = parts(cfg, graph_text)
         try:
-            graph = CausalGraph.parse(graph_text)
-            domains = Domains(cfg["domains"])
-            config = ANCMConfig.from_dict(cfg["config"])
-            model = cls(graph, domains, tuple(cfg["image_shape"]), config, device)
+            model = cls(graph, domains, shape, config, device)
         except (CfeditError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{folder} holds an unreadable config or graph: {str(e)[:300]}") from None
         try:
@@ -305,6 +412,68 @@ class ANCM(CausalEditor):
         for m in model.modules().values():
             m.eval()
         return model
+
+    @classmethod
+    def migrate(cls, folder: str | Path) -> bool:
+        """Rewrite an editor folder of checkpoint version 1 (which recorded no digests) as the current version,
+        recording its digests, so that it loads with every integrity check from now on; True if it was
+        rewritten, False if it already records them (it is then loaded with every check, and left as it is).
+        Its files are trusted as they are: migrate only a run whose origin you trust."""
+        folder = Path(folder)
+        if checkpoint.recorded_version(folder) != 1:
+            cls.load(folder, device="cpu")
+            return False
+        cls.load(folder, device="cpu", allow_unverified=True).save(folder)
+        return True
+
+
+def _image_step_activations(model: ANCM) -> int:
+    """A rough figure for one image-stage training step's activations: the bytes of every leaf module's output
+    on a batch of ``batch_size`` images, run on the ``meta`` device (no storage). 0 when a backend cannot run
+    there (e.g. it reads a value off a tensor)."""
+    from cfedit.editors.training import ImageStage
+
+    cfg, total = model.config, 0
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    stage = ImageStage(model.image, model.labeller, cfg.ctf_weight, cfg.ctf_fraction, cfg.ctf_keep)
+    hooks = [m.register_forward_hook(count) for m in stage.modules() if not list(m.children())]
+    validate = torch.distributions.Distribution._validate_args  # checking a distribution's arguments reads values
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        with torch.device("meta"):
+            images = torch.empty(cfg.batch_size, *model.image_shape)
+            v = {k: torch.zeros(cfg.batch_size, dtype=torch.long) for k in model.domains.names}
+            stage(images, v)
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        total = 0
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def _warn_if_incompatible(graph: CausalGraph, dataset: LabelledImages, say: training.Log) -> None:
+    """Say so when the training labels' P(V) is one no model over the graph produces (e.g. an instrumental
+    inequality fails): the check `cfedit bounds` refuses such labels with (:func:`cfedit.bounds.check_compatible`).
+    The NCM then fits the closest law it can, and bounds read off the run are not those of the labels."""
+    from cfedit.bounds import check_compatible, empirical_table
+    from cfedit.errors import DataError, QueryError
+
+    if dataset.domains.continuous_names or int(np.prod(dataset.domains.shape)) > MAX_COUNT_CELLS:
+        return  # continuous labels have no table to check
+    try:
+        check_compatible(graph, dataset.domains, empirical_table(dataset.labels, dataset.domains))
+    except DataError as e:
+        say(f"warning: the training labels do not fit the graph, so `cfedit bounds` refuses them: {e} "
+            "Training goes on; the NCM fits the closest law the graph allows")
+    except QueryError:  # a component too large to check exactly: nothing is said
+        pass
 
 
 def _label_counts(labels: Mapping[str, np.ndarray], domains: Domains) -> dict:

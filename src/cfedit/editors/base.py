@@ -1,6 +1,6 @@
 """The editor interface: label, abduct, act, predict, composed by one batched ``edit`` loop.
 
-Editing an image i under do(X = x') (DESIGN.md sec. 1):
+Editing an image i under do(X = x') (docs: concepts/ancm.md):
 
 1. label:   v = h(i), or the labels the caller gives;
 2. abduct:  the exogenous state of the factors given v (``u_V``, n_samples draws per image) and of the image
@@ -53,6 +53,8 @@ class Editor(abc.ABC):
     image_shape: tuple[int, int, int]
     device: torch.device = torch.device("cpu")
     batch_size: int | None = 1024  # images per step of the edit loop (None: all at once)
+    keeps_non_descendants: bool = False  # claims that an edit under do(X) keeps every factor that is no descendant of X
+    # in the diagram it was built for (tests/editors/test_conformance.py holds each editor that claims it to it)
 
     @abc.abstractmethod
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -76,8 +78,20 @@ class Editor(abc.ABC):
              labels: Mapping[str, object] | None = None, seed: int = 0) -> EditResult:
         """Counterfactual edits of ``images`` (N, C, H, W) in [0, 1] under ``do`` (e.g. ``{"C": "green"}``).
 
-        ``do`` may be empty (the null edit). ``labels`` (codes or value names per factor) replace the
-        labeller's reading. Returns ``n_samples`` edits per image; the same ``seed`` gives the same edits.
+        Args:
+            images: (N, C, H, W) floats in [0, 1], the editor's image shape.
+            do: the action, value names (or codes) by factor; several factors at once; empty: the null edit.
+            n_samples: edits per image (draws of the factors' posterior).
+            labels: the images' factors (codes or value names per factor), instead of the labeller's reading.
+            seed: the same seed gives the same edits.
+
+        Returns:
+            An :class:`EditResult`: ``images`` (N, n_samples, C, H, W), ``factors`` (the v' of each edit) and
+            ``factual`` (the v used).
+
+        Raises:
+            CfeditError: images of another shape or outside [0, 1], an unknown factor or value, bad labels, or
+                ``n_samples`` below 1.
         """
         if n_samples < 1:
             raise CfeditError(f"n_samples must be at least 1, got {n_samples}")

@@ -17,7 +17,7 @@ steps swapped. The oracle lives in :mod:`cfedit.editors.oracle`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -58,6 +58,7 @@ def markovian(ancm: ANCM, labels: Mapping[str, np.ndarray] | None = None) -> ANC
     ncm.eval()
     m = ANCM.from_components(graph, ncm, ancm.image, ancm.labeller, ancm.config, ancm.fit_report)
     m.name = "markovian"
+    m.keeps_non_descendants = False  # of the diagram: it keeps those of its own graph, where a <-> b is a -> b
     return m
 
 
@@ -90,8 +91,10 @@ class NonCausal(_SharedImageEditor):
     """Change the intervened factors only; every other factor keeps its factual value."""
 
     name = "non-causal"
+    keeps_non_descendants = True  # and its descendants too
 
     def factors(self, v, uniforms, do):
+        """v': x' set, every other factor kept."""
         return {k: torch.full_like(t, do[k]) if k in do else t.clone() for k, t in v.items()}
 
 
@@ -101,6 +104,7 @@ class Independent(NonCausal):
     name = "independent"
 
     def abduct(self, images, v, n_samples, generator):
+        """u_I drawn from the prior instead of abducted."""
         (rep, uni), u_i = super().abduct(images, v, n_samples, generator)
         return (rep, uni), self.ancm.image.prior(len(u_i), generator)
 
@@ -116,6 +120,7 @@ class Associational(_SharedImageEditor):
         self.table = ancm.fitted_p_v()
 
     def factors(self, v, uniforms, do):
+        """v': x' set, the other factors drawn from P(V | x')."""
         names = self.domains.names
         t = self.table.copy()
         for k, x in do.items():
@@ -127,3 +132,13 @@ class Associational(_SharedImageEditor):
         flat = np.minimum(np.searchsorted(cdf, uniforms.cpu().numpy(), side="right"), len(cdf) - 1)
         cells = np.unravel_index(flat, t.shape)
         return {k: torch.as_tensor(cells[i], dtype=torch.long, device=v[k].device) for i, k in enumerate(names)}
+
+
+BASELINES: dict[str, Callable[[ANCM], Editor]] = {
+    "non-causal": NonCausal,
+    "associational": Associational,
+    "markovian": markovian,
+    "independent": Independent,
+}
+"""Every baseline by name, each built from a fitted ANCM: the evaluation (``cfedit evaluate``) and the editor
+conformance test read this registry, so that a baseline added here is evaluated and tested."""

@@ -50,6 +50,7 @@ class AtModel(Editor):
         self._row = np.ravel_multi_index(tuple(fact[k] for k in self.domains.names), self.domains.shape)
 
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step 1: the editor's labeller."""
         return self.editor.label(images)
 
     def abduct(self, images: torch.Tensor, v: Mapping[str, torch.Tensor], n_samples: int,
@@ -70,6 +71,7 @@ class AtModel(Editor):
         return u, self.editor.image.abduct(images, v).repeat_interleave(n_samples, dim=0)
 
     def predict(self, u_v: Values, u_i: torch.Tensor, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Step 4: v' from the model's mechanisms, i' from the editor's image mechanism."""
         v_cf = {k: torch.as_tensor(a, device=self.device) for k, a in self.scm.evaluate(u_v, do).items()}
         return v_cf, self.editor.image.generate(v_cf, u_i)
 
@@ -127,8 +129,24 @@ def edit_at_extremes(editor: Editor, images: np.ndarray | torch.Tensor, query: Q
     its NCM fitted), for evidence that its training labels hold (:func:`check_seen`); a ``p_v`` given refuses
     evidence of probability zero in it. ``editor`` needs a causal diagram (``editor.graph``) and an abducting image mechanism.
     Every image's factors (the labels given, else the labeller's reading) must agree with the query's
-    evidence, since the models attain the bounds for that evidence; otherwise :class:`QueryError`. ``do``, when
-    given, must be the query's action.
+    evidence, since the models attain the bounds for that evidence. ``do``, when given, must be the query's action.
+
+    Args:
+        editor: an editor with a causal diagram and an abducting image mechanism (an :class:`~cfedit.editors.ancm.ANCM`).
+        images: (N, C, H, W) floats in [0, 1] whose factors match the query's evidence.
+        query: an edit-form query ``P(W[X=x']=w | V=v)``, or its text.
+        n_samples: edits per image at each model.
+        p_v: the P(V) the models reproduce (default: the editor's NCM's).
+        labels: the images' factors, instead of the labeller's reading.
+        do: the action, if given (it must be the query's).
+        seed: the same seed gives the same edits.
+
+    Returns:
+        An :class:`ExtremalEdits`: the bounds, each model's value, and the edits at both models.
+
+    Raises:
+        QueryError: a query not in edit form, an action other than the query's, images whose factors do not
+            match the evidence, or evidence the run's training labels never hold.
     """
     q, x_do = edit_form(query, editor.domains)
     if do is not None and Intervention.of(editor.domains, do) != x_do:

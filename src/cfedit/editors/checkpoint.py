@@ -1,10 +1,15 @@
 """An editor's folder on disk: ``weights.safetensors``, ``config.json`` and ``graph.cg``, written atomically
 and read without unpickling, with integrity checks before anything is trusted.
 
-* the weights' safetensors header is read and checked first (format, sizes against the file's length), so a
-  foreign or truncated file is refused without reading it whole;
-* ``config.json`` records the SHA-256 of the weights file, and the weights' metadata records a digest of
-  the factor domains: a flipped byte, or value names reordered in ``config.json``, is refused;
+* ``config.json``'s ``version`` must be one this cfedit reads, as an integer (``true``, ``1.0`` or ``"2"`` are
+  refused). Version 1 recorded no digests: such a folder is refused unless the caller asks for it
+  explicitly (``allow_unverified=True``; ``cfedit migrate`` rewrites it once with digests);
+* the weights' safetensors header is read and checked first (format, sizes against the file's length, each
+  tensor's name, dtype and shape against those of the model the config builds), so a foreign, truncated or
+  oversized file is refused without reading it;
+* ``config.json`` records the SHA-256 of the weights file, checked by streaming the file before any tensor
+  is read; the weights' metadata records digests of the config, the factor domains and the graph: a flipped
+  byte, or value names reordered in ``config.json``, is refused;
 * every tensor must be finite; image shapes must be plausible;
 * the weights' metadata is one JSON value, so identical trainings give byte-identical files.
 """
@@ -13,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -64,36 +70,103 @@ def read_header(path: Path) -> dict:
             raise CheckpointError(f"{path} is corrupt or not a safetensors file (header of {n:,} bytes in a {size:,}-byte file)")
         try:
             header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise CheckpointError(f"{path} is corrupt: its header is not JSON") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise CheckpointError(f"{path} is corrupt: its header is not JSON (or is nested too deeply)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} is corrupt: its header is not a table")
-    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
-    if 8 + n + max(ends, default=0) != size:
+    declared = declared_tensors(header, path)
+    end = max((stop for _, _, (_, stop) in declared.values()), default=0)
+    if 8 + n + end != size:
         raise CheckpointError(f"{path} is truncated or has trailing data: the header announces "
-                              f"{8 + n + max(ends, default=0):,} bytes, the file has {size:,}")
+                              f"{8 + n + end:,} bytes, the file has {size:,}")
     return header
+
+
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}  # safetensors' dtypes
+FLOATS = frozenset({"F16", "BF16", "F32", "F64"})
+Declared = dict[str, tuple[str, tuple[int, ...], tuple[int, int]]]
+"""Tensor name -> (safetensors dtype, shape, (start, stop) byte offsets), as a header declares them."""
+
+
+def declared_tensors(header: Mapping, path: Path) -> Declared:
+    """Each tensor of a safetensors header with its dtype, shape and byte range, each checked for form (a
+    known dtype, a shape of non-negative integers, a byte range of exactly the shape's size)."""
+    out: Declared = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (start, stop) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            ok = (dtype in DTYPE_BYTES and all(type(d) is int and d >= 0 for d in shape)
+                  and type(start) is int and type(stop) is int and 0 <= start <= stop
+                  and stop - start == math.prod(shape) * DTYPE_BYTES[dtype])
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{path} is corrupt: the header's entry for tensor {str(name)[:80]!r} is malformed")
+        out[name] = (dtype, shape, (start, stop))
+    return out
+
+
+_SAFETENSORS_DTYPE = {"float32": "F32", "float64": "F64", "float16": "F16", "bfloat16": "BF16", "int64": "I64",
+                      "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL"}
+
+
+def tensor_layout(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Name -> (safetensors dtype, shape) of ``tensors`` (e.g. a model's state built on the ``meta`` device)."""
+    return {k: (_SAFETENSORS_DTYPE.get(str(t.dtype).removeprefix("torch."), str(t.dtype)), tuple(t.shape))
+            for k, t in tensors.items()}
+
+
+def check_layout(header: Mapping, path: Path, expected: Mapping[str, tuple[str, tuple[int, ...]]], what: str) -> None:
+    """Refuse ``path`` unless its header declares exactly the tensors of ``expected`` (name -> (dtype, shape);
+    a floating-point tensor may be stored at another floating precision), before any of them is read: a file
+    that announces other or larger tensors costs nothing to refuse."""
+    declared = {k: (d, s) for k, (d, s, _) in declared_tensors(header, path).items()}
+    extra, missing = sorted(set(declared) - set(expected)), sorted(set(expected) - set(declared))
+    if extra or missing:
+        parts = ([f"{len(extra)} tensor(s) that model does not have ({', '.join(extra[:3])[:200]})"] if extra else []) + \
+                ([f"{len(missing)} of its tensors missing ({', '.join(missing[:3])[:200]})"] if missing else [])
+        raise CheckpointError(f"{path} does not match {what}: {'; '.join(parts)}")
+    for k in sorted(expected):
+        (dt, sh), (et, es) = declared[k], expected[k]
+        same_kind = dt == et or (dt in FLOATS and et in FLOATS)  # weights may be stored at another precision (float16)
+        if not same_kind or tuple(sh) != tuple(es):
+            raise CheckpointError(f"{path} does not match {what}: tensor {k} is {dt} {list(sh)[:8]}, {what} has {et} {list(es)}")
+
+
+def declared_bytes(header: Mapping, path: Path) -> int:
+    """The bytes of tensor data a safetensors header announces."""
+    return sum(stop - start for _, _, (start, stop) in declared_tensors(header, path).values())
 
 
 def metadata(header: dict) -> dict:
     """cfedit's metadata from a header (one JSON value; older files kept flat string keys)."""
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        return {}
     if "cfedit" in meta:
         try:
-            return json.loads(meta["cfedit"])
-        except json.JSONDecodeError:
+            value = json.loads(meta["cfedit"])
+        except (TypeError, json.JSONDecodeError, RecursionError):
             return {}
+        return value if isinstance(value, dict) else {}
     return dict(meta)
 
 
-def load_tensors(path: Path, fmt: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """The tensors and metadata of a safetensors file written for ``fmt``; header first, then the tensors,
-    each checked finite."""
+def load_tensors(path: Path, fmt: str, *, max_bytes: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and metadata of a safetensors file written for ``fmt``; header first (a file announcing
+    more than ``max_bytes`` of tensor data is refused there), then the tensors, each checked finite."""
     from safetensors import safe_open
 
-    meta = metadata(read_header(path))
+    header = read_header(path)
+    meta = metadata(header)
     if meta.get("format") != fmt:
         raise CheckpointError(f"{path} was not written by cfedit's {fmt.removeprefix('cfedit-')} (format {meta.get('format')!r})")
+    if max_bytes is not None and declared_bytes(header, path) > max_bytes:
+        raise CheckpointError(f"{path} announces {declared_bytes(header, path):,} bytes of tensors, more than the "
+                              f"{max_bytes:,} the model it belongs to can hold: it is not that model's file")
     try:
         with safe_open(path, framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -139,8 +212,28 @@ def remove_editor(folder: Path) -> bool:
     return found
 
 
-def read_editor(folder: Path, fmt: str, versions: tuple[int, ...]) -> tuple[dict, str, dict[str, torch.Tensor]]:
-    """(config dict, graph text, tensors) of an editor folder, after every integrity check."""
+def recorded_version(folder: Path) -> object:
+    """The ``version`` that ``folder``'s config.json records, as it is written there (None when unreadable)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return cfg.get("version") if isinstance(cfg, dict) else None
+
+
+Expected = Callable[[dict, str], Mapping[str, tuple[str, tuple[int, ...]]]]
+"""(config dict, graph text) -> the tensors (name -> (safetensors dtype, shape)) the model they describe holds."""
+
+
+def read_editor(folder: Path, fmt: str, versions: tuple[int, ...], *, allow_unverified: bool = False,
+                expected: Expected | None = None) -> tuple[dict, str, dict[str, torch.Tensor]]:
+    """(config dict, graph text, tensors) of an editor folder, after every integrity check.
+
+    Cheap checks come first, and no tensor is read before all have passed: the version (an integer of
+    ``versions``; version 1, which records no digests, only with ``allow_unverified``), the image shape,
+    the weights' header (each tensor's name, dtype and shape against ``expected(config, graph)``, so a file
+    announcing other or larger tensors is refused from its header), the digests of the config, the
+    factors' values and the graph, then the weights' SHA-256, streamed from the file."""
     if not folder.is_dir():
         raise CheckpointError(f"no editor at {folder}: not a folder")
     missing = [n for n in FILES if not (folder / n).is_file()]
@@ -153,35 +246,51 @@ def read_editor(folder: Path, fmt: str, versions: tuple[int, ...]) -> tuple[dict
         cfg = json.loads((folder / "config.json").read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{folder / 'config.json'} is corrupt: {str(e)[:200]}") from None
+    except RecursionError:
+        raise CheckpointError(f"{folder / 'config.json'} is corrupt: nested too deeply") from None
     if not isinstance(cfg, dict) or cfg.get("format") != fmt:
         raise CheckpointError(f"{folder / 'config.json'} was not written by the ANCM editor")
-    if cfg.get("version") not in versions:
-        raise CheckpointError(f"{folder} has checkpoint version {str(cfg.get('version'))[:20]}; this cfedit reads "
+    version = cfg.get("version")
+    if type(version) is not int:  # not a bool (true == 1), a float or a string
+        raise CheckpointError(f"{folder / 'config.json'}: version {json.dumps(version)[:20]} is not an integer; "
+                              "the file was altered: restore it or retrain")
+    if version not in versions:
+        raise CheckpointError(f"{folder} has checkpoint version {version}; this cfedit reads "
                               f"{', '.join(map(str, versions))}: retrain with `cfedit train` (the run's settings are in its config.json)")
+    if version < 2 and not allow_unverified:
+        raise CheckpointError(f"{folder} is a version-{version} checkpoint, which records no digests: cfedit cannot tell "
+                              "whether its files were altered (e.g. its factors' values swapped). If you trust where it came "
+                              f"from, run `cfedit migrate {folder}` once to record them (library: allow_unverified=True)")
     shape = cfg.get("image_shape")
-    if (not isinstance(shape, list) or len(shape) != 3 or not all(isinstance(s, int) for s in shape)
+    if (not isinstance(shape, list) or len(shape) != 3 or not all(type(s) is int for s in shape)
             or not 1 <= shape[0] <= 4 or not all(4 <= s <= MAX_SIDE for s in shape[1:])):
         raise CheckpointError(f"{folder / 'config.json'}: image_shape {str(shape)[:50]} is not C x H x W with 1-4 channels "
                               f"and sides of 4 to {MAX_SIDE} pixels")
     weights = folder / "weights.safetensors"
-    tensors, meta = load_tensors(weights, fmt)
+    header = read_header(weights)
+    meta = metadata(header)
+    if meta.get("format") != fmt:
+        raise CheckpointError(f"{weights} was not written by cfedit's {fmt.removeprefix('cfedit-')} (format {meta.get('format')!r})")
     try:
         graph = (folder / "graph.cg").read_text()
     except UnicodeDecodeError:
         raise CheckpointError(f"{folder / 'graph.cg'} is not text") from None
-    if cfg["version"] >= 2:  # version 1 wrote no digests; from 2 on every one is required
+    if expected is not None:
+        check_layout(header, weights, expected(cfg, graph), "the model its config.json describes")
+    if version >= 2:  # version 1 wrote no digests; from 2 on every one is required
         checks = (
-            (cfg.get("weights_sha256"), lambda: file_digest(weights), f"{weights} does not match the digest in config.json: "
-             "the file was changed or damaged"),
             (meta.get("domains_sha256"), lambda: domains_digest(cfg.get("domains", {})), f"{folder / 'config.json'}: the "
              "factors' values differ from those the weights were trained with (reordered or renamed); restore the file or retrain"),
             (meta.get("config_sha256"), lambda: _config_digest(cfg), f"{folder / 'config.json'} differs from the config the "
              "weights were saved with; restore it or retrain"),
             (meta.get("graph_sha256"), lambda: digest(graph), f"{folder / 'graph.cg'} differs from the graph the weights were "
              "trained with (the order of its nodes fixes the network's inputs); restore it or retrain"),
+            (cfg.get("weights_sha256"), lambda: file_digest(weights), f"{weights} does not match the digest in config.json: "
+             "the file was changed or damaged"),
         )
-        for expected, actual, message in checks:
-            if expected is None or actual() != expected:
-                raise CheckpointError(message if expected is not None else f"{folder} lacks the digests its version requires: "
+        for want, actual, message in checks:
+            if not isinstance(want, str) or actual() != want:
+                raise CheckpointError(message if want is not None else f"{folder} lacks the digests its version requires: "
                                       "it was not written by cfedit or was altered")
+    tensors, _ = load_tensors(weights, fmt)
     return cfg, graph, tensors

@@ -22,6 +22,7 @@ class Oracle(Editor):
 
     name = "oracle"
     batch_size = None  # the units are one batch: row i is unit i
+    keeps_non_descendants = True  # the world's own counterfactual
 
     def __init__(self, ascm: ASCM, units: Units):
         self.ascm, self.units = ascm, units
@@ -32,14 +33,17 @@ class Oracle(Editor):
             raise CfeditError(f"the oracle editor holds {len(self.units)} units, got {len(images)} images")
 
     def label(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step 1: the units' true factors."""
         self._check(images)
         return {k: torch.as_tensor(np.asarray(a)) for k, a in self.units.v.items()}
 
     def abduct(self, images, v, n_samples, generator) -> tuple[Units, int]:
+        """Step 2: the units' own exogenous u and image noise u_I (exact)."""
         self._check(images)
         return self.units, n_samples
 
     def predict(self, u_v: Units, u_i: int, do: Mapping[str, int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Step 4: the world's exact counterfactual factors and images."""
         v_cf, img = self.ascm.counterfactual(u_v, dict(do))
         rep = lambda a: torch.as_tensor(np.repeat(np.asarray(a), u_i, axis=0))  # noqa: E731
         return {k: rep(a) for k, a in v_cf.items()}, rep(img)

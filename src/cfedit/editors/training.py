@@ -8,21 +8,25 @@ rank 0 writes); writes a resumable state every ``checkpoint_every`` steps and re
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
 import math
 import os
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.optim.lr_scheduler import LambdaLR
 
-from cfedit.core.files import atomic_write
+from cfedit.core.files import atomic_write, storage_error
 from cfedit.editors import checkpoint
 from cfedit.errors import CfeditError, CheckpointError
 from cfedit.imaging import DifferentiableEdit, ImageMechanism, Labeller
@@ -91,16 +95,25 @@ class ImageStage(nn.Module):
         return total
 
 
-def lr_at(lr: float, steps: int) -> Callable[[int], float]:
-    """Cosine decay with a short warm-up; a function of the step only, so resuming changes nothing."""
+def cosine_with_warmup(steps: int) -> Callable[[int], float]:
+    """The learning rate's factor at each step (``LambdaLR``'s ``lr_lambda``): a linear warm-up over steps // 50 steps
+    (at least one), then cosine decay towards 0 at ``steps``."""
     warm = max(1, steps // 50)
 
-    def at(step: int) -> float:
+    def factor(step: int) -> float:
         if step < warm:
-            return lr * (step + 1) / warm
-        return lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
-    return at
+    return factor
+
+
+def optimiser(model: Any) -> tuple[torch.optim.Adam, LambdaLR]:
+    """Adam over the trainable parameters of ``model``'s image mechanism and labeller (an EMA's copies are not
+    trained), at ``config.lr`` scaled by :func:`cosine_with_warmup`; both go into the resumable state."""
+    params = [p for m in (model.image, model.labeller) for p in m.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=model.config.lr)
+    return opt, LambdaLR(opt, cosine_with_warmup(model.config.steps))
 
 
 def init_distributed() -> tuple[int, int]:
@@ -128,15 +141,15 @@ class TrainingJob:
     log: Log = default_log  # progress lines
 
 
-def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, start: int = 0) -> None:
+def train_image_stage(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, job: TrainingJob, start: int = 0) -> None:
     """Steps ``start``..``config.steps`` of the image stage of ``model`` (an editor with ``image``,
-    ``labeller``, ``config``, ``device``), checkpointing into ``job.out`` on rank 0."""
+    ``labeller``, ``config``, ``device``) with the optimiser and schedule of :func:`optimiser`, checkpointing into
+    ``job.out`` on rank 0."""
     config = model.config
     images, labels, out, rank, world, log, data = job.images, job.labels, job.out, job.rank, job.world, job.log, job.data
     trainer: nn.Module = ImageStage(model.image, model.labeller, config.ctf_weight, config.ctf_fraction, config.ctf_keep)
     if world > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer, device_ids=[model.device.index] if model.device.type == "cuda" else None)
-    sched = lr_at(config.lr, config.steps)
     t0, loss_avg = time.time(), None
     t_mark, step_mark = t0, start  # time left from the pace since the last progress line, not since the start
     per_rank = max(1, config.batch_size // world)
@@ -145,12 +158,11 @@ def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, 
         idx = torch.randint(0, len(images), (per_rank * world,), generator=g)[rank::world]
         xb = images[idx].to(model.device)
         vb = {k: t[idx].to(model.device) for k, t in labels.items()}
-        for grp in opt.param_groups:
-            grp["lr"] = sched(step)
         loss = trainer(xb, vb)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         model.image.after_step()
         loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
         done = step + 1
@@ -161,7 +173,50 @@ def train_image_stage(model: Any, opt: torch.optim.Optimizer, job: TrainingJob, 
             log(f"image step {done}/{config.steps}  loss {loss_avg:.4f}  "
                 f"{now - t0:.0f}s elapsed, ~{rate * (config.steps - done):.0f}s left")
         if out is not None and rank == 0 and (done % config.checkpoint_every == 0) and done < config.steps:
-            save_state(model, opt, out / STATE_FILE, done, True, data)
+            save_state(model, opt, sched, out / STATE_FILE, done, True, data)
+
+
+LOCK_FILE = ".cfedit-training.lock"
+
+
+@contextmanager
+def run_lock(folder: Path | None) -> Iterator[None]:
+    """Hold the run folder ``folder`` for one training at a time: a second training into the same folder is
+    refused at once, naming the holder (process id, host, start time, which the holder writes into the lock
+    file), instead of the two corrupting each other's files. An advisory ``fcntl.flock`` lock: the system
+    releases it when the holder exits, however it ends, so a killed training never leaves the folder locked.
+    Where ``fcntl`` is missing (Windows) nothing is locked. None: no folder, nothing to lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None  # type: ignore[assignment]
+    if folder is None or fcntl is None:
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise storage_error(e, f"cannot lock the run folder {folder}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise CheckpointError(f"{folder} is in use by another training ({holder}): wait for it to end, "
+                                  "or train into another folder") from None
+        except OSError:  # a file system without locks (some network mounts): train unlocked, as before
+            yield
+            return
+        os.ftruncate(fd, 0)
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def data_digest(images: torch.Tensor, labels: Mapping[str, torch.Tensor]) -> str:
@@ -183,22 +238,24 @@ def _fingerprint(model: Any, data: str) -> dict[str, str]:
             "graph": model.graph.to_line(), "data": data}
 
 
-def save_state(model: Any, opt: torch.optim.Optimizer, path: Path, step: int, ncm_done: bool, data: str) -> None:
-    """The resumable training state: weights, Adam moments, step; config, domains, graph and a digest of
-    the data in the metadata."""
+def save_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Path, step: int, ncm_done: bool, data: str) -> None:
+    """The resumable training state: weights (an EMA's too: it is part of the model), Adam's moments and settings,
+    the learning-rate schedule's state, the step; config, domains, graph and a digest of the data in the metadata."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     sd = opt.state_dict()
     for i, st in sd["state"].items():
         for name, t in st.items():
             tensors[f"opt.{i}.{name}"] = torch.as_tensor(t).detach().cpu().contiguous()
-    meta = {"format": model.FORMAT + "-train", "step": step, "ncm_done": bool(ncm_done), **_fingerprint(model, data)}
+    meta = {"format": model.FORMAT + "-train", "step": step, "ncm_done": bool(ncm_done), **_fingerprint(model, data),
+            "optimizer": json.dumps(sd["param_groups"]), "scheduler": json.dumps(sched.state_dict())}
     atomic_write(path, checkpoint.safetensors_bytes(tensors, meta))
 
 
-def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) -> tuple[int, bool]:
+def load_state(model: Any, opt: torch.optim.Optimizer, sched: LambdaLR, path: Path, data: str) -> tuple[int, bool]:
     """Restore a state written by :func:`save_state` for the same config, graph and data; (step, ncm done)."""
-    try:
-        state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    try:  # the weights and Adam's two moments of each: a file announcing more is refused from its header
+        state, meta = checkpoint.load_tensors(path, model.FORMAT + "-train", max_bytes=3 * weights + (1 << 20))
     except CheckpointError as e:
         raise CheckpointError(f"{e}; delete {path} or train into a new folder (--no-resume)") from None
     theirs, ours = {k: meta.get(k) for k in ("config", "graph", "domains", "data")}, _fingerprint(model, data)
@@ -206,14 +263,19 @@ def load_state(model: Any, opt: torch.optim.Optimizer, path: Path, data: str) ->
     if differ:
         raise CheckpointError(f"{path} was written by a run with other {' and '.join(differ)}; "
                               "train into a new folder, or start afresh here (--no-resume, resume=False)")
+    if "scheduler" not in meta or "optimizer" not in meta:
+        raise CheckpointError(f"{path} was written by an older cfedit, without the learning-rate schedule's state: "
+                              "start afresh here (--no-resume, resume=False) or train into a new folder")
     try:
         model.load_state_dict({k[6:]: v.to(model.device) for k, v in state.items() if k.startswith("model.")})
         sd = opt.state_dict()
+        sd["param_groups"] = json.loads(meta["optimizer"])
         for key, t in state.items():
             if key.startswith("opt."):
                 _, i, name = key.split(".", 2)
                 sd["state"].setdefault(int(i), {})[name] = t if name == "step" else t.to(model.device)
         opt.load_state_dict(sd)
-    except (RuntimeError, ValueError, KeyError) as e:
+        sched.load_state_dict(json.loads(meta["scheduler"]))
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{path} does not match this model: {str(e)[:300]}") from None
     return int(meta.get("step", 0)), bool(meta.get("ncm_done"))

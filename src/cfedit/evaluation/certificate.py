@@ -1,6 +1,6 @@
 """A certificate for the edits of one image: what the editor did, next to what any causal model could do.
 
-Editing one image i under do(X = x') with k samples (DESIGN.md sec. 1), :func:`certify` returns
+Editing one image i under do(X = x') with k samples (docs: concepts/verdicts.md), :func:`certify` returns
 
 * the factual reading v = h(i) (or the labels the caller gives), as the editor used it;
 * for each factor, the distribution of its counterfactual value over the k edits, read off the edited
@@ -108,8 +108,22 @@ def certify(editor: Editor, image: np.ndarray, do: Intervention | Mapping[str, o
     """Edit ``image`` (C, H, W) in [0, 1] under ``do`` (names or codes, one factor or several) with ``k``
     samples, and certify the edits against the optimal bounds of every implied query (module docstring).
 
-    ``labels`` (every factor) replace the labeller's reading of the image; ``reader`` reads the edited
-    images (default: the editor's labeller)."""
+    Args:
+        editor: the editor.
+        image: one image (C, H, W) in [0, 1].
+        do: the action, one factor or several (value names or codes).
+        k: edits to draw.
+        seed: the same seed gives the same edits.
+        bounds: where the bounds come from (:class:`QueryBounds`: a world's exact P(V), else the run's NCM).
+        labels: the image's factors (every one), instead of the labeller's reading.
+        reader: reads the edited images (default: the editor's labeller).
+
+    Returns:
+        The :class:`Certificate`: the edits, their readings and one row per implied query.
+
+    Raises:
+        CfeditError: an empty action, an unknown factor or value, or an image of another shape.
+    """
     dom = editor.domains
     x_do = Intervention.of(dom, do)
     if not x_do:

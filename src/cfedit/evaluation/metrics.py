@@ -1,4 +1,4 @@
-"""Metrics of an editor, from factual units, edits and readings of the edited images (DESIGN.md sec. 5).
+"""Metrics of an editor, from factual units, edits and readings of the edited images (docs: guides/evaluation.md).
 
 Arrays in, :class:`Estimate` out: every number carries its sample size and a 95% confidence interval
 (Wilson for proportions of independent trials; a normal interval over units when each unit has several
@@ -19,14 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from cfedit.core.query import Query
+from cfedit.core.results import Result
 from cfedit.errors import QueryError
 
 Z95 = 1.959963984540054  # 97.5% normal quantile: 95% intervals are estimate +- Z95 standard errors
 
 
 @dataclass(frozen=True)
-class Estimate:
-    """A value with its sample size ``n`` and 95% interval [``lower``, ``upper``]."""
+class Estimate(Result):
+    """A value with its sample size ``n`` and 95% interval [``lower``, ``upper``] (NaN: unknown, e.g. n = 0;
+    written as ``null`` by :meth:`~cfedit.core.results.Result.to_json`)."""
 
     value: float
     lower: float
@@ -34,7 +36,9 @@ class Estimate:
     n: int
 
     def format(self, digits: int = 3) -> str:
-        return f"{self.value:.{digits}f} [{self.lower:.{digits}f}, {self.upper:.{digits}f}] (n={self.n})"
+        """``value [lower, upper] (n=N)``, ``-`` for a number that is not finite."""
+        f = lambda x: f"{x:.{digits}f}" if math.isfinite(x) else "-"  # noqa: E731
+        return f"{f(self.value)} [{f(self.lower)}, {f(self.upper)}] (n={self.n})"
 
     def overlaps(self, lo: float, hi: float) -> bool:
         return self.upper >= lo and self.lower <= hi

@@ -32,28 +32,47 @@ its place.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta
 
 from cfedit.core.domains import Domains
 from cfedit.core.query import Query
+from cfedit.core.results import Result
 
 LEVEL = 0.95  # one-sided level of the misread rates' upper limits
 
 
 def upper_limit(k: int, n: int, level: float = LEVEL) -> float:
     """One-sided upper Clopper-Pearson limit of a proportion with k successes in n trials (1 when n = 0 or k = n)."""
+    from scipy.stats import beta  # here: importing scipy.stats fails where torch is absent (the CLI's light install)
+
     if n <= 0 or k >= n:
         return 1.0
     return float(beta.ppf(level, k + 1, n - k))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Misread(Result):
+    """A factor's worst class on labelled images: the class whose misread rate has the largest upper limit."""
+
+    worst_class: str  # the class (its value name)
+    misread: int  # of the class's n images, how many the reader read as another class
+    n: int  # labelled images of the class
+    upper: float  # one-sided upper ``level`` limit of the class's misread rate (1 when n = 0): eps_f
+    level: float  # the limit's one-sided level
+
+    @property
+    def rate(self) -> float:
+        """The class's measured misread rate (NaN when it has no image)."""
+        return self.misread / self.n if self.n else float("nan")
+
+
 def misread_rates(read: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], domains: Domains,
-                  level: float = LEVEL) -> dict[str, dict]:
-    """Per factor, its worst class on labelled images: ``read`` the reader's codes, ``labels`` the true ones.
-    Returns {factor: {"worst class", "misread", "n", "rate", "upper", "level"}}, "upper" the largest over the
-    factor's classes of the one-sided upper limit of the class's misread rate (:func:`upper_limit`)."""
+                  level: float = LEVEL) -> dict[str, Misread]:
+    """Per factor, its worst class on labelled images (:class:`Misread`): ``read`` the reader's codes,
+    ``labels`` the true ones; the worst class has the largest one-sided upper limit of its misread rate
+    (:func:`upper_limit`)."""
     out = {}
     for f in domains.names:
         truth, got = np.asarray(labels[f]), np.asarray(read[f])
@@ -63,14 +82,13 @@ def misread_rates(read: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarra
             n, k = int(mask.sum()), int(np.sum(got[mask] != c))
             classes.append((upper_limit(k, n, level), k, n, c))
         up, k, n, c = max(classes, key=lambda t: (t[0], t[1]))
-        out[f] = {"worst class": domains.values(f)[c], "misread": k, "n": n, "rate": k / n if n else float("nan"),
-                  "upper": up, "level": level}
+        out[f] = Misread(worst_class=domains.values(f)[c], misread=k, n=n, upper=up, level=level)
     return out
 
 
-def misread_bound(query: Query, rates: Mapping[str, Mapping]) -> float:
+def misread_bound(query: Query, rates: Mapping[str, Misread]) -> float:
     """eps of ``query``: the sum of the misread bounds of the factors its outcome event involves (at most 1)."""
-    return float(min(1.0, sum(rates[f]["upper"] for f in dict.fromkeys(a.var for a in query.outcome))))
+    return float(min(1.0, sum(rates[f].upper for f in dict.fromkeys(a.var for a in query.outcome))))
 
 
 def widen(lower: float, upper: float, eps: float) -> tuple[float, float]:
@@ -78,12 +96,13 @@ def widen(lower: float, upper: float, eps: float) -> tuple[float, float]:
     return lower * (1 - eps), upper + (1 - upper) * eps
 
 
-def reader_aware_band(query: Query, lower: float, upper: float, rates: Mapping[str, Mapping]) -> tuple[float, list[float]]:
-    """(eps, [lower', upper']): the query's misread bound and the bounds [lower, upper] widened by it."""
+def reader_aware_band(query: Query, lower: float, upper: float, rates: Mapping[str, Misread]) -> tuple[float, tuple[float, float]]:
+    """(eps, (lower', upper')): the query's misread bound and the bounds [lower, upper] widened by it."""
     eps = misread_bound(query, rates)
-    return eps, [float(t) for t in widen(lower, upper, eps)]
+    lo, hi = widen(lower, upper, eps)
+    return eps, (float(lo), float(hi))
 
 
-def describe(rates: Mapping[str, Mapping]) -> str:
+def describe(rates: Mapping[str, Misread]) -> str:
     """The misread bounds for a report: ``factor upper (class c: k/n misread)``, comma-separated."""
-    return ", ".join(f"{k} {m['upper']:.4f} (class {m['worst class']}: {m['misread']}/{m['n']} misread)" for k, m in rates.items())
+    return ", ".join(f"{k} {m.upper:.4f} (class {m.worst_class}: {m.misread}/{m.n} misread)" for k, m in rates.items())

@@ -1,8 +1,9 @@
-"""The evaluation protocol over several editors, and the paper's comparison (DESIGN.md sec. 5).
+"""The evaluation protocol over several editors, and the paper's comparison (docs: guides/evaluation.md).
 
 :func:`evaluate` draws held-out units from a world, edits them with every method under each intervention
 that the world's documented queries use, reads the edits with the world's oracle (never a method's own
-labeller), and returns a JSON-able results dict for :func:`cfedit.evaluation.report.write_report`. Feature
+labeller), and returns the typed results (:class:`~cfedit.evaluation.results.EvaluationResults`) that
+:func:`cfedit.evaluation.report.write_report` writes. Feature
 counterfactuals are estimated as ctf-consistency defines them, from the oracle's readings of both the
 factual and the edited images, P^(h_W(I), h_W(I_x') | h(I) = v). Editors are given the oracle's reading of
 each factual image as its factors, the same v the estimates condition on (it equals the unit's true factors
@@ -16,10 +17,9 @@ misreads the oracle also makes on the world's own images.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,19 @@ from cfedit.errors import CfeditError
 from cfedit.evaluation import metrics
 from cfedit.evaluation.misread import misread_rates, reader_aware_band
 from cfedit.evaluation.report import markdown_table, write_report
+from cfedit.evaluation.results import (
+    EditorScores,
+    EvaluationResults,
+    InterventionScores,
+    QueryResult,
+    ReaderReport,
+    Realism,
+    ReproduceSummary,
+    Throughput,
+    Verdict,
+    WorldSummary,
+    dumps,
+)
 from cfedit.runs import check_belongs
 from cfedit.scm import ASCM, Units
 from cfedit.worlds import World
@@ -62,11 +75,6 @@ class EvalConfig:
                             "composition_steps": (int, 0, 1000)})
 
 
-def estimate_dict(e: metrics.Estimate) -> dict:
-    """An estimate as the results dict stores it."""
-    return {"value": e.value, "lower": e.lower, "upper": e.upper, "n": e.n}
-
-
 def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean absolute pixel error per image."""
     return np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).reshape(len(a), -1).mean(axis=1)
@@ -87,9 +95,9 @@ def _quiet(message: str) -> None:
 
 
 def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config: EvalConfig = EvalConfig(),
-             log: Callable[[str], None] = _quiet) -> dict:
+             log: Callable[[str], None] = _quiet) -> EvaluationResults:
     """Run the protocol for each editor (an :class:`Editor`, or a factory such as ``Oracle`` that is given
-    the world's ASCM and the units); returns the results dict (see :mod:`cfedit.evaluation.report`)."""
+    the world's ASCM and the units); returns the typed results (:mod:`cfedit.evaluation.results`)."""
     from cfedit.bounds import optimal_bounds
 
     queries = check_queries(world)
@@ -107,19 +115,13 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
     truth_cf = {d: a.counterfactual(units, dict(d)) for d in dos}
     p_v = world.scm.observational()
     bounds = [optimal_bounds(q, world.graph, world.domains, p_v) for q in queries]
-    results: dict = {
-        "world": world.name, "n_units": config.n_units, "k_samples": config.n_samples,
-        "methods": list(editors), "config": asdict(config), "queries": [], "metrics": {}, "interventions": {},
-        "oracle accuracy": {k: estimate_dict(metrics.wilson(h, config.n_units)) for k, h in hits.items()},
-        "oracle misreads": misreads,
-    }
+    scores: dict[str, EditorScores] = {}
     readings: dict[str, dict] = {}
     reference = None  # the realism reference, built at the first method that needs it
     for name, editor in editors.items():
         if not isinstance(editor, Editor):
             editor = editor(a, units)
         log(f"[{world.name}] evaluating {name}")
-        m: dict = {}
         read_by_do, first_images, t_edit, n_edit, made_from = {}, {}, 0.0, 0, {}
         for d in dos:
             t0 = time.perf_counter()
@@ -133,36 +135,36 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         readings[name] = read_by_do
         eff = [metrics.effectiveness(read_by_do[d], dict(d)) for d in dos]
         pres = [metrics.preservation(before, read_by_do[d], list(world.graph.non_descendants(dict(d)))) for d in dos]
-        m["effectiveness"] = estimate_dict(pool_estimates(eff))
-        m["preservation"] = estimate_dict(pool_estimates(pres))
-        results["interventions"][name] = {world.domains.format(dict(d)): {"effectiveness": estimate_dict(e),
-                                                                          "preservation": estimate_dict(p)}
-                                          for d, e, p in zip(dos, eff, pres)}
         stack = lambda per: {k: np.concatenate([per[d][k] for d in dos]) for k in world.domains.names}  # noqa: E731
-        for k, e in metrics.faithfulness(stack(read_by_do), stack(made_from)).items():
-            m[f"faithfulness ({k})"] = estimate_dict(e)  # the oracle's reading of an edit = the editor's own v'
-        m["ground-truth error"] = estimate_dict(metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])))
         edit_dist = np.concatenate([_mae(first_images[d], x) for d in dos])
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])
-        m["minimality excess"] = estimate_dict(metrics.mean_estimate(edit_dist - true_dist))
-        m.update(null_edit_metrics(editor, x, labels, config))
-        m.update(reversibility_metric(editor, x, labels, rev, config, world.domains))
+        null, composition = null_edit_metrics(editor, x, labels, config)
         if config.realism:
             reference = reference or _realism_reference(world, dos, config.n_units, config)
-            m["realism FD"] = _realism(reference, [first_images[d] for d in dos], config)
-        m["edits per second"] = {"value": n_edit / max(t_edit, 1e-9), "lower": None, "upper": None, "n": n_edit}
-        results["metrics"][name] = m
+        scores[name] = EditorScores(
+            effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
+            interventions=tuple(InterventionScores(action=world.domains.format(dict(d)), effectiveness=e, preservation=p,
+                                                   ground_truth_error=metrics.mean_estimate(_mae(first_images[d], truth_cf[d][1])))
+                                for d, e, p in zip(dos, eff, pres)),
+            faithfulness=metrics.faithfulness(stack(read_by_do), stack(made_from)),  # the oracle's reading of an edit = the editor's own v'
+            ground_truth_error=metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])),
+            minimality_excess=metrics.mean_estimate(edit_dist - true_dist),
+            null_edit_error=null, composition_steps=config.composition_steps if composition is not None else 0,
+            composition_error=composition, reversibility_factor=rev or "",
+            reversibility_error=reversibility_metric(editor, x, labels, rev, config, world.domains),
+            realism=_realism(reference, [first_images[d] for d in dos], config) if config.realism else None,
+            throughput=Throughput(per_second=n_edit / max(t_edit, 1e-9), edits=n_edit))
+    rows = []
     for text, q, b in zip(world.queries, queries, bounds):
         eps, aware = reader_aware_band(q, float(b.lower), float(b.upper), misreads)
-        row = {"query": text, "truth": world.scm.probability(q), "lower": float(b.lower), "upper": float(b.upper),
-               "identified": bool(b.identified), "misread bound": eps, "reader-aware band": aware, "methods": {}}
-        for name in editors:
-            e = metrics.ctf_estimate(q, before, readings[name][q.outcome[0].do])  # h(I) and h(I_x'), as ctf-consistency reads them
-            row["methods"][name] = {"estimate": e.value, "lower": e.lower, "upper": e.upper, "n": e.n,
-                                    "inside": bool(e.n > 0 and e.overlaps(b.lower - 1e-9, b.upper + 1e-9)),
-                                    "inside (reader-aware)": bool(e.n > 0 and e.overlaps(aware[0] - 1e-9, aware[1] + 1e-9))}
-        results["queries"].append(row)
-    return results
+        verdicts = {name: Verdict.judge(metrics.ctf_estimate(q, before, readings[name][q.outcome[0].do]),  # h(I) and h(I_x')
+                                        (float(b.lower), float(b.upper)), aware) for name in editors}
+        rows.append(QueryResult(query=text, truth=world.scm.probability(q), lower=float(b.lower), upper=float(b.upper),
+                                identified=bool(b.identified), misread_bound=eps, reader_aware_band=aware, methods=verdicts))
+    reader = ReaderReport(kind="oracle", accuracy={k: metrics.wilson(h, config.n_units) for k, h in hits.items()},
+                          misreads=misreads, held_out=config.n_units)
+    return EvaluationResults(world=world.name, n_units=config.n_units, k_samples=config.n_samples, config=asdict(config),
+                             editors=scores, queries=tuple(rows), reader=reader)
 
 
 def read_distinct(reader: Callable[[np.ndarray], Mapping[str, np.ndarray]], images: np.ndarray) -> dict[str, np.ndarray]:
@@ -183,24 +185,25 @@ def pool_estimates(ests: list[metrics.Estimate]) -> metrics.Estimate:
     return metrics.Estimate(v, min(e.lower for e in ests), max(e.upper for e in ests), sum(e.n for e in ests))
 
 
-def null_edit_metrics(editor, x, labels, config) -> dict:
-    """Reconstruction (the null edit once) and composition (the null edit chained ``composition_steps`` times)."""
+def null_edit_metrics(editor, x, labels, config) -> tuple[metrics.Estimate, metrics.Estimate | None]:
+    """Reconstruction (the null edit once) and composition (the null edit chained ``composition_steps`` times;
+    None when ``composition_steps`` is below 2)."""
     once = editor.edit(x, {}, 1, labels=labels, seed=config.seed).images[:, 0]
-    out = {"null-edit error": estimate_dict(metrics.reconstruction_error(x, once))}
-    if config.composition_steps >= 2:
-        y = once
-        for i in range(config.composition_steps - 1):
-            y = editor.edit(y, {}, 1, labels=labels, seed=config.seed + i + 1).images[:, 0]
-        out[f"composition error ({config.composition_steps} null edits)"] = estimate_dict(metrics.mean_estimate(_mae(y, x)))
-    return out
+    if config.composition_steps < 2:
+        return metrics.reconstruction_error(x, once), None
+    y = once
+    for i in range(config.composition_steps - 1):
+        y = editor.edit(y, {}, 1, labels=labels, seed=config.seed + i + 1).images[:, 0]
+    return metrics.reconstruction_error(x, once), metrics.mean_estimate(_mae(y, x))
 
 
-def reversibility_metric(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig, domains: Domains) -> dict:
+def reversibility_metric(editor: Editor, x: np.ndarray, labels: dict, k: str, config: EvalConfig,
+                         domains: Domains) -> metrics.Estimate | None:
     """Edit X to each other value, then back to each unit's factual value (the edit's own factors as
     labels); the error of the round trip to the factual image. Whole batches each time, so that every
-    editor (the oracle too, which holds its units) is treated alike."""
+    editor (the oracle too, which holds its units) is treated alike. None when ``k`` is empty (not measured)."""
     if not k:
-        return {}
+        return None
     fact = np.asarray(labels[k])
     back = np.zeros_like(x)
     for target in range(domains.size(k)):
@@ -212,7 +215,7 @@ def reversibility_metric(editor: Editor, x: np.ndarray, labels: dict, k: str, co
         for source in np.unique(fact[rows]):
             sub = rows & (fact == source)
             back[sub] = editor.edit(y, {k: int(source)}, 1, labels=v_y, seed=config.seed).images[sub, 0]
-    return {f"reversibility error ({k})": estimate_dict(metrics.mean_estimate(_mae(back, x)))}
+    return metrics.mean_estimate(_mae(back, x))
 
 
 def _realism_reference(world, dos: list, n: int, config) -> tuple:
@@ -228,29 +231,22 @@ def _realism_reference(world, dos: list, n: int, config) -> tuple:
     return feature_net(world), ref, floor
 
 
-def _realism(reference: tuple, edits: list[np.ndarray], config) -> dict:
+def _realism(reference: tuple, edits: list[np.ndarray], config) -> Realism:
     """FD of the edits under each do(x') (pooled) to the world's images under the same do(x') for other
     units; the floor is the same distance for a third set of the world's images (:func:`_realism_reference`)."""
     from cfedit.evaluation.realism import realism
 
     net, ref, floor = reference
     r = realism(net, np.concatenate(edits), ref, floor, seed=config.seed)
-    return {"value": r.value, "lower": r.low, "upper": r.high, "n": r.n, "floor": r.floor, "network": net.fingerprint}
+    return Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor, network=net.fingerprint)
 
 
 def editors_for(ancm) -> dict[str, Editor | EditorFactory]:
     """ANCM, the four baselines (sharing its image mechanism; the Markovian NCM fitted to the ANCM's P(V))
     and the oracle, by name."""
-    from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian
+    from cfedit.editors.baselines import BASELINES
 
-    return {
-        "ancm": ancm,
-        "non-causal": NonCausal(ancm),
-        "associational": Associational(ancm),
-        "markovian": markovian(ancm),
-        "independent": Independent(ancm),
-        "oracle": Oracle,
-    }
+    return {"ancm": ancm, **{name: build(ancm) for name, build in BASELINES.items()}, "oracle": Oracle}
 
 
 def save_grids(world: World, editors: Mapping[str, Editor | EditorFactory], folder: Path, do: Mapping[str, int],
@@ -271,7 +267,7 @@ def save_grids(world: World, editors: Mapping[str, Editor | EditorFactory], fold
 
 
 def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = EvalConfig(),
-                 log: Callable[[str], None] = _quiet) -> dict:
+                 log: Callable[[str], None] = _quiet) -> EvaluationResults:
     """Evaluate a trained ANCM and the baselines built on it; write the report folder; return results."""
     check_belongs(ancm, world)
     check_queries(world)
@@ -280,17 +276,18 @@ def evaluate_run(ancm, world: World, output: str | Path, config: EvalConfig = Ev
     eds = editors_for(ancm)
     t0 = time.perf_counter()
     results = evaluate(world, eds, config, log)
-    results["seconds"] = time.perf_counter() - t0
-    results["grids"] = {}
+    seconds = time.perf_counter() - t0
+    grids: dict[str, str] = {}
     for do in world.figure_actions:
-        results["grids"].update(save_grids(world, eds, output, world.domains.encode(do)))
+        grids.update(save_grids(world, eds, output, world.domains.encode(do)))
+    results = replace(results, seconds=seconds, grids=grids)
     write_report(results, output)
     return results
 
 
 def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = None,
               ancm_config: ANCMConfig | Mapping[str, ANCMConfig] | None = None, config: EvalConfig = EvalConfig(),
-              log: Callable[[str], None] = _quiet, resume: bool = True) -> dict:
+              log: Callable[[str], None] = _quiet, resume: bool = True) -> ReproduceSummary:
     """The paper's comparison from scratch: train an ANCM per world (``worlds``, default every registered
     one; ``ancm_config``: one config, or one per world name, default each world's ``editor_settings``),
     evaluate it and the baselines."""
@@ -303,8 +300,7 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
                or ANCMConfig.from_dict(get_world(n).editor_settings) for n in worlds}
 
     output = Path(output)
-    summary: dict = {"worlds": {}, "steps": {n: c.steps for n, c in configs.items()},
-                     "mechanism": {n: c.image.kind for n, c in configs.items()}}
+    summaries: dict[str, WorldSummary] = {}
     t_all = time.perf_counter()
     for name in worlds:
         w = get_world(name)
@@ -315,34 +311,26 @@ def reproduce(output: str | Path = "reports", worlds: tuple[str, ...] | None = N
         ancm = ANCM.fit(w.graph, w.dataset(WORLD_TRAIN_UNITS, seed=seed),
                         cfg, out_dir=output / name / "editor", log=log, resume=resume)
         t_train = time.perf_counter() - t0
-        res = evaluate_run(ancm, w, output / name, config, log)
-        res["training seconds"] = t_train
-        atomic_write(output / name / "results.json", json.dumps(res, indent=2, default=float))
-        summary["worlds"][name] = {"training seconds": t_train, "steps": steps, "evaluation seconds": res["seconds"],
-                                   "inside": {m: sum(q["methods"][m]["inside"] for q in res["queries"])
-                                              for m in res["methods"]},
-                                   "inside (reader-aware)": {m: sum(q["methods"][m]["inside (reader-aware)"] for q in res["queries"])
-                                                             for m in res["methods"]},
-                                   "queries": len(res["queries"])}
-    summary["seconds"] = time.perf_counter() - t_all
+        res = replace(evaluate_run(ancm, w, output / name, config, log), training_seconds=t_train)
+        atomic_write(output / name / "results.json", dumps(res))
+        summaries[name] = WorldSummary(steps=steps, mechanism=cfg.image.kind, training_seconds=t_train,
+                                       evaluation_seconds=res.seconds or 0.0, counts={m: res.counts(m) for m in res.methods})
+    summary = ReproduceSummary(worlds=summaries, seconds=time.perf_counter() - t_all)
     _write_summary(summary, output)
     return summary
 
 
-def _write_summary(summary: dict, output: Path) -> None:
-    methods = next(iter(summary["worlds"].values()))["inside"].keys() if summary["worlds"] else []
-    def cell(s: dict, m: str) -> str:
-        aware = s.get("inside (reader-aware)", {}).get(m)
-        return f"{s['inside'][m]}/{s['queries']}" + ("" if aware is None else f" ({aware} reader-aware)")
-
-    rows = [[w, *(cell(s, m) for m in methods), f"{s['training seconds']:.0f}",
-             f"{s['evaluation seconds']:.0f}"] for w, s in summary["worlds"].items()]
+def _write_summary(summary: ReproduceSummary, output: Path) -> None:
+    methods = list(next(iter(summary.worlds.values())).counts) if summary.worlds else []
+    rows = [[w, *(s.counts[m].format() for m in methods), f"{s.training_seconds:.0f}",
+             f"{s.evaluation_seconds:.0f}"] for w, s in summary.worlds.items()]
     md = ["# cfedit reproduce", "", "Documented queries whose estimate's 95% interval meets the optimal bounds, per "
-          "method, and in brackets the same with the bounds widened by the oracle's measured misread rate (the "
-          "reader-aware verdict; details and figures in each world's report.md):", "",
+          "method, out of the queries tested (some held-out unit shows the query's evidence), and in brackets the same "
+          "with the bounds widened by the oracle's measured misread rate (the reader-aware verdict; details and figures "
+          "in each world's report.md):", "",
           markdown_table(["world", *methods, "training s", "evaluation s"], rows), "",
-          f"Total time: {summary['seconds']:.0f} s (image-stage training steps: "
-          f"{', '.join(f'{w} {n}' for w, n in summary['steps'].items())}).", ""]
-    md += [f"- [{w}]({w}/report.md)" for w in summary["worlds"]]
+          f"Total time: {summary.seconds:.0f} s (image-stage training steps: "
+          f"{', '.join(f'{w} {s.steps}' for w, s in summary.worlds.items())}).", ""]
+    md += [f"- [{w}]({w}/report.md)" for w in summary.worlds]
     atomic_write(output / "README.md", "\n".join(md) + "\n")
-    atomic_write(output / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write(output / "summary.json", dumps(summary))

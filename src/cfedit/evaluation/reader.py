@@ -21,7 +21,17 @@ import numpy as np
 from cfedit.core.domains import Domains
 from cfedit.core.files import atomic_write, clip
 from cfedit.data import LabelledImages
-from cfedit.editors.checkpoint import digest, file_digest, load_tensors, safetensors_bytes
+from cfedit.editors.checkpoint import (
+    MAX_SIDE,
+    check_layout,
+    digest,
+    file_digest,
+    load_tensors,
+    metadata,
+    read_header,
+    safetensors_bytes,
+    tensor_layout,
+)
 from cfedit.errors import CfeditError, CheckpointError
 from cfedit.worlds.reference import ClassifierConfig, ReferenceNet
 
@@ -90,21 +100,33 @@ class Reader:
             desc = json.loads((folder / DESCRIPTION).read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CheckpointError(f"{clip(folder / DESCRIPTION)} is corrupt: {clip(e, 100)}") from None
+        except RecursionError:
+            raise CheckpointError(f"{clip(folder / DESCRIPTION)} is corrupt: nested too deeply") from None
         if not isinstance(desc, dict) or desc.get("format") != FORMAT:
             raise CheckpointError(f"{clip(folder / DESCRIPTION)} does not describe a cfedit reader")
-        if desc.get("version") != VERSION:
+        if type(desc.get("version")) is not int or desc.get("version") != VERSION:
             raise CheckpointError(f"{clip(folder)} holds a reader of version {clip(desc.get('version'), 20)}; this cfedit "
                                   f"reads version {VERSION}")
-        if desc.get("weights_sha256") != file_digest(folder / WEIGHTS):
-            raise CheckpointError(f"{clip(folder / WEIGHTS)} does not match the digest in {DESCRIPTION}: the file was changed "
-                                  "or damaged")
-        state, meta = load_tensors(folder / WEIGHTS, FORMAT)
+        header = read_header(folder / WEIGHTS)  # its size, and each tensor's shape, before the file is read
+        meta = metadata(header)
         try:
             domains = Domains({str(k): list(v) for k, v in meta["factors"]})
             shape = tuple(int(s) for s in meta["image_shape"])
-            if len(shape) != 3:
+            if len(shape) != 3 or not all(1 <= s <= MAX_SIDE for s in shape):
                 raise ValueError(f"image shape {shape}")
-            net = ReferenceNet.from_state(state, shape, int(np.prod(domains.shape)))
-        except (CfeditError, KeyError, TypeError, ValueError, RuntimeError) as e:
+            n_classes = int(np.prod(domains.shape))
+            if n_classes > MAX_READER_CLASSES:
+                raise ValueError(f"{n_classes:,} joint classes")
+        except (CfeditError, KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{clip(folder / WEIGHTS)} holds no readable reader: {clip(' '.join(str(e).split()), 200)}") from None
+        if meta.get("format") == FORMAT:
+            check_layout(header, folder / WEIGHTS, tensor_layout(ReferenceNet.on_meta(shape, n_classes)), "the reader it describes")
+        if desc.get("weights_sha256") != file_digest(folder / WEIGHTS):
+            raise CheckpointError(f"{clip(folder / WEIGHTS)} does not match the digest in {DESCRIPTION}: the file was changed "
+                                  "or damaged")
+        state, _ = load_tensors(folder / WEIGHTS, FORMAT)
+        try:
+            net = ReferenceNet.from_state(state, shape, n_classes)
+        except RuntimeError as e:
             raise CheckpointError(f"{clip(folder / WEIGHTS)} holds no readable reader: {clip(' '.join(str(e).split()), 200)}") from None
         return cls(net, domains, str(desc.get("trained on", "")))

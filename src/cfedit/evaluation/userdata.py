@@ -1,4 +1,4 @@
-"""Evaluation on a user's own labelled images, without a ground-truth world (DESIGN.md sec. 4).
+"""Evaluation on a user's own labelled images, without a ground-truth world (docs: guides/your-data.md).
 
 The guarantee of the ANCM is checkable without the truth: the optimal bounds of a feature-level query
 come from the diagram G and P(V), which the labels give, and the features of the edits can be read off
@@ -24,19 +24,24 @@ the images. :func:`evaluate_userdata`:
 5. Effectiveness, preservation, null-edit error, composition, reversibility, and realism (FD in the
    reader's features to real images of the folder that carry the intervened value, with its floor).
 
-The results dict has the world reports' layout (:mod:`cfedit.evaluation.report`) with ``truth`` None.
+The results are those of a world evaluation (:class:`~cfedit.evaluation.results.EvaluationResults`) with
+``truth`` None, each query's bootstrap ranges and the labels' :class:`~cfedit.evaluation.results.LabelData`.
+A query that no evaluated image is read as the evidence of is *untested*: counted apart, never inconsistent.
+A folder too small to test the automatic queries is warned of at the start, with the folder size that would
+(:func:`rows_needed`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from cfedit.bounds import count_table, optimal_bounds
+from cfedit.bounds import bounds_on_tables, count_table, optimal_bounds, pooled_table
 from cfedit.bounds.context import Context
 from cfedit.core.config import check_ranges
 from cfedit.core.domains import Domains
@@ -55,17 +60,31 @@ from cfedit.evaluation.misread import describe, misread_rates, reader_aware_band
 from cfedit.evaluation.protocol import (
     MAX_SAMPLES,
     MAX_UNITS,
-    estimate_dict,
     null_edit_metrics,
     pool_estimates,
     read_distinct,
     reversibility_metric,
 )
 from cfedit.evaluation.reader import Reader
-from cfedit.evaluation.report import format_interval, write_report
+from cfedit.evaluation.report import write_report
+from cfedit.evaluation.results import (
+    BootstrapSummary,
+    BoundsRanges,
+    BoundsSource,
+    Compatibility,
+    EditorScores,
+    EvaluationResults,
+    InterventionScores,
+    LabelData,
+    QueryResult,
+    ReaderReport,
+    Realism,
+    Verdict,
+)
 from cfedit.runs import Run
 
 FLAG_BELOW = 0.01  # p-value of the compatibility test below which the report flags the labels
+MIN_EVIDENCE = 10  # expected evaluated images showing a query's evidence for the folder to count as large enough to test it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,31 +152,13 @@ def read_queries(texts: Sequence[str], path: str | Path | None, domains: Domains
     return [edit_form(t, domains)[0] for t in lines]
 
 
-def pooled_table(ctx: Context) -> np.ndarray:
-    """prod_i P(v_i | K_i), K_i the key of V_i in its C-component (:mod:`cfedit.bounds`): the table of the
-    pooled conditionals the bounds' constraints read. It equals P(V) when a model over G produces P(V)."""
-    names = ctx.domains.names
-    comp = {m: c for c in ctx.graph.c_components() for m in c}
-    out = np.ones(ctx.domains.shape)
-    for v in ctx.graph.topological_order():
-        prefix = sorted((m for m in comp[v] if ctx.rank[m] <= ctx.rank[v]), key=ctx.rank.__getitem__)
-        keys = ctx.key_vars(prefix)
-        joint = ctx.marginal((*keys, v))
-        den = joint.sum(axis=-1, keepdims=True)
-        cond = np.divide(joint, den, out=np.zeros_like(joint), where=den > 0)
-        axes = (*keys, v)
-        cond = np.transpose(cond, np.argsort([ctx.axis[a] for a in axes]))
-        out = out * cond.reshape([ctx.domains.size(n) if n in axes else 1 for n in names])
-    return out
-
-
 def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: int, resamples: int = 200,
                      seed: int = 0) -> dict:
     """How far the labels' table is from the pooled table that G's equality constraints give (total
     variation), and a parametric-bootstrap p-value: the share of tables of n rows drawn from the pooled
     table at least as far from their own pooled table. ``flagged`` when p < :data:`FLAG_BELOW`."""
     ctx = Context(graph, domains, p_v)
-    pooled = pooled_table(ctx)
+    pooled = pooled_table(graph, domains, ctx.p)
     tv = float(0.5 * np.abs(ctx.p - pooled).sum())
     if tv < 1e-12:
         return {"tv": tv, "p_value": 1.0, "resamples": 0, "flagged": False}
@@ -167,7 +168,7 @@ def check_compatible(graph: CausalGraph, domains: Domains, p_v: np.ndarray, n: i
     for _ in range(resamples):
         t = (rng.multinomial(n, flat) / n).reshape(domains.shape)
         c = Context(graph, domains, t)
-        tvs.append(0.5 * np.abs(c.p - pooled_table(c)).sum())
+        tvs.append(0.5 * np.abs(c.p - pooled_table(graph, domains, c.p)).sum())
     p = (1 + sum(x >= tv - 1e-12 for x in tvs)) / (resamples + 1)
     return {"tv": tv, "p_value": float(p), "resamples": resamples, "flagged": bool(p < FLAG_BELOW)}
 
@@ -197,18 +198,15 @@ def bound_replicates(queries: Sequence[Query], graph: CausalGraph, domains: Doma
     rng = np.random.default_rng(seed)
     flat = np.asarray(p_v, dtype=float).reshape(-1)
     t0 = time.perf_counter()
-    for r in range(resamples):
-        t = (rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape)
-        for j, (q, row) in enumerate(zip(queries, rows)):
-            if constant[j]:
-                continue
-            try:
-                b = optimal_bounds(q, graph, domains, t)
-            except (QueryError, DataError):
-                row["skipped"] += 1
+    tables = ((rng.multinomial(n, flat / flat.sum()) / n).reshape(domains.shape) for _ in range(resamples))
+    active = [j for j in range(len(queries)) if not constant[j]]
+    for r, bs in enumerate(bounds_on_tables([queries[j] for j in active], graph, domains, tables)):
+        for j, b in zip(active, bs):
+            if b is None:  # the resample lacks the evidence, or no model reproduces it
+                rows[j]["skipped"] += 1
                 lo[r, j] = hi[r, j] = np.nan
-                continue
-            lo[r, j], hi[r, j] = b.lower, b.upper
+            else:
+                lo[r, j], hi[r, j] = b.lower, b.upper
         if log is not None and (r + 1) % 25 == 0:
             log(f"bounds: bootstrap resample {r + 1}/{resamples} ({time.perf_counter() - t0:.0f}s)")
     for row in rows:
@@ -234,6 +232,25 @@ def label_bounds(queries: Sequence[Query], graph: CausalGraph, domains: Domains,
     return rows, band
 
 
+def evidence_probability(query: Query, domains: Domains, p_v: np.ndarray) -> float:
+    """P(V_G = v_G) under ``p_v`` of the query's evidence (the factual factors it conditions on)."""
+    given = {a.var: a.value for a in query.given}
+    index = tuple(given.get(k, slice(None)) for k in domains.names)
+    return float(np.asarray(p_v)[index].sum())
+
+
+def rows_needed(queries: Sequence[Query], domains: Domains, p_v: np.ndarray, eval_share: float,
+                min_evidence: int = MIN_EVIDENCE) -> int:
+    """The smallest folder (labelled images) in which every query's evidence is expected on at least
+    ``min_evidence`` evaluated images: ceil(min_evidence / (p_min eval_share)), p_min the smallest evidence
+    probability under ``p_v`` and ``eval_share`` the share of the folder's rows that are evaluated (those the
+    reader does not train on). 0 without queries; a query whose evidence has probability 0 is left out."""
+    ps = [p for p in (evidence_probability(q, domains, p_v) for q in queries) if p > 0]
+    if not ps:
+        return 0
+    return math.ceil(min_evidence / (min(ps) * eval_share) - 1e-9)
+
+
 # ------------------------------------------------------------------------------ the evaluation
 def _quiet(message: str) -> None:
     pass
@@ -241,8 +258,8 @@ def _quiet(message: str) -> None:
 
 def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, config: UserEvalConfig = UserEvalConfig(),
                       queries: Sequence[Query] = (), name: str = "user data", log: Callable[[str], None] = _quiet,
-                      reader: Reader | None = None) -> tuple[dict, dict]:
-    """Evaluate ``editor`` on labelled images with diagram ``graph``; returns (results dict, figure inputs).
+                      reader: Reader | None = None) -> tuple[EvaluationResults, dict]:
+    """Evaluate ``editor`` on labelled images with diagram ``graph``; returns (results, figure inputs).
     ``reader``: an external reader (then every row is held out of it and evaluated); else one is trained
     on ``config.reader_share`` of the rows."""
     dom = data.domains
@@ -259,12 +276,16 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     if rows.warning:
         log(f"warning: {rows.warning}")
     p_v, n_bounds = rows.p_v, rows.n
-    compat = check_compatible(graph, dom, p_v, n_bounds, seed=config.seed)
-    if compat["flagged"]:
-        log(f"warning: the labels break the diagram's equality constraints (TV {compat['tv']:.4f}, p = {compat['p_value']:.3g})")
-    qs = automatic_queries(graph, dom, p_v, config.top) + list(queries)
+    compat = Compatibility(**check_compatible(graph, dom, p_v, n_bounds, seed=config.seed))
+    if compat.flagged:
+        log(f"warning: the labels break the diagram's equality constraints (TV {compat.tv:.4f}, p = {compat.p_value:.3g})")
+    auto = automatic_queries(graph, dom, p_v, config.top)
+    qs = auto + list(queries)
     if not qs:
         raise CfeditError("no queries to evaluate: give -q or a --top above 0")
+    n_held = n_rows if reader is not None else n_rows - int(round(config.reader_share * n_rows))
+    needed = rows_needed(auto, dom, p_v, 1.0 if reader is not None else 1 - config.reader_share)
+    _warn_if_small(auto, dom, p_v, n_rows, min(config.n_units, n_held), needed, config.n_units, log)
     log(f"bounds of {len(qs)} queries from {n_bounds:,} label rows, {config.bootstrap} bootstrap resamples")
     bounds, band = label_bounds(qs, graph, dom, p_v, n_bounds, config.bootstrap, config.seed, log, interval=config.interval)
     # -- the reader, on its own share of the rows (the rest is held out of it), or the user's
@@ -281,7 +302,7 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         log(f"reader: training on {len(reader_rows):,} rows ({config.reader_epochs} epochs; cached after)")
         reader = Reader.fit(data.subset(reader_rows), config.reader_epochs, config.reader_seed, verbose=False)
     held_read = reader(data.images[held])
-    accuracy = {k: estimate_dict(metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held))) for k in dom.names}
+    accuracy = {k: metrics.wilson(int(np.sum(held_read[k] == data.labels[k][held])), len(held)) for k in dom.names}
     misreads = misread_rates(held_read, {k: data.labels[k][held] for k in dom.names}, dom)
     units = held[:config.n_units]
     x = data.images[units]
@@ -296,44 +317,67 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         first[d] = r.images[:, 0]
     eff = [metrics.effectiveness(read[d], dict(d)) for d in dos]
     pres = [metrics.preservation(before, read[d], list(graph.non_descendants(dict(d)))) for d in dos]
-    m = {"effectiveness": estimate_dict(pool_estimates(eff)), "preservation": estimate_dict(pool_estimates(pres))}
-    m.update(null_edit_metrics(editor, x, before, config))
+    null, composition = null_edit_metrics(editor, x, before, config)
     rev = min(dom.names, key=dom.size) if config.reversibility is None else config.reversibility
     if rev and rev not in dom.names:
         raise CfeditError(f"reversibility factor {rev!r} is not one of {', '.join(dom.names)}")
-    m.update(reversibility_metric(editor, x, before, rev, config, dom))
-    if config.realism:
-        m["realism FD"] = _realism(reader, data, held, dos, first, config.seed)
-    results: dict = {
-        "world": name, "n_units": len(units), "k_samples": config.n_samples, "methods": [editor.name],
-        "config": asdict(config), "queries": [], "metrics": {editor.name: m},
-        "interventions": {editor.name: {dom.format(dict(d)): {"effectiveness": estimate_dict(e), "preservation": estimate_dict(p)}
-                                        for d, e, p in zip(dos, eff, pres)}},
-        "reader accuracy": accuracy, "reader": {"network": reader.fingerprint, "rows": len(reader_rows), "held out": len(held),
-                                                "external": external, "trained on": reader.trained_on},
-        "label rows": n_rows, "compatibility": compat, "reader misreads": misreads,
-        "bounds from": {"source": rows.source, "rows": n_bounds, "evaluation rows": rows.eval_rows,
-                        "training rows": rows.train_rows, "note": rows.note, "warning": rows.warning},
-        "bootstrap": {"resamples": band.replicates, "interval": band.interval, "level": band.level,
-                      "simultaneous alpha": band.alpha, "replicates inside the band": band.covered},
-    }
+    scores = EditorScores(
+        effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
+        interventions=tuple(InterventionScores(action=dom.format(dict(d)), effectiveness=e, preservation=p)
+                            for d, e, p in zip(dos, eff, pres)),
+        null_edit_error=null, composition_steps=config.composition_steps if composition is not None else 0,
+        composition_error=composition, reversibility_factor=rev or "",
+        reversibility_error=reversibility_metric(editor, x, before, rev, config, dom),
+        realism=_realism(reader, data, held, dos, first, config.seed) if config.realism else None)
+    rows_out = []
     for q, b in zip(qs, bounds):
-        e = metrics.ctf_estimate(q, before, read[q.outcome[0].do])
         eps, aware = reader_aware_band(q, *b["band"], misreads)
-        in_band, in_point, in_aware = (bool(e.n > 0 and e.overlaps(r[0] - 1e-9, r[1] + 1e-9)) for r in (b["band"], b["widened"], aware))
-        row = {**b, "truth": None, "kept": is_kept(q, graph), "automatic": q not in queries, "misread bound": eps,
-               "reader-aware band": aware, "methods": {}}
-        row["methods"][editor.name] = {"estimate": e.value, "lower": e.lower, "upper": e.upper, "n": e.n,
-                                       "inside": in_band, "inside pointwise": in_point, "inside (reader-aware)": in_aware}
-        results["queries"].append(row)
-    results["note"] = _note(results)
-    return results, {"x": x, "before": before, "reader": reader}
+        sim, point = (float(b["band"][0]), float(b["band"][1])), (float(b["widened"][0]), float(b["widened"][1]))
+        ranges = BoundsRanges(certified=bool(b["certified"]), lower_range=tuple(b["lower range"]), upper_range=tuple(b["upper range"]),
+                              pointwise=point, band=sim, resamples=int(b["resamples"]), skipped=int(b["skipped"]))
+        verdict = Verdict.judge(metrics.ctf_estimate(q, before, read[q.outcome[0].do]), sim, aware, point)
+        rows_out.append(QueryResult(query=b["query"], truth=None, lower=float(b["lower"]), upper=float(b["upper"]),
+                                    identified=bool(b["identified"]), misread_bound=eps, reader_aware_band=aware,
+                                    methods={editor.name: verdict}, ranges=ranges, kept=is_kept(q, graph),
+                                    automatic=q not in queries))
+    labels = LabelData(label_rows=n_rows, compatibility=compat,
+                       bounds_from=BoundsSource(source=rows.source, rows=n_bounds, evaluation_rows=rows.eval_rows,
+                                                training_rows=rows.train_rows, note=rows.note, warning=rows.warning),
+                       bootstrap=BootstrapSummary(resamples=band.replicates, interval=band.interval, level=band.level,
+                                                  simultaneous_alpha=band.alpha, covered=band.covered),
+                       rows_needed=needed, min_evidence=MIN_EVIDENCE)
+    results = EvaluationResults(
+        world=name, n_units=len(units), k_samples=config.n_samples, config=asdict(config), editors={editor.name: scores},
+        queries=tuple(rows_out), labels=labels,
+        reader=ReaderReport(kind="external" if external else "trained", accuracy=accuracy, misreads=misreads,
+                            network=reader.fingerprint, rows=len(reader_rows), held_out=len(held), trained_on=reader.trained_on))
+    return replace(results, note=_note(results)), {"x": x, "before": before, "reader": reader}
 
 
-def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, first: dict, seed: int) -> dict:
+def _warn_if_small(auto: Sequence[Query], dom: Domains, p_v: np.ndarray, n_rows: int, n_eval: int, needed: int,
+                   n_units: int, log: Callable[[str], None]) -> None:
+    """A warning, before any work, when the folder (or ``n_units``) is too small for every automatic query's
+    evidence to be expected on :data:`MIN_EVIDENCE` of the ``n_eval`` evaluated images."""
+    if not auto:
+        return
+    rare = min(auto, key=lambda q: evidence_probability(q, dom, p_v))
+    p = evidence_probability(rare, dom, p_v)
+    if n_eval * p >= MIN_EVIDENCE:
+        return
+    evidence = ", ".join(f"{a.var}={dom.decode(a.var, a.value)}" for a in rare.given)
+    fix = (f"a folder of at least {needed:,} labelled images" + (f" and -n {math.ceil(MIN_EVIDENCE / p):,}"
+           if n_units * p < MIN_EVIDENCE else "")) if needed > n_rows else f"-n {math.ceil(MIN_EVIDENCE / p):,} or more"
+    log(f"warning: {n_rows:,} labelled images are too few to test the automatic queries: {n_eval:,} images are evaluated, "
+        f"and the rarest evidence ({evidence}, probability {p:.3g} in the labels) is expected on {n_eval * p:.1f} of them. "
+        f"{fix} would give every automatic query's evidence at least {MIN_EVIDENCE} expected evaluated images. Queries "
+        "whose evidence no evaluated image is read as are reported untested (neither consistent nor inconsistent)")
+
+
+def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, first: dict, seed: int) -> Realism | None:
     """FD (reader's features) of the edits under each do(x'), pooled, to held-out real images whose labels
     carry x' (a sample of P(I | X = x'), the only real images of that value), and the floor: the same
-    distance for a disjoint set of such real images. Each action contributes as many images to every set."""
+    distance for a disjoint set of such real images. Each action contributes as many images to every set.
+    None when no action has two held-out images that carry its value."""
     from cfedit.evaluation.realism import realism
 
     rng = np.random.default_rng(seed + 300)
@@ -348,35 +392,40 @@ def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, 
         ref.append(data.images[pick[:m]])
         floor.append(data.images[pick[m:2 * m]])
     if not edits:
-        return {"value": float("nan"), "lower": None, "upper": None, "n": 0}
+        return None
     r = realism(reader, np.concatenate(edits), np.concatenate(ref), np.concatenate(floor), seed=seed)
-    return {"value": r.value, "lower": r.low, "upper": r.high, "n": r.n, "floor": r.floor, "network": reader.fingerprint}
+    return Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor, network=reader.fingerprint)
 
 
-def _note(results: dict) -> str:
-    b, rd = results["bootstrap"], results["reader"]
-    who = (f"an external reader given by the user (network {rd['network']}, trained on {rd.get('trained on') or 'data not recorded'}"
-           "; the user vouches that neither it nor the editor saw these images)" if rd.get("external") else
-           f"a reader trained apart from the editor (its own network {rd['network']} and seed, on {rd['rows']:,} rows held "
+def _note(results: EvaluationResults) -> str:
+    lab, rd = results.labels, results.reader
+    assert lab is not None  # a user-data evaluation
+    b, c, src = lab.bootstrap, lab.compatibility, lab.bounds_from
+    external = rd.kind == "external"
+    who = (f"an external reader given by the user (network {rd.network}, trained on {rd.trained_on or 'data not recorded'}"
+           "; the user vouches that neither it nor the editor saw these images)" if external else
+           f"a reader trained apart from the editor (its own network {rd.network} and seed, on {rd.rows:,} rows held "
            "out of the evaluation; saved in reader/ beside this report)")
-    acc = ", ".join(f"{k} {format_interval(e)}" for k, e in results["reader accuracy"].items())
-    c = results["compatibility"]
-    flag = (f" WARNING: the labels break the diagram's equality constraints (total variation {c['tv']:.4f} to the "
-            f"table of pooled conditionals, p = {c['p_value']:.3g}): check the diagram." if c["flagged"] else
-            f" The labels are compatible with the diagram's equality constraints (total variation {c['tv']:.4f} to the "
-            f"table of pooled conditionals, p = {c['p_value']:.3g}).")
-    src = results["bounds from"]
-    twice = f" WARNING: {src['warning']}." if src.get("warning") else ""
-    mis = describe(results["reader misreads"])
-    return (f"Evaluation without a ground-truth world: {results['label rows']:,} labelled images; the optimal bounds "
-            f"come from the diagram and the empirical P(V) of {src['note']}, recomputed on {b['resamples']} bootstrap resamples "
-            f"of those rows ({b['interval']} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
-            f"over all {len(results['queries'])} queries (one-sided level {b['simultaneous alpha']:.4f} per bound, which "
-            f"holds {b['replicates inside the band']:.1%} of the resamples' bounds of every query at once). A query counts "
+    acc = ", ".join(f"{k} {e.format()}" for k, e in rd.accuracy.items())
+    flag = (f" WARNING: the labels break the diagram's equality constraints (total variation {c.tv:.4f} to the "
+            f"table of pooled conditionals, p = {c.p_value:.3g}): check the diagram." if c.flagged else
+            f" The labels are compatible with the diagram's equality constraints (total variation {c.tv:.4f} to the "
+            f"table of pooled conditionals, p = {c.p_value:.3g}).")
+    twice = f" WARNING: {src.warning}." if src.warning else ""
+    untested = sum(not v.tested for q in results.queries for v in q.methods.values())
+    small = (f" WARNING: {untested} of the queries are untested: no evaluated image was read as their evidence (they count "
+             f"neither as consistent nor as inconsistent). A folder of about {lab.rows_needed:,} labelled images would give "
+             f"every automatic query's evidence at least {lab.min_evidence} expected evaluated images." if untested else "")
+    mis = describe(rd.misreads)
+    return (f"Evaluation without a ground-truth world: {lab.label_rows:,} labelled images; the optimal bounds "
+            f"come from the diagram and the empirical P(V) of {src.note}, recomputed on {b.resamples} bootstrap resamples "
+            f"of those rows ({b.interval} intervals): each query's pointwise 95% range, and a simultaneous 95% band "
+            f"over all {len(results.queries)} queries (one-sided level {b.simultaneous_alpha:.4f} per bound, which "
+            f"holds {b.covered:.1%} of the resamples' bounds of every query at once). A query counts "
             "as consistent ('inside') when the editor's 95% interval meets the simultaneous band. There is no "
-            f"truth column. {results['n_units']} held-out images were edited, {results['k_samples']} sample(s) each. "
+            f"truth column. {results.n_units} held-out images were edited, {results.k_samples} sample(s) each.{small} "
             f"Factors of factual and edited images were read by {who}; its accuracy on the "
-            f"{results['reader']['held out']:,} {'' if rd.get('external') else 'other '}labelled images: {acc}. Every figure is "
+            f"{rd.held_out:,} {'' if external else 'other '}labelled images: {acc}. Every figure is "
             "conditional on this reader: an edit it misreads counts against the editor. Beside the strict verdict, "
             "'inside (reader-aware)': the interval meets the band widened to [l (1 - eps), u + (1 - u) eps], the range of "
             "the read share of an event whose true probability lies in [l, u] when the reader misreads each factor the "
@@ -410,7 +459,7 @@ def save_grids(editor: Editor, fig: dict, graph: CausalGraph, folder: Path, seed
 def evaluate_folder(run: str | Path, images: str | Path, labels: str | Path, output: str | Path, *,
                     graph: str | Path | None = None, config: UserEvalConfig = UserEvalConfig(), queries: Sequence[str] = (),
                     query_file: str | Path | None = None, log: Callable[[str], None] = _quiet,
-                    reader: str | Path | None = None) -> dict:
+                    reader: str | Path | None = None) -> EvaluationResults:
     """``cfedit evaluate RUN --images DIR --labels CSV [--reader DIR]``: load the run, the data (read with the
     run's factors) and the reader folder if given, evaluate, write the report folder; returns the results."""
     editor = Run.load(run).editor
@@ -425,7 +474,7 @@ def evaluate_celeba(run: str | Path, root: str | Path, output: str | Path, *, fa
                     graph: str | Path | None = None, split: str = "test", limit: int | None = None,
                     config: UserEvalConfig = UserEvalConfig(), queries: Sequence[str] = (),
                     query_file: str | Path | None = None, log: Callable[[str], None] = _quiet,
-                    reader: str | Path | None = None) -> dict:
+                    reader: str | Path | None = None) -> EvaluationResults:
     """``cfedit evaluate RUN --celeba DIR [--reader DIR]``: the images of ``split`` ("test" by default, held out of the
     training split that ``cfedit train --celeba`` reads; "all" for a folder without a partition file) at
     the run's image size, factors and diagram as ``cfedit train --celeba`` reads them (:mod:`cfedit.data.celeba`)."""
@@ -454,14 +503,14 @@ def _same_graph(editor: Editor, g: CausalGraph | None, where: object) -> CausalG
 
 
 def _evaluate_and_write(editor: Editor, data: LabelledImages, g: CausalGraph, qs: list[Query], output: str | Path,
-                        config: UserEvalConfig, label: str, log: Callable[[str], None], reader: Reader | None = None) -> dict:
+                        config: UserEvalConfig, label: str, log: Callable[[str], None],
+                        reader: Reader | None = None) -> EvaluationResults:
     t0 = time.perf_counter()
     results, fig = evaluate_userdata(editor, data, g, config, qs, name=f"user data {label}", log=log, reader=reader)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     if reader is None:  # the reader trained here, for `--reader` elsewhere
         fig["reader"].save(output / "reader")
-    results["grids"] = save_grids(editor, fig, g, output, config.seed)
-    results["seconds"] = time.perf_counter() - t0
+    results = replace(results, grids=save_grids(editor, fig, g, output, config.seed), seconds=time.perf_counter() - t0)
     write_report(results, output, title=f"cfedit evaluation on user data: {label}")
     return results

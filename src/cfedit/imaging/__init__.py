@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 
 
 def backend_names() -> tuple[str, ...]:
+    """The registered image mechanisms' names (``kind`` values)."""
     return tuple(BACKENDS)
 
 
@@ -58,6 +59,7 @@ def config_from_dict(d: Mapping[str, object]) -> ImageConfig:
 
 
 def config_to_dict(config: ImageConfig) -> dict:
+    """The dict form of an image config (``{"kind": ..., ...}``), as ``config.json`` holds it."""
     return asdict(config)
 
 

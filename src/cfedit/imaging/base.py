@@ -108,7 +108,9 @@ def _groups(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class DifferentiableEdit(Protocol):
     """A mechanism that can edit with gradients: ``edit_images(images, v, v_new)`` = f^_I(v_new, abduct(images, v))."""
 
-    def edit_images(self, images: torch.Tensor, v: Codes, v_new: Codes) -> torch.Tensor: ...
+    def edit_images(self, images: torch.Tensor, v: Codes, v_new: Codes) -> torch.Tensor:
+        """f^_I(v_new, abduct(images, v)), with gradients (the counterfactual-consistency term's edit)."""
+        ...
 
 
 def one_hot_factors(domains: Domains, v: Codes) -> torch.Tensor:

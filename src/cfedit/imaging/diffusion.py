@@ -4,7 +4,9 @@ The network is a ``diffusers`` ``UNet2DModel``; the factor codes v (one-hot) are
 and added to its time embedding (``class_embed_type="identity"``). It is trained with the DDPM objective
 (noise or velocity prediction), with the condition dropped for a share of each batch so that
 classifier-free guidance is available, and keeps an exponential moving average (EMA) of its weights for
-inference once the training loop has updated it (:meth:`after_step`).
+inference once the training loop has updated it (:meth:`DiffusionMechanism.after_step`): a
+``torch.optim.swa_utils.AveragedModel`` of the network and the condition embedding, its decay warmed up as
+diffusers' ``EMAModel`` does.
 
 * ``generate(v, u)``: the deterministic DDIM sampler (``DDIMScheduler``, eta = 0) from the terminal noise
   u = x_T, conditioned on v;
@@ -28,7 +30,7 @@ the abducted u_I depends on v and f^_I(v, U_I) with U_I from the prior need not 
 Images are mapped to [-1, 1], padded with black to the network's multiple and cropped back. bf16 autocast
 (``amp``) is used for the training loss on CUDA only; sampling and inversion run in float32 so that the
 inversion stays exact. It does not edit differentiably (no :class:`~cfedit.imaging.base.DifferentiableEdit`):
-a gradient through 2 x ``steps`` network evaluations costs many training steps (see the README), so configs
+a gradient through 2 x ``steps`` network evaluations costs many training steps (docs: results/mechanisms.md), so configs
 of this backend train with ``ctf_weight = 0``.
 
 Notation: ``v`` -> V (integer codes per factor), ``u`` -> U_I = x_T (padded image shape), ``images`` -> I.
@@ -38,11 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from cfedit.core.config import check_choice, check_ranges
 from cfedit.core.domains import Domains
@@ -52,6 +56,8 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class DiffusionConfig(ImageConfig):
+    """Settings of the diffusion mechanism (``[image] kind = "diffusion"``); what each does: the docs page "Image mechanisms"."""
+
     kind: str = "diffusion"  # the backend's name in the registry
     channels: tuple[int, ...] = (32, 64, 64)  # UNet channels per resolution (each level halves the image)
     layers_per_block: int = 1  # resnet layers per UNet block
@@ -68,8 +74,8 @@ class DiffusionConfig(ImageConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(self.channels))
-        if not self.channels or len(self.channels) > 6 or not all(isinstance(c, int) and 1 <= c <= 4096 for c in self.channels):
-            raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 4096, got {self.channels!r}")
+        if not self.channels or len(self.channels) > 6 or not all(type(c) is int and 1 <= c <= 1024 for c in self.channels):
+            raise CfeditError(f"DiffusionConfig.channels must be 1 to 6 integers from 1 to 1024, got {self.channels!r}")
         check_ranges(self, {"layers_per_block": (int, 1, 16), "steps": (int, 1, 1000), "inversion_iters": (int, 0, 20),
                             "guidance": (float, 0, 100), "invert_to": (float, 0, 1), "cond_dropout": (float, 0, 1),
                             "ema_decay": (float, 0, 1)})
@@ -113,42 +119,42 @@ class DiffusionMechanism(ImageMechanism):
                                add_attention=config.attention, norm_num_groups=groups, class_embed_type="identity",
                                attention_head_dim=min(8, config.channels[-1]))
         self.embed = nn.Linear(cond_dim(domains), 4 * config.channels[0])  # v -> added to the time embedding
-        for name, p in self._live().items():
-            self.register_buffer(_ema_name(name), p.detach().clone())
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        # the EMA of the trained weights (net and embed), used for inference; its copies are not trained by gradients
+        self.ema = AveragedModel(self._trained(), multi_avg_fn=ema_with_warmup(config.ema_decay))
+        self.ema.requires_grad_(False)
+        self.register_load_state_dict_pre_hook(_renamed_ema)
 
     # ------------------------------------------------------------------ weights: live and EMA
-    def _live(self) -> dict[str, torch.Tensor]:
-        return {n: p for n, p in self.named_parameters()}
+    def _trained(self) -> nn.ModuleDict:
+        """The modules the optimiser trains (the live weights), in the EMA's order."""
+        return nn.ModuleDict({"net": self.net, "embed": self.embed})
+
+    @property
+    def ema_updates(self) -> int:
+        """How many optimiser steps the EMA has averaged (the first one copies the live weights)."""
+        return int(self.ema.n_averaged)
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """EMA update after an optimiser step (decay warmed up as (1 + n) / (10 + n), so short runs are not stuck at init)."""
-        if self.config.ema_decay == 0:
-            return
-        n = int(self.ema_updates)
-        d = min(self.config.ema_decay, (1 + n) / (10 + n))
-        for name, p in self._live().items():
-            getattr(self, _ema_name(name)).lerp_(p.detach(), 1 - d)
-        self.ema_updates += 1
+        """EMA update after an optimiser step (:func:`ema_with_warmup`); nothing when ``ema_decay`` is 0."""
+        if self.config.ema_decay > 0:
+            self.ema.update_parameters(self._trained())
 
-    def _weights(self) -> dict[str, torch.Tensor] | None:
-        """The EMA weights once the training loop has updated them (and the module is not training), else None (live)."""
-        if self.training or self.config.ema_decay == 0 or int(self.ema_updates) == 0:
-            return None
-        return {name: getattr(self, _ema_name(name)) for name in self._live()}
+    def _weights(self) -> nn.ModuleDict:
+        """The EMA's modules once the training loop has updated them (and the module is not training), else the live ones."""
+        if self.training or self.config.ema_decay == 0 or self.ema_updates == 0:
+            return self._trained()
+        return self.ema.module  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ the network
-    def _eps(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor, weights: dict | None) -> torch.Tensor:
-        """The network's output at (x, t) given condition vectors y (one-hot codes; zeros: unconditional)."""
+    def _eps(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor, weights: nn.ModuleDict | None = None) -> torch.Tensor:
+        """The network's output at (x, t) given condition vectors y (one-hot codes; zeros: unconditional), with the
+        ``weights`` of :meth:`_weights` (None: the live ones)."""
         t = torch.as_tensor(t, device=x.device).expand(len(x)) if torch.as_tensor(t).dim() == 0 else t
-        if weights is None:
-            return self.net(x, t, class_labels=self.embed(y)).sample
-        emb = F.linear(y, weights["embed.weight"], weights["embed.bias"])
-        net_w = {k[4:]: v for k, v in weights.items() if k.startswith("net.")}
-        return torch.func.functional_call(self.net, net_w, (x, t), {"class_labels": emb}).sample
+        w = self._trained() if weights is None else weights
+        return w["net"](x, t, class_labels=w["embed"](y)).sample
 
-    def _guided(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: dict | None) -> torch.Tensor:
+    def _guided(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: nn.ModuleDict) -> torch.Tensor:
         g = self.config.guidance
         if g == 1.0:
             return self._eps(x, t, y, weights)
@@ -247,7 +253,7 @@ class DiffusionMechanism(ImageMechanism):
                 x = inv.step(self._noise(x, t_hi, y, weights, inv), t_hi, x_lo).prev_sample
         return x
 
-    def _noise(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: dict | None, sched) -> torch.Tensor:
+    def _noise(self, x: torch.Tensor, t: int, y: torch.Tensor, weights: nn.ModuleDict, sched) -> torch.Tensor:
         """The noise the network predicts at (x, t), whatever its target (velocity: eps = sqrt(a) v + sqrt(1 - a) x)."""
         out = self._guided(x, t, y, weights)
         if self.config.prediction == "epsilon":
@@ -256,5 +262,24 @@ class DiffusionMechanism(ImageMechanism):
         return a.sqrt() * out + (1 - a).sqrt() * x
 
 
-def _ema_name(param: str) -> str:
-    return "ema__" + param.replace(".", "__")
+def ema_with_warmup(decay: float) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
+    """``AveragedModel``'s ``multi_avg_fn``: ema <- ema + (1 - d) (live - ema), d = min(decay, (1 + n) / (10 + n)) at its
+    n-th average (n >= 1; the first copies the live weights), the warm-up of diffusers' ``EMAModel`` (so that a short
+    run is not held near its first weights). ``torch.optim.swa_utils.get_ema_multi_avg_fn`` is the same without it."""
+
+    @torch.no_grad()
+    def average(ema: list[torch.Tensor], live: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = int(n_averaged)
+        for e, p in zip(ema, live):
+            e.lerp_(p, 1 - min(decay, (1 + n) / (10 + n)))
+
+    return average
+
+
+def _renamed_ema(module: nn.Module, state: dict, prefix: str, *args) -> None:
+    """Load checkpoints written before the EMA was an ``AveragedModel``: buffers ``ema__net__<name>`` (dots as
+    double underscores) and ``ema_updates`` become ``ema.module.net.<name>`` and ``ema.n_averaged``."""
+    for key in [k for k in state if k.startswith(prefix + "ema__")]:
+        state[prefix + "ema.module." + key[len(prefix) + 5:].replace("__", ".")] = state.pop(key)
+    if prefix + "ema_updates" in state:
+        state[prefix + "ema.n_averaged"] = state.pop(prefix + "ema_updates")

@@ -17,6 +17,8 @@ from cfedit.imaging.base import Codes, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class LabellerConfig:
+    """Settings of the labeller h (``ANCMConfig.labeller``; the ``[labeller]`` table of a settings file)."""
+
     width: int = 32  # channels of the first conv layer
 
     def __post_init__(self) -> None:
@@ -26,9 +28,9 @@ class LabellerConfig:
 class Labeller(nn.Module):
     """h: images -> factor codes; a small CNN with one categorical head per factor.
 
-    A continuous factor gets a regression head: two outputs, the mean (on [-1, 1] across its interval) and
-    the log of the standard deviation of a Gaussian, trained by its negative log-likelihood beside the
-    categorical ones; ``predict`` reads the mean, clipped to the interval."""
+    A continuous factor gets a regression head: two outputs, the mean of a Gaussian (on [-1, 1] across its
+    interval) and, through a softplus, its standard deviation, trained by its negative log-likelihood beside
+    the categorical ones; ``predict`` reads the mean, clipped to the interval."""
 
     def __init__(self, domains: Domains, image_shape: tuple[int, int, int], config: LabellerConfig = LabellerConfig()):
         super().__init__()
@@ -58,8 +60,8 @@ class Labeller(nn.Module):
         return law
 
     def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
-        """Negative log-likelihood of the factors, summed over factors (a continuous factor's in units of half
-        its interval, so that its scale does not weigh it)."""
+        """Negative log-likelihood of the labeller's reading against the labels, summed over the factors (a
+        continuous factor's in units of half its interval, so that its scale does not weigh it)."""
         out = self(images)
         total = images.new_zeros(())
         for k in self.domains.names:

@@ -25,9 +25,11 @@ from cfedit.imaging.base import Codes, ImageConfig, ImageMechanism, check_images
 
 @dataclass(frozen=True, kw_only=True)
 class VAEConfig(ImageConfig):
+    """Settings of the conditional VAE (``[image] kind = "vae"``); what each does: the docs page "Image mechanisms"."""
+
     kind: str = "vae"  # the backend's name in the registry
-    latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: see README)
-    width: int = 32  # channels of the first conv layer (doubled at every further stage)
+    latent_dim: int = 8  # dimension of U_I (larger reconstructs better but leaks the factors into u: docs/guides/image-mechanisms.md)
+    width: int = 32  # channels of the first conv layer (doubled at every further stage; at most 1024)
     beta: float = 1.0  # weight of the KL term (higher: u holds less, reconstructions blur)
     depth: int = 2  # stride-2 stages of the encoder and of the decoder; image sides must be multiples of 2**depth
     blocks: int = 0  # residual 3x3 conv blocks after each decoder stage but the last (capacity at low resolution)
@@ -35,7 +37,7 @@ class VAEConfig(ImageConfig):
     residual: bool = False  # U_I also holds the pixels the decoder misses: f^_I(v, (z, r)) = dec(v, z) + r (see the class doc)
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 4096), "beta": (float, 0, 1e6),
+        check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 1024), "beta": (float, 0, 1e6),
                             "depth": (int, 1, 8), "blocks": (int, 0, 16)})
         check_choice(self, "norm", NORMS)
         if not isinstance(self.residual, bool):

@@ -5,8 +5,8 @@ folder written by ``cfedit train`` / ``cfedit demo``, or a shipped editor named 
 (:mod:`cfedit.runs.pretrained`).
 """
 
-from cfedit.runs.pretrained import PretrainedEntry, list_pretrained, pretrained_folder
+from cfedit.runs.pretrained import list_pretrained, pretrained_folder
 from cfedit.runs.run import PRETRAINED_PREFIX, QueryBounds, Run, check_belongs, matching_world
 
-__all__ = ["PRETRAINED_PREFIX", "PretrainedEntry", "QueryBounds", "Run", "check_belongs", "list_pretrained", "matching_world",
+__all__ = ["PRETRAINED_PREFIX", "QueryBounds", "Run", "check_belongs", "list_pretrained", "matching_world",
            "pretrained_folder"]

@@ -1,89 +1,51 @@
-"""The editors that ship with the package, and their manifest.
-
-Each shipped editor is a checkpoint folder (``weights.safetensors``, ``config.json``, ``graph.cg``) inside
-``cfedit/runs/artefacts/``; ``manifest.json`` beside them records, per artefact, the world, the image
-mechanism, the command that made it, its seed, steps, wall time and machine, the SHA-256 of every file, and
-the figures its evaluation measured. :func:`pretrained_folder` checks the files' digests against the manifest
-before anything reads them; the checkpoint loader then applies its own checks.
-"""
+"""The editors that ship with the package: ``pretrained:NAME`` (see :mod:`cfedit.artefacts` for the manifest)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-from cfedit.editors.checkpoint import file_digest
-from cfedit.errors import CfeditError, CheckpointError
+from cfedit.artefacts import Artefact, artefacts_folder, checked_files, read_manifest, sha256, write_manifest
+from cfedit.errors import CfeditError
 
-__all__ = ["MANIFEST_FORMAT", "PretrainedEntry", "artefacts_folder", "list_pretrained", "pretrained_folder", "read_manifest"]
-
-MANIFEST_FORMAT = "cfedit-pretrained"
-MANIFEST_VERSION = 1
+__all__ = ["list_pretrained", "package_editor", "pretrained_folder"]
 
 
-@dataclass(frozen=True)
-class PretrainedEntry:
-    """One shipped artefact as the manifest records it."""
-
-    name: str
-    kind: str  # "editor"
-    world: str
-    mechanism: str
-    files: dict[str, str]  # file name -> SHA-256
-    command: str  # the command that made it (reproduces it byte for byte on the same software)
-    seed: int
-    steps: int
-    wall_seconds: float
-    hardware: str
-    dtype: str  # how the weights are stored (float16 halves the package)
-    figures: dict = field(default_factory=dict)  # measured by `cfedit evaluate` (see the docs' results page)
-
-    @property
-    def fingerprint(self) -> str:
-        """The first 12 hex digits of the weights' SHA-256: the same on every machine."""
-        return self.files.get("weights.safetensors", "")[:12]
-
-
-def artefacts_folder() -> Path:
-    """The package folder that holds the shipped artefacts and ``manifest.json``."""
-    return Path(str(resources.files("cfedit.runs.artefacts")))
-
-
-def read_manifest(folder: Path | None = None) -> dict[str, PretrainedEntry]:
-    """The manifest's entries by name (an empty dict where the package ships none)."""
-    path = (folder or artefacts_folder()) / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("format") != MANIFEST_FORMAT or raw.get("version") != MANIFEST_VERSION:
-            raise CheckpointError(f"{path} is not a version-{MANIFEST_VERSION} cfedit manifest")
-        return {name: PretrainedEntry(name=name, **entry) for name, entry in raw["artefacts"].items()}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"the package's manifest {path} is unreadable ({str(e)[:200]}): reinstall cfedit") from None
-
-
-def list_pretrained() -> list[PretrainedEntry]:
-    """Every shipped artefact, by name."""
-    return [e for _, e in sorted(read_manifest().items())]
+def list_pretrained(folder: Path | None = None) -> list[Artefact]:
+    """Every shipped editor, by name."""
+    return [a for _, a in sorted(read_manifest(folder).items()) if a.kind == "editor"]
 
 
 def pretrained_folder(name: str, folder: Path | None = None) -> Path:
     """The checkpoint folder of the shipped editor ``name``, after checking every file against the manifest."""
-    base = folder or artefacts_folder()
-    entries = read_manifest(base)
-    if name not in entries:
-        known = ", ".join(sorted(entries)) or "none in this installation"
+    editors = {a.name: a for a in list_pretrained(folder)}
+    if name not in editors:
+        known = ", ".join(sorted(editors)) or "none in this installation"
         raise CfeditError(f"no shipped editor named {name!r}; shipped: {known}")
-    entry = entries[name]
+    paths = checked_files(editors[name], folder)
+    return next(iter(paths.values())).parent
+
+
+def package_editor(run: str | Path, name: str, *, command: str, seed: int, wall_seconds: float, hardware: str,
+                   figures: dict | None = None, dtype: str = "float16", folder: Path | None = None) -> Artefact:
+    """Copy the trained run ``run`` into the artefacts folder as the shipped editor ``name`` (weights stored as
+    ``dtype``), and record it in the manifest with its provenance and ``figures``. For maintainers: the script
+    ``scripts/pretrained.py`` trains each shipped editor and calls this."""
+    import torch
+
+    from cfedit.editors.ancm import ANCM
+
+    base = folder or artefacts_folder()
+    model = ANCM.load(Path(run) / "editor" if (Path(run) / "editor").is_dir() else run)
+    if dtype not in ("float16", "float32"):
+        raise CfeditError(f"dtype must be float16 or float32, not {dtype!r}")
     out = base / name
-    for file, expected in sorted(entry.files.items()):
-        path = out / file
-        if not path.is_file():
-            raise CheckpointError(f"the shipped editor {name!r} lacks {file}: reinstall cfedit")
-        if file_digest(path) != expected:
-            raise CheckpointError(f"{path} does not match the digest in the package's manifest: the file was changed or "
-                                  "damaged; reinstall cfedit")
-    return out
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out, dtype=getattr(torch, dtype))
+    files = {f"{name}/{f}": sha256(out / f) for f in ("weights.safetensors", "config.json", "graph.cg")}
+    entry = Artefact(name=name, kind="editor", files=files, command=command, seed=seed, wall_seconds=round(wall_seconds, 1),
+                     hardware=hardware, world=name, mechanism=model.config.image.kind, steps=model.config.steps, dtype=dtype,
+                     figures=dict(figures or {}))
+    manifest = read_manifest(base)
+    manifest[name] = entry
+    write_manifest(manifest, base)
+    return entry

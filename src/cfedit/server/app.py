@@ -8,8 +8,10 @@ from the package into memory, so no request names a file). Each edit is
 :func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
 
 Bad input never yields a 5xx: a refusal is ``{"detail": "one line"}`` with 400 (bad values, unknown
-factors, unreadable query), 404 (unknown example), 413 (a body or image over the limits), 415 (not a PNG
-or JPEG) or 422 (a request that does not match the schema). OpenAPI at ``/openapi.json``, docs at ``/docs``.
+factors, unreadable query, a Host header that does not name this server), 404 (unknown example), 408 (a body
+that does not arrive in time), 413 (a body or image over the limits), 415 (not a PNG or JPEG) or 422 (a
+request that does not match the schema); 503 with ``Retry-After`` says the server holds as many uploads as
+it takes at once (:mod:`cfedit.server.limits`). OpenAPI at ``/openapi.json``, docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +29,7 @@ import numpy as np
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from cfedit.core.config import check_ranges
 from cfedit.editors.base import Editor
@@ -34,10 +37,10 @@ from cfedit.errors import CfeditError
 from cfedit.evaluation.certificate import certify, label_reader
 from cfedit.runs import Run
 from cfedit.server.images import MAX_UPLOAD_BYTES, ImageRefused, decode, from_base64, png_base64, read_file
+from cfedit.server.limits import BODY_TIMEOUT, LOOPBACK_NAMES, MAX_BODY_BYTES, UPLOAD_BUDGET, add_limits
 from cfedit.worlds import World
 
 MAX_K = 64  # edit samples of one request
-MAX_BODY_BYTES = (MAX_UPLOAD_BYTES * 4) // 3 + (64 << 10)  # a request body: a base64 image at the limit plus the rest
 MAX_QUERY_CHARS = 1000
 log = logging.getLogger("cfedit")
 
@@ -47,13 +50,20 @@ class ServeConfig:
     n_examples: int = 12  # example images offered (from the world's evaluation pool or the --examples folder)
     seed: int = 0  # which units of the world's evaluation pool are the examples
     parallel: int = 0  # edits computed at once (others wait their turn); 0: one per core, so threads do not thrash
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES  # names the Host header may give, besides IP addresses ("*": any)
+    body_timeout: float = BODY_TIMEOUT  # seconds for a whole request body to arrive (else 408)
+    upload_budget: int = UPLOAD_BUDGET  # bytes of request bodies held at once, all connections together (else 503)
 
     def __post_init__(self) -> None:
-        check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1), "parallel": (int, 0, 1024)})
+        check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1), "parallel": (int, 0, 1024),
+                            "body_timeout": (float, 0.01, 3600), "upload_budget": (int, MAX_BODY_BYTES, 1 << 40)})
+        if isinstance(self.allowed_hosts, str) or not all(isinstance(h, str) and h for h in self.allowed_hosts):
+            raise CfeditError(f"ServeConfig.allowed_hosts must be a tuple of host names, got {str(self.allowed_hosts)[:80]!r}")
 
 
 # ---------------------------------------------------------------------------------------------- schemas
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# Requests take strict types: ``"k": true``, ``1.0`` or ``"8"`` is a 422, not the number 1 or 8.
+Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 
 
 class Error(BaseModel):
@@ -61,12 +71,12 @@ class Error(BaseModel):
 
 
 class EditRequest(BaseModel):
-    image: Optional[str] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
+    image: Optional[StrictStr] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
                                  "is allowed); resized to the run's image size. Give this or `example`")
-    example: Optional[int] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
+    example: Optional[StrictInt] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
     do: dict[Name, Name] = Field(min_length=1, max_length=32, description='the intervention, value names by factor: {"C": "green"}')
-    k: int = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
+    k: StrictInt = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
     labels: Optional[dict[Name, Name]] = Field(None, max_length=32, description="the image's factors (all of them), "
                                                "used instead of the labeller's reading")
 
@@ -118,7 +128,7 @@ class EditResponse(BaseModel):
 
 
 class BoundsRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')
+    query: StrictStr = Field(min_length=1, max_length=MAX_QUERY_CHARS, description='e.g. "P(B[C=green]=1 | D=7, C=red, B=0)"')
 
 
 class BoundsResponse(BaseModel):
@@ -159,50 +169,14 @@ class ModelInfo(BaseModel):
     queries: list[str] = Field(description="the world's documented queries")
     p_v: str
     limits: dict[str, int]
+    run: str = Field("", description="this run's name where several are served (each under /w/NAME/)")
+    runs: list[str] = Field(default_factory=list, description="every run served, for the page's selector (empty: one run)")
 
 
-REFUSALS = {400: {"model": Error}, 404: {"model": Error}, 413: {"model": Error}, 415: {"model": Error}, 422: {"model": Error}}
+REFUSALS = {status: {"model": Error} for status in (400, 404, 408, 413, 415, 422, 503)}
 
 
 # ---------------------------------------------------------------------------------------------- the app
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes (announced, or counted as it arrives) gets a 413
-    before the application reads any of it."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        size = dict(scope.get("headers") or []).get(b"content-length")
-        if size is not None and (not size.isdigit() or int(size) > self.limit):
-            return await self._refuse(scope, receive, send)
-        chunks, seen, more = [], 0, True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":  # the client left
-                return None
-            chunks.append(msg.get("body", b""))
-            seen += len(chunks[-1])
-            more = msg.get("more_body", False)
-            if seen > self.limit:
-                return await self._refuse(scope, receive, send)
-        body, sent = b"".join(chunks), False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-    async def _refuse(self, scope, receive, send) -> None:
-        await JSONResponse({"detail": f"the request body is larger than {self.limit:,} bytes"}, status_code=413)(scope, receive, send)
-
-
 def _examples(editor: Editor, world: World | None, folder: Path | None, config: ServeConfig) -> tuple[str, np.ndarray]:
     if folder is not None:
         files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg") and p.is_file())
@@ -220,9 +194,12 @@ def _static(name: str) -> str:
     return resources.files("cfedit.server").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def create_app(run: Run, examples: Path | None = None, config: ServeConfig = ServeConfig()) -> FastAPI:
+def create_app(run: Run, examples: Path | None = None, config: ServeConfig = ServeConfig(), *, menu: tuple[str, ...] = (),
+               limits: bool = True) -> FastAPI:
     """The application for one run (its world, when it belongs to one, gives exact bounds, truths,
-    documented queries and examples; ``examples``: a folder of example images instead)."""
+    documented queries and examples; ``examples``: a folder of example images instead). ``menu`` names every run
+    served beside it (the page's selector; :func:`create_multi_app`); ``limits``: put the request limits in front
+    (off for an app mounted inside one that has them)."""
     editor, world, bounds = run.editor, run.world, run.bounds
     dom = editor.domains
     source, ex_images = _examples(editor, world, examples, config)
@@ -238,7 +215,8 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         factors=dom.as_dict(), image_shape=list(editor.image_shape),
         training=editor.training_record.to_json(),
         world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
-        limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS})
+        limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS},
+        run=run.name if menu else "", runs=list(menu))
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
     turns = threading.BoundedSemaphore(config.parallel or os.cpu_count() or 1)
 
@@ -255,7 +233,8 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         return JSONResponse({"detail": f"{where + ': ' if where else ''}{first.get('msg', 'invalid')}"[:300]}, status_code=422)
 
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    if limits:
+        add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -332,3 +311,30 @@ def _schema(app: FastAPI, dom, n_examples: int) -> dict:
             branch["maximum"] = max(0, n_examples - 1)
     app.openapi_schema = schema
     return schema
+
+
+def create_multi_app(runs: Mapping[str, Run], config: ServeConfig = ServeConfig()) -> FastAPI:
+    """Several runs side by side (``cfedit serve`` with no run: every shipped editor): each run's application
+    under ``/w/NAME/`` with a selector on its page, ``/`` leading to the first. The request limits hold for
+    all of them together."""
+    if not runs:
+        raise CfeditError("no run to serve")
+    from fastapi.responses import RedirectResponse
+
+    app = FastAPI(title="cfedit web editor", version="1", description="Several runs, each under /w/NAME/ (its API at /w/NAME/docs).")
+    add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
+    names = tuple(runs)
+
+    @app.get("/", include_in_schema=False)
+    def first() -> RedirectResponse:
+        return RedirectResponse(f"/w/{names[0]}/")
+
+    @app.get("/api/runs", include_in_schema=True)
+    def list_runs() -> dict[str, list[str]]:
+        """The runs served, each under /w/NAME/."""
+        return {"runs": list(names)}
+
+    for name, run in runs.items():
+        app.add_api_route(f"/w/{name}", lambda name=name: RedirectResponse(f"/w/{name}/"), include_in_schema=False)
+        app.mount(f"/w/{name}", create_app(run, None, config, menu=names, limits=False))
+    return app

@@ -11,11 +11,11 @@ import base64
 import binascii
 import io
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from cfedit.core.files import ImageTooLarge, NotAnImage, open_image
 from cfedit.errors import DataError
 
 MAX_UPLOAD_BYTES = 5 << 20  # largest image file accepted (5 MiB)
@@ -49,34 +49,27 @@ def from_base64(text: str) -> bytes:
     return data
 
 
-def decode(data: bytes, shape: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int] | None]:
-    """A PNG or JPEG file's bytes as float32 (C, H, W) in [0, 1] of the editor's ``shape``: any colour mode
-    converted to the editor's (RGB for 3 channels), any other size resized (returned as (width, height) it had; None when it fitted)."""
-    from PIL import Image, UnidentifiedImageError
+def decode(data: bytes, shape: tuple[int, int, int], name: str = "the image") -> tuple[np.ndarray, tuple[int, int] | None]:
+    """A PNG or JPEG file's bytes as float32 (C, H, W) in [0, 1] of the editor's ``shape``, upright (its EXIF
+    orientation applied, :func:`cfedit.core.files.open_image`): any colour mode converted to the editor's (RGB for
+    3 channels), any other size resized (returned as the (width, height) it had upright; None when it fitted)."""
+    from PIL import Image
 
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageRefused(f"the image has {len(data):,} bytes, more than the limit of {MAX_UPLOAD_BYTES >> 20} MiB", 413)
+        raise ImageRefused(f"{name} has {len(data):,} bytes, more than the limit of {MAX_UPLOAD_BYTES >> 20} MiB", 413)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                if img.format not in FORMATS:
-                    raise ImageRefused(f"the image is {img.format or 'of an unknown format'}; send a PNG or JPEG", 415)
-                w, h = img.size
-                if w * h > MAX_UPLOAD_PIXELS:
-                    raise ImageRefused(f"the image has {w}x{h} pixels, more than the limit of {MAX_UPLOAD_PIXELS:,}", 413)
-                img.load()
-                rgb = img.convert(_MODES.get(shape[0], "RGB"))
-    except ImageRefused:
-        raise
-    except UnidentifiedImageError:
-        raise ImageRefused("the upload is not an image; send a PNG or JPEG", 415) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageRefused(f"the image cannot be decoded: {str(e)[:200]}") from None
+        img = open_image(data, name=name, max_pixels=MAX_UPLOAD_PIXELS, formats=FORMATS)
+    except NotAnImage as e:
+        raise ImageRefused(str(e), 415) from None
+    except ImageTooLarge as e:
+        raise ImageRefused(str(e), 413) from None
+    except DataError as e:
+        raise ImageRefused(str(e)) from None
+    rgb = img.convert(_MODES.get(shape[0], "RGB"))
     _, hh, ww = shape
     resized = None
-    if (w, h) != (ww, hh):
-        rgb, resized = rgb.resize((ww, hh), Image.BILINEAR), (w, h)
+    if rgb.size != (ww, hh):
+        rgb, resized = rgb.resize((ww, hh), Image.BILINEAR), rgb.size
     arr = np.asarray(rgb, dtype=np.float32).reshape(hh, ww, -1)
     return arr.transpose(2, 0, 1) / 255.0, resized
 
@@ -85,7 +78,7 @@ def read_file(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """An example image from a folder the operator named (same limits as an upload)."""
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         raise ImageRefused(f"example {path.name} is larger than {MAX_UPLOAD_BYTES >> 20} MiB", 413)
-    return decode(path.read_bytes(), shape)[0]
+    return decode(path.read_bytes(), shape, f"example {path.name}")[0]
 
 
 def png_base64(image: np.ndarray) -> str:

@@ -1,4 +1,4 @@
-"""What a ground-truth world is: an exact ASCM that describes itself (DESIGN.md sec. 4).
+"""What a ground-truth world is: an exact ASCM that describes itself (docs: worlds/index.md).
 
 A world module builds :class:`World` objects and lists them in its ``WORLDS`` mapping (name -> builder);
 the registry in :mod:`cfedit.worlds` lists the modules. Generic code (CLI, evaluation, reports, realism,
@@ -56,6 +56,8 @@ class World:
     reversibility: str = ""  # the factor flipped and edited back by the reversibility metric ("": none)
     data_note: str = ""  # where the image noise comes from (e.g. which handwriting pools)
     editor_settings: Mapping[str, object] = field(default_factory=dict)  # ANCM defaults for this world (config.json's dict form)
+    stated_accuracy: Mapping[str, float] = field(default_factory=dict)  # per factor, the least share of evaluation-split
+    # renders (factual and counterfactual) its oracle reads right; tests/worlds/test_conformance.py holds it to that
     train_units: int = WORLD_TRAIN_UNITS  # units `cfedit train --world` draws by default (fewer where images are slow to render)
     binned: BinnedLaw | None = None  # continuous factors only: the exact model over their declared bins
 
@@ -66,6 +68,8 @@ class World:
             raise CfeditError(f"world {self.name!r} must name at least two figure actions (the demo shows two)")
         if self.reversibility and self.reversibility not in self.domains:
             raise CfeditError(f"world {self.name!r}: reversibility factor {self.reversibility!r} is not a factor")
+        if set(self.stated_accuracy) - set(self.domains.names) or not all(0 < a <= 1 for a in self.stated_accuracy.values()):
+            raise CfeditError(f"world {self.name!r}: stated_accuracy must give factors a share in (0, 1]")
         if len(self.image_shape) != 3:
             raise CfeditError(f"world {self.name!r}: image_shape must be (C, H, W), got {self.image_shape}")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfedit.core.files import _UMASK, clip
+from cfedit.core.files import UMASK, clip
 from cfedit.core.query import parse_query
 from cfedit.errors import CfeditError
 from cfedit.worlds.base import World
@@ -57,7 +57,7 @@ def export_world(world: World, n: int, folder: str | Path, *, split: str = "eval
         (tmp / LABELS).write_text("\n".join(rows) + "\n")
         (tmp / GRAPH).write_text(world.graph.to_cg())
         (tmp / TRUTH).write_text(json.dumps(truth(world) | {"split": split, "seed": seed, "n": n}, indent=2))
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide the data set from others
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp's 0700 would hide the data set from others
         os.replace(tmp, folder)  # an empty folder is replaced too
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

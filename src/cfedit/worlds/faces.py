@@ -44,16 +44,17 @@ P_GRAY = (0.1, 0.7)  # P(GrayHair = 1 | Age = young, old)
 SPLITS = {"train": 1, "eval": 2, "oracle": 3}  # salts of the identity draws per split
 
 
-def faces_scm() -> SCM:
-    """Faces: Gender <-> Age, Age -> GrayHair.
+MECHANISMS = """\
+S ~ Bernoulli(0.5), the photo collection, read by Gender and Age (the bidirected edge)
+U_G, U_A ~ Uniform{0..9}, independent
+U_H = (N_young, N_old), two independent Uniform{0..9} noises, one per age
+Gender := male iff U_G < 10 P_MALE[S], P_MALE = (0.3, 0.8)
+Age := old iff U_A < 10 P_OLD[S], P_OLD = (0.2, 0.6)
+GrayHair := 1 iff N_Age < 10 P_GRAY[Age], P_GRAY = (young 0.1, old 0.7)"""
 
-    S ~ Bernoulli(0.5), the photo collection, read by Gender and Age (the bidirected edge)
-    U_G, U_A ~ Uniform{0..9}, independent
-    U_H = (N_young, N_old), two independent Uniform{0..9} noises, one per age
-    Gender := male iff U_G < 10 P_MALE[S], P_MALE = (0.3, 0.8)
-    Age := old iff U_A < 10 P_OLD[S], P_OLD = (0.2, 0.6)
-    GrayHair := 1 iff N_Age < 10 P_GRAY[Age], P_GRAY = (young 0.1, old 0.7)
-    """
+
+def faces_scm() -> SCM:
+    """Faces: Gender <-> Age, Age -> GrayHair, with the mechanisms of :data:`MECHANISMS`."""
     graph = CausalGraph.parse("Gender <-> Age; Age -> GrayHair")
     exo = [
         Exogenous.bernoulli("S", P_COLLECTION, ("Gender", "Age")),
@@ -271,10 +272,6 @@ def _reader(data_dir: str | None) -> FacesOracle:
     return faces_oracle()
 
 
-def _mechanisms() -> str:
-    return "\n".join(line.strip() for line in (faces_scm.__doc__ or "").strip().splitlines()[2:])
-
-
 QUERIES = (
     # the paper's three edits (Fig. 1): what each must keep
     "P(Gender[Age=old]=female | Gender=female, Age=young)",
@@ -291,7 +288,7 @@ QUERIES = (
 # decoder has learnt the factors do; with it a counterfactual-consistency weight of 0.1 collapses the code z (the
 # edits become one overlay per action) and 0.01 does not; what an edit adds for one factor can change how another
 # reads (an aged young woman read as a man), so the term also counts the kept factors (ctf_keep); batches of 64.
-# The figures are in the README ("Faces", from `cfedit reproduce --world faces` and `benchmarks/faces_probe.py`).
+# The figures are in docs/results/faces.md (from `cfedit reproduce --world faces` and `benchmarks/faces_probe.py`).
 EDITOR_SETTINGS = {"image": {"kind": "vae", "latent_dim": 16, "width": 32, "depth": 4, "norm": "group", "residual": True},
                    "batch_size": 64, "steps": 1200, "ctf_weight": 0.01, "ctf_keep": 1.0}
 
@@ -299,8 +296,9 @@ WORLDS: dict[str, Callable[[], World]] = {
     "faces": lambda: World(
         "faces", "Procedural faces, CelebA-HQ diagram: Gender <-> Age, Age -> GrayHair",
         "Pan & Bareinboim, Counterfactual Image Editing (ICML 2024), Fig. 1 / Sec. 5 (CelebA-HQ)", faces_scm(), QUERIES,
-        _mechanisms(), IMAGE_SHAPE, _images, _reader,
+        MECHANISMS, IMAGE_SHAPE, _images, _reader,
         figure_actions=({"Age": "old"}, {"Gender": "male"}, {"GrayHair": "1"}), reversibility="Gender",
         data_note="U_I is a face's identity (25 uniform draws), rendered procedurally: no data to download",
-        editor_settings=EDITOR_SETTINGS),
+        editor_settings=EDITOR_SETTINGS,
+        stated_accuracy={"Gender": 0.995, "Age": 0.995, "GrayHair": 0.995}),  # 0.9998, 0.9998, 1.0 measured (README)
 }

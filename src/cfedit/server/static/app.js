@@ -1,4 +1,5 @@
-// The cfedit web editor: plain JS over the JSON API (GET /api/model, /api/examples; POST /api/edit, /api/bounds).
+// The cfedit web editor: plain JS over the JSON API (GET api/model, api/examples; POST api/edit, api/bounds), relative to
+// the page, so that the same page serves one run at / or each of several at /w/NAME/.
 // Every text from the server goes into the page through textContent, never as HTML.
 "use strict";
 
@@ -100,16 +101,22 @@ function choose(image, reading, exampleId, button) {
 
 async function load() {
   try {
-    const m = await api("/api/model");
+    const m = await api("api/model");
     state.model = m;
     $("run-line").textContent = `${m.editor} editor` + (m.world ? ` on world ${m.world}` : "") +
       ` · images ${m.image_shape.join("×")} · bounds from ${m.p_v}`;
+    if (m.runs.length > 0) {  // runs served side by side (cfedit serve with no run): each under /w/NAME/
+      for (const name of m.runs) $("run-select").append(el("option", { value: name }, name));
+      $("run-select").value = m.run;
+      $("run-select").addEventListener("change", (ev) => { location.href = `../${ev.target.value}/`; });
+      $("run-choice").hidden = false;
+    }
     $("diagram").replaceChildren(diagram(m.graph));
     $("training").textContent = JSON.stringify(m.training, null, 1);
     $("k").max = m.limits.max_k;
     controls(m.factors);
     for (const q of m.queries) $("documented").append(el("option", { value: q }));
-    const ex = await api("/api/examples");
+    const ex = await api("api/examples");
     for (const e of ex.examples) {
       const b = el("button", { type: "button", title: `example ${e.id}: ${assignment(e.reading)}`, "data-example": e.id },
                    el("img", { src: png(e.png), alt: `example ${e.id}` }));
@@ -177,14 +184,14 @@ $("edit-form").addEventListener("submit", async (ev) => {
   if (state.example !== null) body.example = state.example; else body.image = state.image;
   $("edit-button").disabled = true;
   showError("");
-  try { render(await api("/api/edit", body)); } catch (err) { showError(err.message); } finally { $("edit-button").disabled = false; }
+  try { render(await api("api/edit", body)); } catch (err) { showError(err.message); } finally { $("edit-button").disabled = false; }
 });
 
 $("bounds-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   showError("");
   try {
-    const b = await api("/api/bounds", { query: $("query").value });
+    const b = await api("api/bounds", { query: $("query").value });
     $("bounds-out").textContent = `${b.query}: [${fmt(b.lower)}, ${fmt(b.upper)}]` + (b.identified ? " (identified)" : "") +
       (b.certified ? "" : " (valid, maybe loose)") + (b.truth !== null && b.truth !== undefined ? ` · truth ${fmt(b.truth)}` : "");
   } catch (err) { showError(err.message); }
