@@ -288,9 +288,9 @@ def test_an_oversized_training_state_is_refused_from_its_header(run, tmp_path, m
     state = tmp_path / "train_state.safetensors"
     _sparse_weights(state, 256 << 20, {"format": "cfedit-ancm-train"})
     monkeypatch.setattr(safetensors, "safe_open", lambda *a, **k: pytest.fail("tensors read"))
-    opt = torch.optim.Adam(m.image.parameters())
+    opt, sched = training.optimiser(m)
     with pytest.raises(CheckpointError, match="announces 268,435,456 bytes of tensors"):
-        training.load_state(m, opt, state, "digest")
+        training.load_state(m, opt, sched, state, "digest")
 
 
 # ---- memory: estimated on the meta device before anything is allocated

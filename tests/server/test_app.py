@@ -204,7 +204,7 @@ def test_concurrent_edits_match_sequential_ones(client):
 def test_the_page_works_offline(client):
     """The page and its two files come from the package; nothing loads from another host."""
     html = client.get("/").text
-    assert "<svg" not in html and 'src="/app.js"' in html and 'href="/style.css"' in html
+    assert "<svg" not in html and 'src="app.js"' in html and 'href="style.css"' in html  # relative: the page also works under /w/NAME/
     for path in ("/", "/app.js", "/style.css"):
         r = client.get(path)
         assert r.status_code == 200
