@@ -80,7 +80,8 @@ def main() -> None:
                        hardware=f"{hardware()}; --threads {args.threads}" + (f"; {args.machine_note}" if args.machine_note else ""))
         base = artefacts_folder()
         out = ROOT / "reports" / "pretrained" / name
-        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8", "-o", str(out),
+        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8",
+              "-o", str(out.relative_to(ROOT)),
               "--threads", str(args.threads)]
         t0 = time.time()
         subprocess.run([sys.executable, "-m", *ev], cwd=ROOT, check=True)  # trains (or finds) the reference networks too
