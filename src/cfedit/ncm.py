@@ -159,6 +159,11 @@ class NCM(nn.Module):
             # uniform prior of each discrete shared input (a learned one collapsed onto few values)
             self.register_buffer("prior_logits", torch.zeros(len(self.cliques), config.latent_size))
         self.report: FitReport | None = None
+        # per-model facts the per-request code reads many times, derived once (graph, domains and config are fixed)
+        self._parents = {v: tuple(graph.parents(v)) for v in self.order}
+        self._is_continuous = {v: domains.is_continuous(v) for v in domains.names}
+        self._configs = {v: self._count_configs(v) for v in self.order}
+        self._support_memo: tuple[tuple, tuple[list[torch.Tensor], torch.Tensor]] | None = None
 
     # ------------------------------------------------------------------ mechanisms
     @property
@@ -179,7 +184,7 @@ class NCM(nn.Module):
         return z.float()
 
     def _parent_feature(self, p: str, value: torch.Tensor) -> torch.Tensor:
-        if self.domains.is_continuous(p):
+        if self._is_continuous[p]:
             return self.domains.continuous(p).standardise(value.float())[:, None]
         return nn.functional.one_hot(value.long(), self.domains.size(p)).float()
 
@@ -187,16 +192,28 @@ class NCM(nn.Module):
                   n: int) -> torch.distributions.Distribution:
         """P(V_name | Pa = parents, Z = z) for n units: a ``Categorical``, or for a continuous factor the
         ``TransformedDistribution`` of N(mu, sigma) by g^{-1} (its ``base_dist`` holds mu and sigma)."""
-        feats = [self._parent_feature(p, parents[p]) for p in self.graph.parents(name)]
+        out = self._network(name, parents, z, n)
+        if not self._is_continuous[name]:
+            return torch.distributions.Categorical(logits=out)
+        loc, raw = out.unbind(1)
+        base = torch.distributions.Normal(loc, F.softplus(raw) + _MIN_SCALE, validate_args=False)
+        return torch.distributions.TransformedDistribution(base, [self.transform(name)], validate_args=False)
+
+    def _network(self, name: str, parents: Mapping[str, torch.Tensor], z: list[torch.Tensor], n: int) -> torch.Tensor:
+        """The raw output of V_name's network for n units: a categorical factor's logits, a continuous one's
+        (mu, raw sigma) pair with its linear term added (what :meth:`mechanism` wraps in a distribution)."""
+        feats = [self._parent_feature(p, parents[p]) for p in self._parents[name]]
         feats += [self._zfeat(z[k]) for k in self.reads[name]]
         feats.append(torch.ones(n, 1, device=self.device))  # a bias input keeps root nodes well defined
         x = torch.cat(feats, dim=1)
         out = self.mechanisms[name](x)
-        if not self.domains.is_continuous(name):
-            return torch.distributions.Categorical(logits=out)
-        loc, raw = (out + self.linear[name](x)).unbind(1)
-        base = torch.distributions.Normal(loc, F.softplus(raw) + _MIN_SCALE, validate_args=False)
-        return torch.distributions.TransformedDistribution(base, [self.transform(name)], validate_args=False)
+        return out + self.linear[name](x) if self._is_continuous[name] else out
+
+    def _categorical(self, name: str, parents: Mapping[str, torch.Tensor], z: list[torch.Tensor], n: int) -> torch.Tensor:
+        """The normalised log-probabilities of categorical V_name, (n, values): the ``logits`` of :meth:`mechanism`'s
+        ``Categorical``, computed by the same operations without building (and checking) a distribution object."""
+        out = self._network(name, parents, z, n)
+        return out - out.logsumexp(dim=-1, keepdim=True)
 
     def _inside(self, name: str, v: torch.Tensor) -> torch.Tensor:
         """A continuous value moved off its interval's ends by a hair, so that g(v) is finite."""
@@ -207,6 +224,9 @@ class NCM(nn.Module):
     def configs(self, name: str) -> int:
         """Columns of U_name: one per parent configuration ("independent"), or one ("comonotone"; also a
         continuous factor, and a factor with a continuous parent)."""
+        return self._configs[name] if name in self._configs else self._count_configs(self.domains.check(name))
+
+    def _count_configs(self, name: str) -> int:
         pa = self.graph.parents(name)
         if self.config.coupling == "comonotone" or self.domains.is_continuous(name) or any(map(self.domains.is_continuous, pa)):
             return 1
@@ -214,9 +234,9 @@ class NCM(nn.Module):
 
     def _config_index(self, name: str, parents: Mapping[str, torch.Tensor], n: int) -> torch.Tensor:
         idx = torch.zeros(n, dtype=torch.long, device=self.device)
-        if self.configs(name) == 1:
+        if self._configs[name] == 1:
             return idx
-        return idx + self.domains.config_index(self.graph.parents(name), parents)
+        return idx + self.domains.config_index(self._parents[name], parents)
 
     def _codes(self, v: Codes, n: int | None = None) -> dict[str, torch.Tensor]:
         out = {}
@@ -244,14 +264,23 @@ class NCM(nn.Module):
         if not self.cliques:
             return [], torch.zeros(1, device=self.device)
         if self.config.method == "exact":
-            k = self.config.latent_size
-            grid = torch.tensor(list(itertools.product(range(k), repeat=len(self.cliques))), device=self.device)
-            logp = torch.log_softmax(self.prior_logits, dim=1)
-            lw = sum(logp[c, grid[:, c]] for c in range(len(self.cliques)))
-            return [grid[:, c] for c in range(len(self.cliques))], lw
+            # a function of the (fixed) prior alone: computed once per state of prior_logits, not per call
+            key = (self.prior_logits._version, self.prior_logits.data_ptr(), self.prior_logits.device)
+            if self._support_memo is None or self._support_memo[0] != key:
+                self._support_memo = key, self._enumerated_support()
+            return self._support_memo[1]
         m = m or self.config.mc_samples
         z = [torch.randn(m, self.config.mc_dim, generator=generator, device="cpu").to(self.device) for _ in self.cliques]
         return z, torch.full((m,), -math.log(m), device=self.device)
+
+    @torch.no_grad()
+    def _enumerated_support(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every joint value of the discrete shared inputs ("exact") and its log prior weight."""
+        k = self.config.latent_size
+        grid = torch.tensor(list(itertools.product(range(k), repeat=len(self.cliques))), device=self.device)
+        logp = torch.log_softmax(self.prior_logits, dim=1)
+        lw = sum(logp[c, grid[:, c]] for c in range(len(self.cliques)))
+        return [grid[:, c] for c in range(len(self.cliques))], lw
 
     def _joint_loglik(self, v: dict[str, torch.Tensor], z: list[torch.Tensor], lw: torch.Tensor) -> torch.Tensor:
         """log P(z_m) + log P(v_r | z_m), shape (R, M)."""
@@ -260,8 +289,11 @@ class NCM(nn.Module):
         vv = {k: t.repeat(m) for k, t in v.items()}
         ll = torch.zeros(m * r, device=self.device)
         for name in self.order:
-            x = self._inside(name, vv[name]) if self.domains.is_continuous(name) else vv[name]
-            ll = ll + self.mechanism(name, {p: vv[p] for p in self.graph.parents(name)}, zz, m * r).log_prob(x)
+            pa = {p: vv[p] for p in self._parents[name]}
+            if self._is_continuous[name]:
+                ll = ll + self.mechanism(name, pa, zz, m * r).log_prob(self._inside(name, vv[name]))
+            else:  # Categorical(logits).log_prob(v), by the same operations
+                ll = ll + self._categorical(name, pa, zz, m * r).gather(1, vv[name].long()[:, None]).squeeze(1)
         return ll.reshape(m, r).T + lw[None, :]
 
     def log_prob(self, v: Codes, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -359,16 +391,16 @@ class NCM(nn.Module):
         n = len(exo)
         v: dict[str, torch.Tensor] = {}
         for name in self.order:
-            continuous = self.domains.is_continuous(name)
+            continuous = self._is_continuous[name]
             if name in do:
                 v[name] = torch.full((n,), do[name], dtype=torch.float32 if continuous else torch.long, device=self.device)
                 continue
-            pa = {p: v[p] for p in self.graph.parents(name)}
+            pa = {p: v[p] for p in self._parents[name]}
             if continuous:
                 d = self.mechanism(name, pa, exo.z, n)
                 v[name] = self.transform(name)(d.base_dist.loc + d.base_dist.scale * exo.u[name][:, 0])
                 continue
-            probs = self.mechanism(name, pa, exo.z, n).probs
+            probs = torch.softmax(self._categorical(name, pa, exo.z, n), dim=-1)  # Categorical(logits).probs
             u = exo.u[name].gather(1, self._config_index(name, pa, n)[:, None])
             v[name] = torch.clamp((torch.cumsum(probs, dim=1) <= u).sum(dim=1), max=probs.shape[1] - 1)
         return {k: v[k] for k in self.domains.names}
@@ -408,20 +440,20 @@ class NCM(nn.Module):
         rep = {k: t.repeat_interleave(n_samples) for k, t in vv.items()}
         u = {}
         for name in self.order:
-            pa = {p: rep[p] for p in self.graph.parents(name)}
-            if self.domains.is_continuous(name):
+            pa = {p: rep[p] for p in self._parents[name]}
+            if self._is_continuous[name]:
                 d = self.mechanism(name, pa, zs, len(rep[name]))
                 y = self.transform(name).inv(self._inside(name, rep[name]))
                 u[name] = ((y - d.base_dist.loc) / d.base_dist.scale)[:, None]
                 continue
-            probs = self.mechanism(name, pa, zs, len(rep[name])).probs
+            probs = torch.softmax(self._categorical(name, pa, zs, len(rep[name])), dim=-1)  # Categorical(logits).probs
             cdf = torch.cumsum(probs, dim=1)
             hi = cdf.gather(1, rep[name][:, None]).squeeze(1)
             lo = hi - probs.gather(1, rep[name][:, None]).squeeze(1)
             e = torch.rand(len(lo), generator=generator).to(self.device)
             # the column of the observed parent configuration is pinned to the interval that yields v;
             # the others (what V would do under other parents) keep their prior, independently
-            cols = torch.rand(len(lo), self.configs(name), generator=generator).to(self.device)
+            cols = torch.rand(len(lo), self._configs[name], generator=generator).to(self.device)
             obs = torch.clamp(lo + e * (hi - lo), max=torch.nextafter(hi, lo))
             u[name] = cols.scatter(1, self._config_index(name, pa, len(lo))[:, None], obs[:, None])
         return Exogenous(zs, u)

@@ -50,7 +50,14 @@ class ImageMechanism(nn.Module, abc.ABC):
         self.domains, self.image_shape, self.config = domains, tuple(int(s) for s in image_shape), config
 
     def _device(self) -> torch.device:
-        return next(self.parameters()).device
+        device = self.__dict__.get("_device_memo")  # read per call by every verb: looked up once, again after .to()
+        if device is None:
+            device = self.__dict__["_device_memo"] = next(self.parameters()).device
+        return device
+
+    def _apply(self, fn, *args, **kwargs):  # .to(), .cuda(), .half() ... go through here
+        self.__dict__.pop("_device_memo", None)
+        return super()._apply(fn, *args, **kwargs)
 
     def cond(self, v: Codes) -> torch.Tensor:
         """The condition vectors (N, :func:`cond_dim`) of the factors on this module's device (:func:`one_hot_factors`)."""

@@ -48,9 +48,8 @@ class Labeller(nn.Module):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.distributions.Distribution]:
         """P(V_k | image) for every factor k: a ``Categorical``, or a ``Normal`` over a continuous factor's value."""
-        outs = self.head(self.body(images)).split(self._widths, dim=1)
         law: dict[str, torch.distributions.Distribution] = {}
-        for k, out in zip(self.domains.names, outs):
+        for k, out in self._heads(images).items():
             if self.domains.is_continuous(k):
                 c = self.domains.continuous(k)
                 half = (c.hi - c.lo) / 2
@@ -58,6 +57,10 @@ class Labeller(nn.Module):
             else:
                 law[k] = torch.distributions.Categorical(logits=out)
         return law
+
+    def _heads(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each factor's raw head output: a categorical one's logits, a continuous one's (mean, raw scale)."""
+        return dict(zip(self.domains.names, self.head(self.body(images)).split(self._widths, dim=1)))
 
     def loss(self, images: torch.Tensor, v: Codes) -> torch.Tensor:
         """Negative log-likelihood of the labeller's reading against the labels, summed over the factors (a
@@ -78,10 +81,10 @@ class Labeller(nn.Module):
         """The most probable code of each factor (a continuous factor's mean, clipped to its interval)."""
         images = check_images(torch.as_tensor(images), self.image_shape).to(next(self.parameters()).device)
         out = {}
-        for k, d in self(images).items():
+        for k, h in self._heads(images).items():  # what forward's laws give, without building them
             if self.domains.is_continuous(k):
                 c = self.domains.continuous(k)
-                out[k] = d.mean.clamp(c.lo, c.hi)
+                out[k] = c.unstandardise(h[:, 0]).clamp(c.lo, c.hi)  # the Normal's mean
             else:
-                out[k] = d.probs.argmax(dim=1)
+                out[k] = torch.softmax(h - h.logsumexp(dim=-1, keepdim=True), dim=-1).argmax(dim=1)  # Categorical's probs
         return out
