@@ -1,7 +1,7 @@
 """Load test of the web editor: `cfedit serve` on a loopback port, N concurrent clients posting k-sample
 edits (example images, the world's figure interventions in turn) for a fixed time; it stops by itself.
 
-    python benchmarks/bench_serve.py [RUN] [--clients 16] [--seconds 30] [--k 8] [--threads 1]
+    python benchmarks/bench_serve.py [RUN] [--clients 16] [--seconds 30] [--k 8] [--threads 1] [--batch MS]
 
 RUN defaults to runs/demo/editor (`cfedit demo --train`; `pretrained:backdoor` is the shipped editor). Prints
 requests/s, latency percentiles and errors (any answer but 200, or a failed connection). Run it alone: it is meant
@@ -70,10 +70,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the server")
+    ap.add_argument("--batch", type=float, default=0, help="the server's --batch (ms of request batching; 0: off)")
     a = ap.parse_args()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    server = subprocess.Popen([sys.executable, "-m", "cfedit", "serve", a.run, "--port", str(port), "--threads", str(a.threads)],
+    server = subprocess.Popen([sys.executable, "-m", "cfedit", "serve", a.run, "--port", str(port), "--threads", str(a.threads),
+                               *(["--batch", str(a.batch)] if a.batch else [])],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -91,7 +93,8 @@ def main() -> None:
         server.wait(timeout=10)
     ms = np.asarray(lat) * 1e3
     n = len(lat) + len(errors)
-    print(f"{a.clients} clients for {dt:.0f} s, k = {a.k} edits per request, server torch threads {a.threads}, {os.cpu_count()} cores")
+    print(f"{a.clients} clients for {dt:.0f} s, k = {a.k} edits per request, server torch threads {a.threads}, {os.cpu_count()} cores"
+          f"{f', batching {a.batch:g} ms' if a.batch else ''}")
     print(f"requests: {n} ({n / dt:.1f}/s, {len(lat) * a.k / dt:.0f} edited images/s); errors: {len(errors)}")
     if len(ms):
         print(f"latency of a successful request: p50 {np.percentile(ms, 50):.0f} ms, p95 {np.percentile(ms, 95):.0f} ms, "

@@ -405,6 +405,36 @@ class NCM(nn.Module):
             v[name] = torch.clamp((torch.cumsum(probs, dim=1) <= u).sum(dim=1), max=probs.shape[1] - 1)
         return {k: v[k] for k in self.domains.names}
 
+    @torch.no_grad()
+    def evaluate_each(self, exo: Exogenous, dos: list[Intervention], rows: list[int]) -> dict[str, torch.Tensor]:
+        """:meth:`evaluate` of consecutive groups of rows at once, group i (``rows[i]`` rows) under its own
+        intervention ``dos[i]``: each row's values are those ``evaluate`` gives it under its group's action."""
+        n = len(exo)
+        if sum(rows) != n or len(rows) != len(dos):
+            raise QueryError(f"evaluate_each: groups of {sum(rows)} rows in all for {n} exogenous rows")
+        counts = torch.tensor(rows, device=self.device)
+        v: dict[str, torch.Tensor] = {}
+        for name in self.order:
+            continuous = self._is_continuous[name]
+            dtype = torch.float32 if continuous else torch.long
+            if all(name in do for do in dos):
+                v[name] = torch.tensor([do[name] for do in dos], dtype=dtype, device=self.device).repeat_interleave(counts)
+                continue
+            pa = {p: v[p] for p in self._parents[name]}
+            if continuous:
+                d = self.mechanism(name, pa, exo.z, n)
+                value = self.transform(name)(d.base_dist.loc + d.base_dist.scale * exo.u[name][:, 0])
+            else:
+                probs = torch.softmax(self._categorical(name, pa, exo.z, n), dim=-1)
+                u = exo.u[name].gather(1, self._config_index(name, pa, n)[:, None])
+                value = torch.clamp((torch.cumsum(probs, dim=1) <= u).sum(dim=1), max=probs.shape[1] - 1)
+            if any(name in do for do in dos):
+                held = torch.tensor([name in do for do in dos], device=self.device).repeat_interleave(counts)
+                fixed = torch.tensor([do.get(name, 0) for do in dos], dtype=dtype, device=self.device).repeat_interleave(counts)
+                value = torch.where(held, fixed, value)
+            v[name] = value
+        return {k: v[k] for k in self.domains.names}
+
     def sample(self, n: int, do: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
         """n units of V (or V_x under ``do``), as numpy codes (floats for continuous factors)."""
         g = torch.Generator().manual_seed(seed)
@@ -421,8 +451,26 @@ class NCM(nn.Module):
         density and no probability: when its density is zero).
         """
         vv = self._codes(v)
+        return self._posterior(vv, [(len(next(iter(vv.values()))), n_samples, generator)])
+
+    @torch.no_grad()
+    def posterior_each(self, v: Codes, n_samples: list[int], generators: list[torch.Generator]) -> Exogenous:
+        """:meth:`posterior` of several requests at once: row i of ``v`` gets ``n_samples[i]`` draws from its own
+        ``generators[i]``, drawn in the order and shapes its lone ``posterior(v_i, n_samples[i], generators[i])``
+        draws them; rows come back request by request ("exact" method only: "mc"'s support is itself a draw)."""
+        vv = self._codes(v)
+        if self.config.method != "exact" and self.cliques:
+            raise QueryError("posterior_each needs the 'exact' method: the 'mc' support is drawn from the generator")
+        if len(n_samples) != len(next(iter(vv.values()))) or len(generators) != len(n_samples):
+            raise QueryError(f"posterior_each: {len(n_samples)} sample counts and {len(generators)} generators for "
+                             f"{len(next(iter(vv.values())))} rows")
+        return self._posterior(vv, [(1, int(n), g) for n, g in zip(n_samples, generators)])
+
+    def _posterior(self, vv: dict[str, torch.Tensor], groups: list[tuple[int, int, torch.Generator | None]]) -> Exogenous:
+        """The abduction of :meth:`posterior` for consecutive groups of rows (rows, draws per row, generator),
+        each drawing from its generator in the order a lone call would."""
         r = len(next(iter(vv.values())))
-        z, lw = self._support(generator=generator)
+        z, lw = self._support(generator=groups[0][2])
         continuous = bool(self.domains.continuous_names)
         rows, inverse = torch.unique(torch.stack([vv[k].double() for k in self.domains.names], 1), dim=0, return_inverse=True)
         distinct = {k: rows[:, i].to(vv[k].dtype) for i, k in enumerate(self.domains.names)}
@@ -434,10 +482,20 @@ class NCM(nn.Module):
             ev = self.domains.format({k: (float(t[i]) if self.domains.is_continuous(k) else int(t[i])) for k, t in vv.items()})
             what = "has density zero" if continuous else f"is impossible under the model (P = {math.exp(float(logp[i])):.2g})"
             raise QueryError(f"the evidence {ev} {what}; {len(bad)} of {r} rows are")
-        post = torch.softmax(joint, dim=1)
-        idx = torch.multinomial(post.cpu(), n_samples, replacement=True, generator=generator).to(self.device).reshape(-1)
+        post = torch.softmax(joint, dim=1).cpu()
+        starts = np.cumsum([0] + [size for size, _, _ in groups])
+        idx = _cat([torch.multinomial(post[a:a + size], n, replacement=True, generator=g).reshape(-1)
+                    for a, (size, n, g) in zip(starts, groups)]).to(self.device)
         zs = [t[idx] for t in z]
-        rep = {k: t.repeat_interleave(n_samples) for k, t in vv.items()}
+        if len(groups) == 1:
+            rep = {k: t.repeat_interleave(groups[0][1]) for k, t in vv.items()}
+        else:
+            repeats = torch.tensor([n for size, n, _ in groups for _ in range(size)], device=self.device)
+            rep = {k: t.repeat_interleave(repeats) for k, t in vv.items()}
+
+        def rand(*shape: int) -> torch.Tensor:  # each group's uniforms from its own generator, groups in order
+            return _cat([torch.rand(size * n, *shape, generator=g) for size, n, g in groups]).to(self.device)
+
         u = {}
         for name in self.order:
             pa = {p: rep[p] for p in self._parents[name]}
@@ -450,10 +508,10 @@ class NCM(nn.Module):
             cdf = torch.cumsum(probs, dim=1)
             hi = cdf.gather(1, rep[name][:, None]).squeeze(1)
             lo = hi - probs.gather(1, rep[name][:, None]).squeeze(1)
-            e = torch.rand(len(lo), generator=generator).to(self.device)
+            e = rand()
             # the column of the observed parent configuration is pinned to the interval that yields v;
             # the others (what V would do under other parents) keep their prior, independently
-            cols = torch.rand(len(lo), self._configs[name], generator=generator).to(self.device)
+            cols = rand(self._configs[name])
             obs = torch.clamp(lo + e * (hi - lo), max=torch.nextafter(hi, lo))
             u[name] = cols.scatter(1, self._config_index(name, pa, len(lo))[:, None], obs[:, None])
         return Exogenous(zs, u)
@@ -490,6 +548,11 @@ class NCM(nn.Module):
         spread = float(draws.std(ddof=1)) if n_samples > 1 else 0.0
         se = spread / math.sqrt(n_samples) if spread > 1e-6 * max(1.0, abs(value)) else 0.0
         return Estimate(value, se, n_samples, float(n_samples))
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """torch.cat, skipped for one part (the lone request's path stays the operations it always was)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def distinct_rows(domains: Domains, v: Codes, weights: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:

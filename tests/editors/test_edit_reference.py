@@ -128,3 +128,60 @@ def test_the_support_memo_follows_the_prior():
         model.ncm.prior_logits[0, 0] += 1.0
     _, lw2 = model.ncm._support()
     assert lw2[0] > lw[0] and torch.equal(lw2, torch.log_softmax(model.ncm.prior_logits, dim=1)[0])
+
+
+# ---------------------------------------------------------------------------------------------- batches of requests
+def _items(model, n):
+    from cfedit.editors.base import EditItem
+
+    rng = np.random.default_rng(5)
+    images = rng.random((n, *model.image_shape), dtype=np.float32)
+    names = model.domains.names
+    acts = [{names[0]: str(v)} for v in (1, 7)] + [{names[0]: "3", names[-1]: ("255" if model.domains.is_continuous(names[-1])
+                                                                             else model.domains.values(names[-1])[0])}]
+    return [EditItem(images[i], Intervention.of(model.domains, acts[i % len(acts)]), k=(1, 3, 8)[i % 3], seed=100 + i)
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("which", ["categorical", "continuous"])
+def test_a_batch_of_requests_gives_each_its_lone_edit(which):
+    """Each item of edit_each draws from its own generator as its lone edit does: the same categorical factors
+    (v' and v) whatever it is batched with; its pixels agree with the lone edit's up to float rounding (a row of a larger
+    matrix product is rounded differently), which is all a batch can promise."""
+    model = _editors()[which]
+    for m in model.modules().values():
+        m.eval()
+    items = _items(model, 7)
+    alone = [model.edit(it.image[None], it.do, it.k, seed=it.seed) for it in items]
+    for batch in (items, items[::-1], items[2:5]):
+        for it, r in zip(batch, model.edit_each(batch)):
+            want = alone[items.index(it)]
+            assert r.images.shape == want.images.shape == (1, it.k, *model.image_shape)
+            for f in model.domains.names:
+                if model.domains.is_continuous(f):  # a real value computed by a network: rounded as the pixels are
+                    np.testing.assert_allclose(r.factors[f], want.factors[f], rtol=1e-5)
+                    np.testing.assert_allclose(r.factual[f], want.factual[f], rtol=1e-5)
+                else:
+                    assert np.array_equal(r.factors[f], want.factors[f]) and np.array_equal(r.factual[f], want.factual[f])
+            np.testing.assert_allclose(r.images, want.images, rtol=0, atol=1e-5)
+
+
+def test_posterior_each_of_one_request_is_the_lone_posterior_bit_for_bit():
+    model = _editors()["categorical"]
+    v = {"D": torch.tensor([4]), "C": torch.tensor([1]), "B": torch.tensor([0])}
+    a = model.ncm.posterior(v, 5, torch.Generator().manual_seed(9))
+    b = model.ncm.posterior_each(v, [5], [torch.Generator().manual_seed(9)])
+    assert all(torch.equal(x, y) for x, y in zip(a.z, b.z)) and all(torch.equal(a.u[k], b.u[k]) for k in a.u)
+
+
+def test_evaluate_each_holds_each_group_to_its_own_action():
+    model = _editors()["categorical"]
+    v = {"D": torch.tensor([4, 2]), "C": torch.tensor([1, 0]), "B": torch.tensor([0, 1])}
+    exo = model.ncm.posterior_each(v, [3, 2], [torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)])
+    dos = [Intervention({"C": 0}), Intervention({"D": 9, "B": 1})]
+    got = model.ncm.evaluate_each(exo, dos, [3, 2])
+    for rows, do in ((slice(0, 3), dos[0]), (slice(3, 5), dos[1])):
+        part = type(exo)([t[rows] for t in exo.z], {k: t[rows] for k, t in exo.u.items()})
+        want = model.ncm.evaluate(part, do)
+        assert all(torch.equal(got[k][rows], want[k]) for k in want)
+    assert (got["C"][:3] == 0).all() and (got["D"][3:] == 9).all() and (got["B"][3:] == 1).all()

@@ -24,6 +24,9 @@ def serve(
     allowed_host: Annotated[Optional[list[str]], typer.Option("--allowed-host", help="a host name the browser may reach the "
                                                               "server by, besides localhost, --host and IP addresses "
                                                               "(repeatable; '*': any)")] = None,
+    batch: Annotated[float, typer.Option("--batch", min=0, max=1000, help="gather concurrent edit requests for up to this many "
+                                         "milliseconds and run them as one batch (faster under many clients; a batched "
+                                         "edit's pixels agree with its lone edit up to float rounding) [default: 0, off]")] = 0.0,
     threads: ThreadsOpt = None,
 ) -> None:
     """Serve the web editor: pick or upload an image, intervene, see the edits and their certificate."""
@@ -40,7 +43,7 @@ def serve(
         raise CfeditError("--world and --examples go with a run: give RUN (with no RUN every shipped editor is served)")
     sock = bind(host, port)  # before anything is announced: a port in use is one error line
     with sock:
-        config = ServeConfig(allowed_hosts=server_names(host, allowed_host or ()))
+        config = ServeConfig(allowed_hosts=server_names(host, allowed_host or ()), batch_ms=batch)
         if run is None:
             from cfedit.runs import PRETRAINED_PREFIX, list_pretrained
             from cfedit.server.app import create_multi_app

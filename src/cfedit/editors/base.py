@@ -38,6 +38,18 @@ class EditResult:
     factual: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True, eq=False)  # holds an array: compared by identity
+class EditItem:
+    """One image's edit, as :meth:`Editor.edit_each` takes several: ``image`` (C, H, W) in [0, 1], the action,
+    ``k`` samples, the seed of its own generator, and its factors (one value per factor) or None (the labeller reads them)."""
+
+    image: np.ndarray
+    do: Intervention
+    k: int
+    seed: int = 0
+    labels: Mapping[str, object] | None = None
+
+
 def default_device() -> torch.device:
     """CUDA when present (this process's local GPU under torchrun), else CPU."""
     if torch.cuda.is_available():
@@ -112,6 +124,13 @@ class Editor(abc.ABC):
             fact.append({k: t.cpu().numpy() for k, t in vb.items()})
         cat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in self.domains.names}  # noqa: E731
         return EditResult(np.concatenate(out_i), cat(out_v), cat(fact))
+
+    def edit_each(self, items: list[EditItem]) -> list[EditResult]:
+        """Several single-image edits, each with its own action, k, seed and labels: item i's result is
+        ``edit(item.image[None], item.do, item.k, labels, item.seed)``. This one runs them one after another;
+        an editor that can run them as one batch overrides it (each item still drawing from its own generator)."""
+        return [self.edit(np.asarray(it.image)[None], it.do, it.k, seed=it.seed,
+                          labels=None if it.labels is None else {f: [c] for f, c in it.labels.items()}) for it in items]
 
     def encode_labels(self, labels: Mapping[str, object], n: int) -> dict[str, torch.Tensor]:
         """Labels of n images (codes or value names per factor, every factor) as code tensors, checked."""

@@ -32,7 +32,7 @@ from cfedit.bounds import Bounds
 from cfedit.core.domains import Domains
 from cfedit.core.intervention import Intervention
 from cfedit.core.query import Query
-from cfedit.editors.base import Editor, EditResult
+from cfedit.editors.base import EditItem, Editor, EditResult
 from cfedit.errors import CfeditError, QueryError
 from cfedit.evaluation.metrics import Estimate, ctf_estimate
 from cfedit.runs import QueryBounds
@@ -124,13 +124,30 @@ def certify(editor: Editor, image: np.ndarray, do: Intervention | Mapping[str, o
     Raises:
         CfeditError: an empty action, an unknown factor or value, or an image of another shape.
     """
-    dom = editor.domains
-    x_do = Intervention.of(dom, do)
-    if not x_do:
-        raise CfeditError("certify needs an intervention: at least one FACTOR=VALUE")
+    x_do = _action(editor, do)
     img = np.asarray(image, np.float32)[None]
     given = {f: [v] for f, v in labels.items()} if labels is not None else None
-    r = editor.edit(img, x_do, k, labels=given, seed=seed)
+    return _certificate(editor, x_do, k, editor.edit(img, x_do, k, labels=given, seed=seed), bounds, reader)
+
+
+def certify_each(editor: Editor, items: list[EditItem], bounds: QueryBounds, reader: Reader | None = None) -> list[Certificate]:
+    """:func:`certify` of several images at once, each item with its own action, k, seed and labels; the edits
+    run as one batch where the editor can (:meth:`~cfedit.editors.base.Editor.edit_each`), each item drawing
+    from its own generator. Raises as :func:`certify` does for the first item it refuses."""
+    items = [EditItem(np.asarray(it.image, np.float32), _action(editor, it.do), it.k, it.seed, it.labels) for it in items]
+    return [_certificate(editor, it.do, it.k, r, bounds, reader) for it, r in zip(items, editor.edit_each(items))]
+
+
+def _action(editor: Editor, do: Intervention | Mapping[str, object]) -> Intervention:
+    x_do = Intervention.of(editor.domains, do)
+    if not x_do:
+        raise CfeditError("certify needs an intervention: at least one FACTOR=VALUE")
+    return x_do
+
+
+def _certificate(editor: Editor, x_do: Intervention, k: int, r: EditResult, bounds: QueryBounds, reader: Reader | None) -> Certificate:
+    """The certificate of one image's k edits ``r`` under ``x_do`` (module docstring)."""
+    dom = editor.domains
     v = {f: int(r.factual[f][0]) for f in dom.names}
     flat = r.images[0]  # (k, C, H, W)
     read = {f: np.asarray(a, np.int64).reshape(k) for f, a in (reader or label_reader(editor))(flat).items()}

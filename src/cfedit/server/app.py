@@ -32,10 +32,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from cfedit.core.config import check_ranges
-from cfedit.editors.base import Editor
+from cfedit.core.intervention import Intervention
+from cfedit.editors.base import EditItem, Editor
 from cfedit.errors import CfeditError
-from cfedit.evaluation.certificate import certify, label_reader
+from cfedit.evaluation.certificate import certify, certify_each, label_reader
 from cfedit.runs import Run
+from cfedit.server.batching import Batcher
 from cfedit.server.images import MAX_UPLOAD_BYTES, ImageRefused, decode, from_base64, png_base64, read_file
 from cfedit.server.limits import BODY_TIMEOUT, LOOPBACK_NAMES, MAX_BODY_BYTES, UPLOAD_BUDGET, add_limits
 from cfedit.worlds import World
@@ -53,10 +55,13 @@ class ServeConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES  # names the Host header may give, besides IP addresses ("*": any)
     body_timeout: float = BODY_TIMEOUT  # seconds for a whole request body to arrive (else 408)
     upload_budget: int = UPLOAD_BUDGET  # bytes of request bodies held at once, all connections together (else 503)
+    batch_ms: float = 0.0  # gather concurrent edits for up to this many ms and run them as one batch (0: each alone)
+    batch_max: int = 16  # edit requests in one batch at most
 
     def __post_init__(self) -> None:
         check_ranges(self, {"n_examples": (int, 0, 256), "seed": (int, 0, 2**31 - 1), "parallel": (int, 0, 1024),
-                            "body_timeout": (float, 0.01, 3600), "upload_budget": (int, MAX_BODY_BYTES, 1 << 40)})
+                            "body_timeout": (float, 0.01, 3600), "upload_budget": (int, MAX_BODY_BYTES, 1 << 40),
+                            "batch_ms": (float, 0, 1000), "batch_max": (int, 1, 1024)})
         if isinstance(self.allowed_hosts, str) or not all(isinstance(h, str) and h for h in self.allowed_hosts):
             raise CfeditError(f"ServeConfig.allowed_hosts must be a tuple of host names, got {str(self.allowed_hosts)[:80]!r}")
 
@@ -205,9 +210,12 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
     source, ex_images = _examples(editor, world, examples, config)
     read = label_reader(editor)
     names = lambda codes: {f: dom.decode(f, int(c)) for f, c in codes.items()}  # noqa: E731
-    ex_read = read(ex_images) if len(ex_images) else {}
+    # per example, once: its PNG and the labeller's reading of it, read alone as an edit of it reads it (so an edit
+    # of an example is given these as its labels: the same v, the same edits, no labeller pass per request)
+    ex_png = [png_base64(x) for x in ex_images]
+    ex_codes = [{f: int(a[0]) for f, a in read(x[None]).items()} for x in ex_images]
     example_list = Examples(source=source, examples=[
-        Example(id=i, png=png_base64(x), reading=names({f: a[i] for f, a in ex_read.items()})) for i, x in enumerate(ex_images)])
+        Example(id=i, png=ex_png[i], reading=names(ex_codes[i])) for i in range(len(ex_images))])
     graph = bounds.graph
     info = ModelInfo(
         editor=editor.name, graph=Graph(nodes=list(graph.nodes), directed=[list(e) for e in graph.directed],
@@ -218,9 +226,13 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS},
         run=run.name if menu else "", runs=list(menu))
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
-    turns = threading.BoundedSemaphore(config.parallel or os.cpu_count() or 1)
+    workers = config.parallel or os.cpu_count() or 1
+    turns = threading.BoundedSemaphore(workers)
+    batcher = Batcher(lambda items: certify_each(editor, items, bounds), window=config.batch_ms / 1000, max_items=config.batch_max,
+                      workers=workers) if config.batch_ms > 0 else None
 
     app = FastAPI(title="cfedit web editor", version="1", description=__doc__.split("\n\n")[0])
+    app.state.batcher = batcher
 
     @app.exception_handler(CfeditError)
     async def _refused(request: Request, e: CfeditError) -> JSONResponse:
@@ -264,19 +276,26 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         and readings, each factor's counterfactual distribution and the certificate of the implied queries."""
         if (req.image is None) == (req.example is None):
             raise CfeditError("give either an image (base64 PNG or JPEG) or the id of an example")
-        resized = None
+        resized, labels, png = None, req.labels, None
         if req.example is not None:
             if req.example >= len(ex_images):
                 return JSONResponse({"detail": f"no example {req.example}; there are {len(ex_images)}"}, status_code=404)
-            x = ex_images[req.example]
+            x, png = ex_images[req.example], ex_png[req.example]
+            labels = labels if labels is not None else ex_codes[req.example]
         else:
             x, resized = decode(from_base64(req.image), editor.image_shape)
-        with turns:
-            cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=req.labels)
+        if batcher is not None:
+            do = Intervention.of(dom, req.do)  # refused here, in the request's own thread, not inside a batch
+            if labels is not None:
+                editor.encode_labels({f: [c] for f, c in labels.items()}, 1)
+            cert = batcher.submit(EditItem(x, do, req.k, req.seed, labels))
+        else:
+            with turns:
+                cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=labels)
         r = cert.result
         edits = [Edit(png=png_base64(r.images[0, j]), factors=names({f: a[0, j] for f, a in r.factors.items()}),
                       reading=names({f: a[j] for f, a in cert.readings.items()})) for j in range(req.k)]
-        return EditResponse(factual=Factual(png=png_base64(x), reading=names(cert.factual), resized_from=resized),
+        return EditResponse(factual=Factual(png=png or png_base64(x), reading=names(cert.factual), resized_from=resized),
                             edits=edits, certificate=Certificate(**cert.to_dict(dom)))
 
     @app.post("/api/bounds", response_model=BoundsResponse, responses=REFUSALS)
