@@ -1,9 +1,10 @@
 """Request batching for the web editor: concurrent edits gathered for a short window and run as one pass.
 
-A :class:`Batcher` holds a queue and a few worker threads. A request thread :meth:`~Batcher.submit`\\ s its
-item and waits; a worker takes the first item waiting, gathers those that arrive within ``window`` seconds (up
-to ``max_items``), runs them together and hands each request its own result. The per-request cost of an edit
-is mostly the fixed cost of many small operations, so a batch of n costs far less than n lone edits.
+A :class:`Batcher` holds a queue and a few worker threads. A request thread submits its item
+(:meth:`Batcher.submit`) and waits; a worker takes the first item waiting, gathers those that arrive within
+``window`` seconds (up to ``max_items``), runs them together and hands each request its own result. The
+per-request cost of an edit is mostly the fixed cost of many small operations, so a batch of n costs far less
+than n lone edits.
 
 A batch whose run fails (one bad item among good ones) is run again item by item, so each request gets its own
 result or its own error, never a neighbour's.
