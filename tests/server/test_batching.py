@@ -89,3 +89,13 @@ def test_batched_requests_answer_what_each_answers_alone(tiny_run):
             assert np.abs(_pixels(ea["png"]) - _pixels(et["png"])).max() <= 1
     bad = batched.post("/api/edit", json={"example": 0, "do": {"C": "blue"}, "k": 2})
     assert bad.status_code == 400 and "'blue' is not a value of C" in bad.json()["detail"]
+
+
+def test_serve_config_checks_the_batching_settings():
+    from cfedit.errors import CfeditError
+    from cfedit.server.app import ServeConfig
+
+    assert ServeConfig().batch_ms == 0  # off unless asked for: a lone request's pixels are reproducible to the bit
+    for bad in ({"batch_ms": -1.0}, {"batch_ms": 5000.0}, {"batch_max": 0}):
+        with pytest.raises(CfeditError, match="batch_"):
+            ServeConfig(**bad)
