@@ -102,8 +102,9 @@ def test_ancm_fits_and_edits_a_continuous_factor(morpho_data, tmp_path):
     assert ((read.factual["T"] >= 1.5) & (read.factual["T"] <= 6.5)).all() and np.all(read.factors["D"] == 3)
     assert NonCausal(model).edit(x, {"T": 4.0}, labels=v).factors["I"][:, 0].tolist() == pytest.approx(v["I"].tolist())
     assert markovian(model, data.labels).graph == w.graph  # already Markovian: the baseline refits over the same diagram
-    with pytest.raises(CfeditError, match="density"):
-        Associational(model)
+    assoc = Associational(model).edit(x, {"T": 4.0}, n_samples=3, labels=v, seed=1)
+    assert np.all(assoc.factors["T"] == 4.0) and assoc.images.shape == (4, 3, 1, 28, 28)
+    assert not np.array_equal(assoc.factors["D"], r.factors["D"])  # the digit is resampled from P(D | T=4), not kept
     from cfedit.runs import QueryBounds
 
     with pytest.raises(CfeditError, match="declared bins"):

@@ -322,10 +322,11 @@ def _read_query(a: ASCM, editor: Editor, q: Query | Expectation, units: Units, x
 def editors_for_continuous(ancm) -> dict[str, Editor | EditorFactory]:
     """The ANCM, the baselines that apply to continuous factors (non-causal and independent share its image
     mechanism; Markovian where the diagram has a bidirected edge, else it is the ANCM's own model class) and the
-    oracle. The associational baseline needs a table of P(V) and does not apply."""
-    from cfedit.editors.baselines import Independent, NonCausal, markovian
+    oracle. The associational baseline reads P(V | x') from the nearest units of a sample of the fitted NCM."""
+    from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian
 
-    eds: dict[str, Editor | EditorFactory] = {"ancm": ancm, "non-causal": NonCausal(ancm), "independent": Independent(ancm)}
+    eds: dict[str, Editor | EditorFactory] = {"ancm": ancm, "non-causal": NonCausal(ancm), "associational": Associational(ancm),
+                                              "independent": Independent(ancm)}
     if ancm.graph.bidirected:
         eds["markovian"] = markovian(ancm)
     eds["oracle"] = Oracle
