@@ -100,7 +100,8 @@ class QueryBounds:
                 why = (f"world {world.name!r} declares no exact law over the bins of {names}" if world is not None else
                        "the run belongs to no world, so there is no table of P(V) over their bins (its NCM's continuous law is "
                        "not a binned SCM)")
-                return cls(graph, editor.domains.binned(), None, "none", binned=True, unavailable=(
+                return cls(graph, editor.domains.binned(), None, "none (continuous factors without a world's binned law)", binned=True,
+                           unavailable=(
                     f"no optimal bounds: {names} {'is' if len(cont) == 1 else 'are'} continuous and {why}; optimal bounds "
                     "need a finite P(V), which a world with continuous factors gives over its declared bins (--world NAME)"))
             return cls(world.graph, law.domains, law.table(), f"world {world.name} over the declared bins of {names} (exact binned P(V))",
