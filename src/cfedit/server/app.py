@@ -5,7 +5,8 @@ world when the run belongs to one). Everything it holds is built once and only r
 editor (inference only, no per-request state), the bounds of queries (the run's
 :class:`~cfedit.runs.QueryBounds`, memoised under a lock), the example images, the page's three files (read
 from the package into memory, so no request names a file). Each edit is
-:func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
+:func:`cfedit.evaluation.certificate.certify`: the edits and their certificate. A continuous factor is described
+by its interval (the page's slider), set by a number, and certified over its world's declared bins.
 
 Bad input never yields a 5xx: a refusal is ``{"detail": "one line"}`` with 400 (bad values, unknown
 factors, unreadable query, a Host header that does not name this server), 404 (unknown example), 408 (a body
@@ -220,7 +221,7 @@ def _factors(dom: Domains) -> dict[str, list[str] | ContinuousFactor]:
 
 def _values(dom: Domains, given: Mapping[str, object] | None, what: str) -> Mapping[str, object] | None:
     """Refuse a number for a categorical factor (a value name is asked for: a number would be taken as a code);
-    everything else is checked once, by :meth:`Intervention.of` and the editor's labels."""
+    everything else is checked once, by :meth:`cfedit.core.intervention.Intervention.of` and the editor's labels."""
     for f, x in (given or {}).items():
         if not isinstance(x, str) and f in dom and not dom.is_continuous(f):
             raise CfeditError(f"{what}: {f} is categorical: give one of its value names as text "
