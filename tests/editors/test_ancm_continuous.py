@@ -107,8 +107,8 @@ def test_ancm_fits_and_edits_a_continuous_factor(morpho_data, tmp_path):
     assert not np.array_equal(assoc.factors["D"], r.factors["D"])  # the digit is resampled from P(D | T=4), not kept
     from cfedit.runs import QueryBounds
 
-    with pytest.raises(CfeditError, match="declared bins"):
-        QueryBounds.for_editor(model, w)
+    assert QueryBounds.for_editor(model, w).domains == w.binned.domains  # bounded over the world's declared bins
+    assert "belongs to no world" in QueryBounds.for_editor(model).unavailable  # no binned law without a world
 
 
 def test_counterfactual_term_of_a_continuous_factor_does_not_grow_with_the_labellers_confidence():
