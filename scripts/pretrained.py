@@ -5,8 +5,9 @@ For each world with a config in ``configs/pretrained/`` (or the worlds named):
 1. train it: ``cfedit train --world NAME -o runs/pretrained/NAME --config configs/pretrained/NAME.toml`` (resumable:
    an interrupted build continues where it stopped);
 2. package it into ``src/cfedit/artefacts/NAME/`` with float16 weights (``cfedit.runs.pretrained.package_editor``);
-3. evaluate the packaged editor (``cfedit evaluate pretrained:NAME --world NAME -n 2000 --samples 8``), which trains
-   (or finds in the cache) the reference networks it reads: the world's oracle readers and realism feature network;
+3. evaluate the packaged editor (``cfedit evaluate pretrained:NAME --world NAME -n 2000 --samples 8``; a world with
+   continuous factors: ``-n 500`` measured edits), which trains (or finds in the cache) the reference networks it
+   reads: the world's oracle readers and realism feature network;
 4. copy those networks from the cache into ``src/cfedit/artefacts/reference/`` and record them, and the editor's
    figures, in the manifest.
 
@@ -44,9 +45,28 @@ def reference_files(cache: Path, world: str) -> list[Path]:
 
 def figures(path: Path) -> dict:
     """The headline figures of an evaluation's results.json (the editor is method "ancm")."""
+    import json
+
+    from cfedit.evaluation import continuous
     from cfedit.evaluation.results import EvaluationResults
 
+    data = json.loads(path.read_text())
+    if "measurement_floor" in data:  # a world with continuous factors: measured edits
+        return continuous.headline(data, "ancm")
     return EvaluationResults.load(path).headline("ancm")
+
+
+def evaluate_args(name: str, n: int) -> list[str]:
+    """The evaluation's arguments after ``--world NAME``: k = 8 samples a unit on a categorical world; a world with
+    continuous factors measures each edit one by one (its units capped at CONTINUOUS_UNITS)."""
+    from cfedit.worlds import get_world
+
+    if get_world(name).domains.continuous_names:
+        return ["-n", str(min(n, CONTINUOUS_UNITS))]
+    return ["-n", str(n), "--samples", "8"]
+
+
+CONTINUOUS_UNITS = 500
 
 
 def main() -> None:
@@ -80,7 +100,7 @@ def main() -> None:
                        hardware=f"{hardware()}; --threads {args.threads}" + (f"; {args.machine_note}" if args.machine_note else ""))
         base = artefacts_folder()
         out = ROOT / "reports" / "pretrained" / name
-        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, "-n", str(args.n), "--samples", "8",
+        ev = ["cfedit", "evaluate", f"pretrained:{name}", "--world", name, *evaluate_args(name, args.n),
               "-o", str(out.relative_to(ROOT)),
               "--threads", str(args.threads)]
         t0 = time.time()

@@ -71,3 +71,22 @@ def test_train_and_evaluate_on_morpho(cli, tmp_path):
     Image.fromarray((a.factual(a.units(1, seed=3))[0, 0] * 255).round().astype("uint8"), "L").save(tmp_path / "one.png")
     code, out, err = cli("edit", str(run), "--image", str(tmp_path / "one.png"), "--do", "T=4", "-n", "2", "-o", str(tmp_path / "e.png"))
     assert code == 0 and "do(T=4)" in out and (tmp_path / "e.png").is_file(), err
+    # --certify: the run is matched to world morpho; the certificate is over its declared bins
+    one = ["edit", str(run), "--image", str(tmp_path / "one.png"), "-n", "2", "-o", str(tmp_path / "c.png"), "--certify"]
+    code, out, err = cli(*one, "--do", "T=4.2", "--label", "D=3, T=1.8, I=120", "--json")
+    assert code == 0, err
+    cert = json.loads(out)
+    assert cert["do"] == {"T": "4.2"} and cert["binned_do"] == {"T": "3.5-6.5"} and cert["binned_factual"] == {"T": "1.5-2", "I": "100-150"}
+    assert "declared bins" in cert["binning"] and "binned P(V)" in cert["p_v"] and cert["queries"]
+    from cfedit.bounds import optimal_bounds
+    from cfedit.core.query import parse_query
+    from cfedit.worlds.morpho import Binning, binned_table
+
+    dom = Binning().domains
+    for q in cert["queries"]:
+        b = optimal_bounds(parse_query(q["query"], dom), get_world("morpho").graph, dom, binned_table(False, Binning()))
+        assert (q["lower"], q["upper"]) == pytest.approx((b.lower, b.upper), abs=1e-9)
+    code, out, err = cli(*one, "--do", "T=4.2")
+    assert code == 0 and "T, I continuous: the certificate is over their declared bins" in out and "1.5-2" in out, err
+    code, _, err = cli(*one, "--do", "T=nan")
+    assert code == 2 and "nan is outside the range of T" in err and "Traceback" not in err

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cfedit.core.domains import Continuous, Domains
-from cfedit.errors import CfeditError, DataError
+from cfedit.errors import DataError
 from cfedit.imaging import Labeller, cond_dim, one_hot_factors
 from cfedit.imaging.vae import ConditionalVAE, VAEConfig
 
@@ -102,12 +102,13 @@ def test_ancm_fits_and_edits_a_continuous_factor(morpho_data, tmp_path):
     assert ((read.factual["T"] >= 1.5) & (read.factual["T"] <= 6.5)).all() and np.all(read.factors["D"] == 3)
     assert NonCausal(model).edit(x, {"T": 4.0}, labels=v).factors["I"][:, 0].tolist() == pytest.approx(v["I"].tolist())
     assert markovian(model, data.labels).graph == w.graph  # already Markovian: the baseline refits over the same diagram
-    with pytest.raises(CfeditError, match="density"):
-        Associational(model)
+    assoc = Associational(model).edit(x, {"T": 4.0}, n_samples=3, labels=v, seed=1)
+    assert np.all(assoc.factors["T"] == 4.0) and assoc.images.shape == (4, 3, 1, 28, 28)
+    assert not np.array_equal(assoc.factors["D"], r.factors["D"])  # the digit is resampled from P(D | T=4), not kept
     from cfedit.runs import QueryBounds
 
-    with pytest.raises(CfeditError, match="declared bins"):
-        QueryBounds.for_editor(model, w)
+    assert QueryBounds.for_editor(model, w).domains == w.binned.domains  # bounded over the world's declared bins
+    assert "belongs to no world" in QueryBounds.for_editor(model).unavailable  # no binned law without a world
 
 
 def test_counterfactual_term_of_a_continuous_factor_does_not_grow_with_the_labellers_confidence():

@@ -55,6 +55,34 @@ def test_associational_resamples_from_the_conditional(setup):
     assert np.abs(freq - p_d).max() < 5 * np.sqrt(0.25 / n)
 
 
+def test_associational_conditions_a_continuous_factor_on_its_nearest_units():
+    """With a continuous factor the conditional P(V | T = t) is read from the NCM's sample: units nearest t. In a
+    pool where I = 100 + 20 T and D = [T > 3] exactly, do(T=4) must give I near 180 and D = 1, do(T=2) I near 140
+    and D = 0; a categorical intervention conditions exactly. The neighbours are within the pool's spacing of t."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from cfedit.core.domains import Continuous, Domains
+
+    dom = Domains({"D": ["0", "1"], "T": Continuous(1.5, 6.5), "I": Continuous(0, 255)})
+    t = np.random.default_rng(0).uniform(1.5, 6.5, Associational.POOL)
+    pool = {"D": (t > 3).astype(np.int64), "T": t, "I": 100 + 20 * t}
+    fake = SimpleNamespace(domains=dom, image_shape=(1, 28, 28), device="cpu", config=SimpleNamespace(seed=0),
+                           ncm=SimpleNamespace(sample=lambda n, seed: pool))
+    a = Associational(fake)
+    v = {"D": torch.zeros(500, dtype=torch.long), "T": torch.full((500,), 2.0, dtype=torch.float64),
+         "I": torch.full((500,), 140.0, dtype=torch.float64)}
+    u = torch.rand(500, generator=torch.Generator().manual_seed(1))
+    for target, i_mean, d in ((4.0, 180.0, 1), (2.0, 140.0, 0)):
+        f = a.factors(v, u, {"T": target})
+        assert (f["T"] == target).all() and (f["D"] == d).all()
+        assert abs(float(f["I"].mean()) - i_mean) < 0.2 and float((f["I"] - i_mean).abs().max()) < 20 * 0.01
+        assert len(set(f["I"].tolist())) > 50  # drawn among many neighbours, not one unit
+    f = a.factors(v, u, {"D": 1})
+    assert (f["D"] == 1).all() and float(f["T"].min()) > 3 and abs(float(f["T"].mean()) - 4.75) < 0.1
+
+
 @pytest.mark.parametrize("from_labels", [True, False])
 def test_markovian_baseline_lets_do_digit_change_colour(setup, from_labels):
     w, data, ancm = setup

@@ -80,6 +80,24 @@ def test_ctf_rows_read_the_documented_queries(results):
     assert js["world"] == "morpho-confounded" and len(js["methods"]) == 2 and js["queries"][0]["tolerance"] >= 0
 
 
+@pytest.mark.slow
+def test_headline_reads_the_results_json(results):
+    """The manifest's figures: the same numbers as the typed results, the consistent count out of the tested queries."""
+    import json
+
+    from cfedit.evaluation.continuous import headline
+
+    w, r = results
+    h = headline(json.loads(json.dumps(r.to_json(), default=float)), "unchanged")
+    m = r.method("unchanged")
+    assert h["thickness_mae"]["T=4"] == round(m.actions[0].thickness_mae.value, 4)
+    assert h["null_edit_mae"] == round(m.null_edit_error.value, 4) and h["units"] == 8
+    assert h["queries"] == len(r.queries) == 4 and h["queries_consistent"] == sum(q.consistent["unchanged"] for q in r.queries)
+    assert r.headline("oracle")["queries_consistent"] == 4
+    with pytest.raises(CfeditError, match="no method 'ancm'"):
+        r.headline("ancm")
+
+
 def test_categorical_worlds_are_refused():
     with pytest.raises(CfeditError, match="not a Morpho-MNIST world"):
         evaluate_continuous(get_world("backdoor"), {"oracle": Oracle})

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from cfedit.editors.ancm import ANCM, ANCMConfig
+from cfedit.imaging import LabellerConfig
 from cfedit.imaging.vae import VAEConfig
 from cfedit.ncm import NCMConfig
 from cfedit.worlds import get_world
@@ -35,3 +36,32 @@ def client(web_app):
     from fastapi.testclient import TestClient
 
     return TestClient(web_app)
+
+
+TINY_MORPHO = ANCMConfig(steps=10, batch_size=16, log_every=100, checkpoint_every=1000, ctf_weight=0.0,
+                         ncm=NCMConfig(steps=40, latent_size=8), image=VAEConfig(width=4, latent_dim=2), labeller=LabellerConfig(width=4))
+
+
+@pytest.fixture(scope="session")
+def tiny_morpho_run(tmp_path_factory) -> tuple[ANCM, Path]:
+    """A run with continuous factors (world morpho: D, T -> I) trained for seconds on 64 units."""
+    pytest.importorskip("skimage")
+    w = get_world("morpho")
+    out = tmp_path_factory.mktemp("tiny_morpho_run")
+    return ANCM.fit(w.graph, w.dataset(64, seed=0), TINY_MORPHO, out_dir=out, log=None), out
+
+
+@pytest.fixture(scope="session")
+def morpho_app(tiny_morpho_run):
+    """Its web application; the run is matched to world morpho by its graph and factors."""
+    from cfedit.runs import Run
+    from cfedit.server.app import ServeConfig, create_app
+
+    return create_app(Run.of(tiny_morpho_run[0]), config=ServeConfig(n_examples=3, allowed_hosts=TEST_HOSTS))
+
+
+@pytest.fixture(scope="session")
+def morpho_client(morpho_app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(morpho_app)

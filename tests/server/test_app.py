@@ -156,7 +156,11 @@ def huge_png() -> str:
     ({"example": "zero", "do": {"C": "green"}}, 422, "example:"),
     *[({"example": 0, "do": {"C": "green"}, key: bad}, 422, f"{key}: Input should be a valid integer")
       for key in ("k", "seed", "example") for bad in (True, 1.0, "8")],
-    ({"example": 0, "do": {"C": 1}}, 422, "do.C: Input should be a valid string"),
+    ({"example": 0, "do": {"C": 1}}, 400, "do: C is categorical: give one of its value names as text (green, red), not the number 1"),
+    ({"example": 0, "do": {"C": 0.5}}, 400, "do: C is categorical"),
+    ({"example": 0, "do": {"C": "green"}, "labels": {"D": 7, "C": "red", "B": "0"}}, 400, "labels: D is categorical"),
+    ({"example": 0, "do": {"C": True}}, 422, "do.C: give a value name (text), or a number for a continuous factor"),
+    ({"example": 0, "do": {"C": "g" * 101}}, 422, "do.C: String should have at most 100 characters"),
     ({"image": True, "do": {"C": "green"}}, 422, "image: Input should be a valid string"),
 ])
 def test_edit_refusals(client, body, status, message):

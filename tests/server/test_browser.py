@@ -154,3 +154,72 @@ def test_with_no_run_every_shipped_editor_is_offered_and_edits(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def morpho_server(tiny_morpho_run, tmp_path_factory):
+    """`cfedit serve` on the continuous run's folder: it is matched to world morpho by its graph and factors."""
+    proc, url = _serve([str(tiny_morpho_run[1])], tmp_path_factory.mktemp("serve-morpho") / "serve.log")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_continuous_factor_is_set_with_a_slider(morpho_server, tmp_path):
+    """T and I get sliders over their intervals (D keeps its list); picking an example shows its reading as
+    numbers and starts the sliders there; a slid value is sent as a number and the edit comes back with its
+    images and a certificate over the declared bins."""
+    from playwright.sync_api import expect, sync_playwright
+
+    k = 3
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(morpho_server)
+            expect(page.locator("#run-line")).to_contain_text("world morpho")
+            t = page.locator("input[type=range][data-factor=T]")
+            expect(t).to_be_visible()
+            assert (t.get_attribute("min"), t.get_attribute("max"), t.get_attribute("step")) == ("1.5", "6.5", "0.01")
+            assert page.locator("input[type=range][data-factor=I]").get_attribute("step") == "1"
+            expect(page.locator("select[data-factor=D]")).to_have_count(1)
+            expect(page.locator("select[data-factor=T], select[data-factor=I]")).to_have_count(0)
+            page.locator("#examples button").first.click()
+            expect(page.locator("#factual-reading")).to_have_text(re.compile(r"D=\d, T=\d\.\d{3}, I=\d+\.\d"))
+            reading = float(re.search(r"T=(\d\.\d+)", page.locator("#factual-reading").inner_text()).group(1))
+            assert float(page.locator("input[data-factor-value=T]").input_value()) == pytest.approx(reading, abs=0.01)
+            assert not page.locator("input[data-factor-on=T]").is_checked()  # not set until it is moved
+            t.evaluate("(e) => { e.value = '4'; e.dispatchEvent(new Event('input', { bubbles: true })); }")
+            t.focus()
+            page.keyboard.press("ArrowRight")  # one step up: 4.01
+            expect(page.locator("input[data-factor-value=T]")).to_have_value("4.01")
+            assert page.locator("input[data-factor-on=T]").is_checked() and not page.locator("input[data-factor-on=I]").is_checked()
+            page.fill("#k", str(k))
+            with page.expect_request("**/api/edit") as sent:
+                page.click("#edit-button")
+            assert sent.value.post_data_json["do"] == {"T": 4.01}  # a number, not text
+            expect(page.locator("#grid .tile")).to_have_count(k + 1, timeout=60_000)
+            expect(page.locator("#edit-title")).to_have_text(f"do(T=4.01), k = {k}")
+            assert all(src.startswith("data:image/png;base64,") for src in
+                       page.locator("#grid .tile img").evaluate_all("(imgs) => imgs.map((i) => i.src)"))
+            assert all(re.search(r"T=\d\.\d{3}", c) for c in page.locator("#grid .tile figcaption").all_inner_texts())
+            texts = page.locator("#certificate tr").all_inner_texts()[1:]
+            assert texts and all("[T=3.5-6.5]" in row for row in texts), texts
+            expect(page.locator("#cert-note")).to_contain_text("declared bins")
+            expect(page.locator("#distributions tr")).to_have_count(4)
+            value = page.locator("input[data-factor-value=T]")
+            value.fill("9")  # outside [1.5, 6.5]: the browser's form check stops it before any request
+            assert value.evaluate("(e) => e.validity.rangeOverflow") and t.input_value() == "6.5"
+            requests = []
+            page.on("request", lambda r: requests.append(r.url) if r.url.endswith("/api/edit") else None)
+            page.click("#edit-button")
+            page.wait_for_timeout(300)
+            assert not requests
+            assert not errors, errors
+            page.screenshot(path=str(tmp_path / "web-editor-continuous.png"), full_page=True)
+        finally:
+            browser.close()

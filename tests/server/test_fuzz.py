@@ -36,5 +36,30 @@ def test_fuzz(api_schema, method, path, examples):
 
     run()
     assert seen and max(seen) < 500
-    if path == "/api/edit":
-        assert 200 in seen  # the schema names the run's factors and values, so some generated edits succeed
+
+
+@pytest.mark.parametrize("path, examples", [("/api/edit", 40), ("/api/bounds", 20)])
+def test_fuzz_a_run_with_continuous_factors(morpho_app, path, examples):
+    """The same checks on a run whose factors T and I are continuous (numbers in the edit request)."""
+    operation = schemathesis.openapi.from_asgi("/openapi.json", morpho_app)[path]["POST"]
+    seen = []
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=examples, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def run(case):
+        seen.append(case.call_and_validate(checks=CHECKS).status_code)
+
+    run()
+    assert seen and max(seen) < 500
+
+
+def test_the_schema_names_the_runs_factors_and_values(web_app, client):
+    """The edit request's schema lists the run's factors and their values (what the fuzzer draws from): a
+    request made of the first value the schema allows for each factor, alone, is an edit that succeeds."""
+    props = web_app.openapi()["components"]["schemas"]["EditRequest"]["properties"]
+    do = props["do"]
+    assert do["propertyNames"]["enum"] == ["D", "C", "B"]
+    for f in do["propertyNames"]["enum"]:
+        value = do["properties"][f]["enum"][0]
+        r = client.post("/api/edit", json={"example": props["example"]["anyOf"][0]["maximum"], "do": {f: value}, "k": 1})
+        assert r.status_code == 200, (f, value, r.text)

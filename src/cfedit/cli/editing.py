@@ -96,8 +96,9 @@ def edit(
     certify: Annotated[bool, typer.Option("--certify", help="also print the certificate: each factor's distribution "
                                           "over the samples, each implied query's optimal bounds, consistent or not")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --certify: print the certificate as JSON")] = False,
-    world: Annotated[Optional[str], typer.Option("--world", help="with --certify: the run's world, for its exact P(V) "
-                                                 "[default: the world matching the run, else the run's own NCM]")] = None,
+    world: Annotated[Optional[str], typer.Option("--world", help="with --certify: the run's world, for its exact P(V) (over the "
+                                                 "declared bins of continuous factors) [default: the world matching the run, "
+                                                 "else the run's own NCM]")] = None,
     threads: ThreadsOpt = None,
 ) -> None:
     """Counterfactual samples of one image under do(X = x'); the factual image comes first in the grid."""
@@ -146,8 +147,9 @@ def edit(
 def print_certificate(c: dict) -> None:
     """The certificate of :func:`cfedit.evaluation.certificate.certify` (its JSON form) as two tables."""
     fmt = lambda d: ", ".join(f"{v} {p:.2f}" for v, p in d.items() if p > 0)  # noqa: E731
+    binned = c.get("binned_factual", {})
     print_table(f"readings of the {c['k']} edits (the labeller's)", ["factor", "factual", "counterfactual distribution"],
-                [(f, c["factual"][f], fmt(d)) for f, d in c["distributions"].items()])
+                [(f, c["factual"][f] + (f" (bin {binned[f]})" if f in binned else ""), fmt(d)) for f, d in c["distributions"].items()])
     rows = [(q["query"], f"[{q['lower']:.3f}, {q['upper']:.3f}]", "yes" if q["identified"] else "no",
              f"{q['estimate']:.3f} [{q['estimate_lower']:.3f}, {q['estimate_upper']:.3f}] (n={q['n']})",
              "yes" if q["consistent"] else "NO", *([f"{q['truth']:.3f}"] if "truth" in q else [])) for q in c["queries"]]
@@ -158,6 +160,8 @@ def print_certificate(c: dict) -> None:
         console.print(f"{c['omitted']} queries not shown: no edit shows their value and their lower bound is 0 (consistent)")
     if c["note"]:
         console.print(c["note"])
+    if c.get("binning"):
+        console.print(c["binning"])
 
 
 def _edit_at_extremes(model, x, x_do, query: str, n: int, labels, seed: int, output: Path) -> None:

@@ -258,7 +258,11 @@ class Domains:
             except ValueError:
                 raise DomainError(f"{where}, got {clip(value)!r}") from None
         elif isinstance(value, (int, float, np.integer, np.floating)):
-            x = float(value)
+            try:
+                x = float(value)
+            except OverflowError:  # an integer beyond any float
+                raise DomainError(f"{clip(str(value), 40)} is outside the range of {name}: give a number in "
+                                  f"[{_num(c.lo)}, {_num(c.hi)}]") from None
         else:
             raise DomainError(f"{where}, got {clip(repr(value))}")
         if not c.lo <= x <= c.hi:  # also refuses nan

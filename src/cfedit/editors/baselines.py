@@ -110,17 +110,30 @@ class Independent(NonCausal):
 
 
 class Associational(_SharedImageEditor):
-    """Resample every factor but the intervened ones from P(V | X = x') (the NCM's fitted P(V); categorical
-    factors only: conditioning a density on a continuous x' has no table to read)."""
+    """Resample every factor but the intervened ones from P(V | X = x') (the NCM's fitted P(V)).
+
+    Categorical factors only: read off the fitted table. With a continuous factor the law is a density and has no
+    table; P(V | X = x') is then read from a pool of ``POOL`` units drawn from the fitted NCM: the units whose
+    categorical intervened factors equal x' and, among them, the ``NEIGHBOURS`` nearest to x' on the continuous ones
+    (distance relative to each factor's interval), one drawn uniformly per edit: a nearest-neighbour conditional.
+    """
 
     name = "associational"
+    POOL = 100_000
+    NEIGHBOURS = 200
 
     def __init__(self, ancm: ANCM):
         super().__init__(ancm)
-        self.table = ancm.fitted_p_v()
+        if ancm.domains.continuous_names:
+            self.table = None
+            self.pool = ancm.ncm.sample(self.POOL, seed=ancm.config.seed)
+        else:
+            self.table = ancm.fitted_p_v()
 
     def factors(self, v, uniforms, do):
         """v': x' set, the other factors drawn from P(V | x')."""
+        if self.table is None:
+            return self._pool_factors(v, uniforms, do)
         names = self.domains.names
         t = self.table.copy()
         for k, x in do.items():
@@ -132,6 +145,32 @@ class Associational(_SharedImageEditor):
         flat = np.minimum(np.searchsorted(cdf, uniforms.cpu().numpy(), side="right"), len(cdf) - 1)
         cells = np.unravel_index(flat, t.shape)
         return {k: torch.as_tensor(cells[i], dtype=torch.long, device=v[k].device) for i, k in enumerate(names)}
+
+    def neighbours(self, do: Mapping[str, float]) -> np.ndarray:
+        """Indices into the pool of the units that stand for P(V | x'), nearest first."""
+        keep = np.ones(self.POOL, dtype=bool)
+        dist = np.zeros(self.POOL)
+        for k, x in do.items():
+            if self.domains.is_continuous(k):
+                c = self.domains.continuous(k)
+                dist += np.abs(self.pool[k] - float(x)) / (c.hi - c.lo)
+            else:
+                keep &= self.pool[k] == int(x)
+        idx = np.flatnonzero(keep)
+        if not len(idx):  # x' has no mass in the fitted P(V): nothing to condition on, keep the marginal
+            idx = np.arange(self.POOL)
+        return idx[np.argsort(dist[idx], kind="stable")[: self.NEIGHBOURS]]
+
+    def _pool_factors(self, v, uniforms, do):
+        near = self.neighbours(do)
+        pick = near[np.minimum((uniforms.cpu().numpy() * len(near)).astype(np.int64), len(near) - 1)]
+        out = {}
+        for k, t in v.items():
+            if k in do:
+                out[k] = torch.full_like(t, do[k])
+            else:
+                out[k] = torch.as_tensor(self.pool[k][pick], dtype=t.dtype, device=t.device)
+        return out
 
 
 BASELINES: dict[str, Callable[[ANCM], Editor]] = {

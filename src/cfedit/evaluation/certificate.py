@@ -18,6 +18,13 @@ shown; for a non-descendant of X it has bounds [1, 1].
 P(V) comes from the run's world when it belongs to one (exact), else from the editor's fitted NCM (the law
 the ANCM reproduces), for evidence its training labels hold: the run's :class:`~cfedit.runs.QueryBounds`
 says which, and memoises the bounds of each query it is asked.
+
+Continuous factors (Morpho-MNIST's thickness and intensity) are certified over their declared bins, with the
+world's exact binned law (:class:`cfedit.worlds.base.BinnedLaw`): the edit do(X = x) becomes the binned action
+on the bin holding x, the evidence is the bins of the factual values, and the outcomes are the bins of the
+edits' readings. The bounds hold exactly for the binned query, an approximation of the edit's (the
+certificate's :attr:`Certificate.binning` says so in words). Without such a law (a run of the user's own
+data) the certificate has no rows and its note says why.
 """
 
 from __future__ import annotations
@@ -56,32 +63,46 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Binned:
+    """How a certificate of continuous factors reads them: over their declared bins."""
+
+    domains: Domains  # categorical: each continuous factor replaced by its declared bins (value names "lo-hi")
+    do: Intervention  # the binned action: each continuous value's bin (codes of ``domains``)
+    factual: dict[str, int]  # the bins of the factual values
+    text: str  # the approximation, in words
+
+
+@dataclass(frozen=True)
 class Certificate:
     """The certificate of one image's edits (see the module docstring)."""
 
     do: Intervention
-    factual: dict[str, int]  # v: the labels given, or the labeller's reading of the image
-    readings: dict[str, np.ndarray]  # (k,) codes read off each edited image by the labeller
-    distributions: dict[str, np.ndarray]  # per factor, the share of the k readings taking each value
-    rows: tuple[Row, ...]
+    factual: dict[str, int | float]  # v: the labels given, or the labeller's reading of the image
+    readings: dict[str, np.ndarray]  # (k,) codes (values of a continuous factor) read off each edited image by the labeller
+    distributions: dict[str, np.ndarray]  # per factor, the share of the k readings taking each value (each bin, if continuous)
+    rows: tuple[Row, ...]  # queries over the binned domains when there are continuous factors
     omitted: int  # rows left out: no edit shows the value and its lower bound is 0 (always consistent)
     source: str  # where P(V) came from
     note: str  # why there are no rows, when there are none
     result: EditResult = field(repr=False, compare=False)  # the edits themselves (images (1, k, C, H, W), v')
+    binning: Binned | None = None  # continuous factors: the bins the rows and distributions are over
 
     @property
     def k(self) -> int:
         return len(next(iter(self.readings.values())))
 
     def to_dict(self, domains: Domains) -> dict:
-        """JSON-able form, value names instead of codes."""
+        """JSON-able form, value names instead of codes (a continuous value as a number, the rows and
+        distributions over its bins, with ``binning``, ``binned_do`` and ``binned_factual``)."""
+        b = self.binning
+        rows = b.domains if b is not None else domains
         return {
             "do": {f: domains.decode(f, c) for f, c in self.do.items()},
             "factual": {f: domains.decode(f, c) for f, c in self.factual.items()},
             "k": self.k,
-            "distributions": {f: {domains.decode(f, c): float(p) for c, p in enumerate(d)} for f, d in self.distributions.items()},
+            "distributions": {f: {rows.decode(f, c): float(p) for c, p in enumerate(d)} for f, d in self.distributions.items()},
             "queries": [{
-                "query": r.query.format(domains), "factor": r.factor, "value": domains.decode(r.factor, r.value), "kept": r.kept,
+                "query": r.query.format(rows), "factor": r.factor, "value": rows.decode(r.factor, r.value), "kept": r.kept,
                 "lower": float(r.bounds.lower), "upper": float(r.bounds.upper), "identified": bool(r.bounds.identified),
                 "certified": bool(r.bounds.certified),
                 "estimate": None if r.estimate.n == 0 else float(r.estimate.value), "estimate_lower": float(r.estimate.lower),
@@ -91,6 +112,10 @@ class Certificate:
             "omitted": self.omitted,
             "p_v": self.source,
             "note": self.note,
+            "binning": b.text if b is not None else "",
+            "binned_do": {f: b.domains.decode(f, c) for f, c in b.do.items() if domains.is_continuous(f)} if b is not None else {},
+            "binned_factual": ({f: b.domains.decode(f, c) for f, c in b.factual.items() if domains.is_continuous(f)}
+                               if b is not None else {}),
         }
 
 
@@ -148,29 +173,56 @@ def _action(editor: Editor, do: Intervention | Mapping[str, object]) -> Interven
 def _certificate(editor: Editor, x_do: Intervention, k: int, r: EditResult, bounds: QueryBounds, reader: Reader | None) -> Certificate:
     """The certificate of one image's k edits ``r`` under ``x_do`` (module docstring)."""
     dom = editor.domains
-    v = {f: int(r.factual[f][0]) for f in dom.names}
+    cont = dom.continuous_names
+    v = {f: (float if f in cont else int)(r.factual[f][0]) for f in dom.names}
     flat = r.images[0]  # (k, C, H, W)
-    read = {f: np.asarray(a, np.int64).reshape(k) for f, a in (reader or label_reader(editor))(flat).items()}
-    dist = {f: np.bincount(read[f], minlength=dom.size(f)) / k for f in dom.names}
+    read = {f: np.asarray(a, np.float64 if f in cont else np.int64).reshape(k) for f, a in (reader or label_reader(editor))(flat).items()}
+    binning, qdom, q_do, q_v, q_read = None, dom, x_do, v, read
+    if cont:  # continuous factors: queries, readings and distributions over their declared bins
+        qdom = dom.binned()
+        to_bin = lambda f, a: dom.bin(f, a) if f in cont else np.asarray(a)  # noqa: E731
+        q_do = Intervention({f: int(to_bin(f, c)) for f, c in x_do.items()})
+        q_v = {f: int(to_bin(f, c)) for f, c in v.items()}
+        q_read = {f: to_bin(f, a) for f, a in read.items()}
+        binning = Binned(qdom, q_do, q_v, _binning_text(dom, x_do, q_do, bounds))
+    dist = {f: np.bincount(q_read[f], minlength=qdom.size(f)) / k for f in dom.names}
     rows, omitted, note = [], 0, ""
-    factual_k = {f: np.full(k, c) for f, c in v.items()}  # each of the k edits is one trial of the same unit
+    if bounds.unavailable:
+        return Certificate(x_do, v, read, dist, (), 0, bounds.source, bounds.unavailable, r, binning)
+    if bounds.domains != qdom:
+        raise CfeditError(f"the bounds are over the factors {bounds.domains.as_dict()}, the certificate's over {qdom.as_dict()}")
+    factual_k = {f: np.full(k, c) for f, c in q_v.items()}  # each of the k edits is one trial of the same unit
     for f in dom.names:
         if f in x_do:
             continue
-        for w in range(dom.size(f)):
-            q = Query.edit(x_do, {f: w}, v)
+        for w in range(qdom.size(f)):
+            q = Query.edit(q_do, {f: w}, q_v)
             try:
                 b = bounds(q)
             except QueryError as e:  # the reading has probability zero under P(V): no query is defined
                 note = f"no bounds: {e}"
                 break
-            if w != v[f] and dist[f][w] == 0 and b.lower <= 1e-9:
+            if w != q_v[f] and dist[f][w] == 0 and b.lower <= 1e-9:
                 omitted += 1
                 continue
-            est = ctf_estimate(q, factual_k, read)
+            est = ctf_estimate(q, factual_k, q_read)
             ok = bool(est.n > 0 and est.overlaps(b.lower - 1e-9, b.upper + 1e-9))
-            rows.append(Row(q, f, w, w == v[f], b, est, ok, bounds.truth(q)))
+            rows.append(Row(q, f, w, w == q_v[f], b, est, ok, bounds.truth(q)))
         if note:
             rows, omitted = [], 0
             break
-    return Certificate(x_do, v, read, dist, tuple(rows), omitted, bounds.source, note, r)
+    return Certificate(x_do, v, read, dist, tuple(rows), omitted, bounds.source, note, r, binning)
+
+
+def _binning_text(dom: Domains, x_do: Intervention, q_do: Intervention, bounds: QueryBounds) -> str:
+    """The binning approximation of a certificate of continuous factors, in words."""
+    cont = dom.continuous_names
+    bins = "; ".join(f"{f}: {', '.join(dom.continuous(f).bin_names)}" for f in cont)
+    acted = [f for f in x_do if f in cont]
+    action = (", ".join(f"do({f}={dom.decode(f, x_do[f])}) is taken as the binned action do({f} in "
+                        f"{dom.binned().decode(f, q_do[f])})" for f in acted) + "; ") if acted else ""
+    law = bounds.world.binned.action if bounds.world is not None and bounds.world.binned is not None else ""
+    return (f"{', '.join(cont)} continuous: the certificate is over their declared bins ({bins}). {action}the evidence is the bins "
+            f"of the factual values and each outcome the bin of an edit's reading, so the bounds hold exactly for the binned query, "
+            f"an approximation of the edit's that tightens as the bins shrink" + (f" (binned action: {law})" if law else "")
+            + (". A truth is the world's value of the binned query, sampled" if bounds.world is not None else "") + ".")

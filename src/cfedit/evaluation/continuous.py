@@ -139,11 +139,32 @@ class ContinuousResults:
                 return m
         raise CfeditError(f"no method {name!r}; methods are {', '.join(m.name for m in self.methods)}")
 
+    def headline(self, method: str) -> dict:
+        """One editor's headline figures as plain numbers (what a shipped editor's manifest entry records)."""
+        return headline(self.to_json(), method)
+
     def to_json(self) -> dict:
         return {"world": self.world, "config": asdict(self.config), "reversibility": self.reversibility,
                 "measurement_floor": self.measurement_floor.to_json(),
                 "methods": [m.to_json() for m in self.methods], "queries": [q.to_json() for q in self.queries],
                 "skipped_queries": [list(s) for s in self.skipped_queries], "seconds": self.seconds}
+
+
+def headline(results: Mapping, method: str) -> dict:
+    """The headline figures of ``method`` in a continuous evaluation's ``results.json`` content: effectiveness MAEs and
+    digit accuracy per action, null-edit, composition and reversibility errors, documented queries consistent."""
+    methods = {m["name"]: m for m in results["methods"]}
+    if method not in methods:
+        raise CfeditError(f"no method {method!r}; methods are {', '.join(methods)}")
+    m = methods[method]
+    val = lambda e: None if e is None else round(float(e["value"]), 4)  # noqa: E731
+    qs = [q for q in results["queries"] if method in q["consistent"]]
+    return {"units": results["config"]["n_units"], "queries": len(qs), "queries_consistent": sum(bool(q["consistent"][method]) for q in qs),
+            "thickness_mae": {a["action"]: val(a["thickness_mae"]) for a in m["actions"]},
+            "intensity_mae": {a["action"]: val(a["intensity_mae"]) for a in m["actions"]},
+            "digit_accuracy": {a["action"]: val(a["digit_accuracy"]) for a in m["actions"]},
+            "null_edit_mae": val(m["null_edit_error"]), "composition_mae": val(m["composition_error"]),
+            "reversibility_mae": val(m["reversibility_error"])}
 
 
 def _mae(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -322,10 +343,11 @@ def _read_query(a: ASCM, editor: Editor, q: Query | Expectation, units: Units, x
 def editors_for_continuous(ancm) -> dict[str, Editor | EditorFactory]:
     """The ANCM, the baselines that apply to continuous factors (non-causal and independent share its image
     mechanism; Markovian where the diagram has a bidirected edge, else it is the ANCM's own model class) and the
-    oracle. The associational baseline needs a table of P(V) and does not apply."""
-    from cfedit.editors.baselines import Independent, NonCausal, markovian
+    oracle. The associational baseline reads P(V | x') from the nearest units of a sample of the fitted NCM."""
+    from cfedit.editors.baselines import Associational, Independent, NonCausal, markovian
 
-    eds: dict[str, Editor | EditorFactory] = {"ancm": ancm, "non-causal": NonCausal(ancm), "independent": Independent(ancm)}
+    eds: dict[str, Editor | EditorFactory] = {"ancm": ancm, "non-causal": NonCausal(ancm), "associational": Associational(ancm),
+                                              "independent": Independent(ancm)}
     if ancm.graph.bidirected:
         eds["markovian"] = markovian(ancm)
     eds["oracle"] = Oracle

@@ -17,12 +17,13 @@ from cfedit.core.graph import CausalGraph
 from cfedit.core.query import Query
 from cfedit.editors.base import CausalEditor, Editor
 from cfedit.editors.bounded import check_seen
-from cfedit.errors import CfeditError
-from cfedit.worlds import World, get_world, world_names
+from cfedit.errors import CfeditError, QueryError
+from cfedit.worlds import World, continuous_world_names, get_world, world_names
 
 __all__ = ["PRETRAINED_PREFIX", "QueryBounds", "Run", "check_belongs", "matching_world"]
 
 PRETRAINED_PREFIX = "pretrained:"
+_MISSING = object()
 
 
 def _mismatch(editor: Editor, world: World) -> str | None:
@@ -46,8 +47,9 @@ def check_belongs(editor: Editor, world: World) -> None:
 
 
 def matching_world(editor: Editor) -> World | None:
-    """The registered world whose graph, factors and image shape are the editor's, or None."""
-    for name in world_names():
+    """The registered world whose graph, factors and image shape are the editor's, or None (an editor with
+    continuous factors is matched against the worlds with continuous factors)."""
+    for name in continuous_world_names() if editor.domains.continuous_names else world_names():
         w = get_world(name)
         if _mismatch(editor, w) is None:
             return w
@@ -56,16 +58,26 @@ def matching_world(editor: Editor) -> World | None:
 
 class QueryBounds:
     """Optimal bounds of queries over one diagram and one P(V), memoised (safe to share between threads:
-    two threads asking the same new query both solve it and store the same answer)."""
+    two threads asking the same new query both solve it and store the same answer).
+
+    A run with continuous factors is bounded over their declared bins: ``domains`` is then the binned
+    (categorical) domains, ``binned`` says so, and P(V) is the world's exact binned law
+    (:class:`cfedit.worlds.base.BinnedLaw`). Where there is no P(V) to bound with (continuous factors and no
+    world with a binned law), ``p_v`` is None, ``unavailable`` says why and every query is refused with it.
+    """
 
     MEMO_SIZE = 10_000  # queries remembered; later ones are solved each time (a server's memory stays bounded)
 
-    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray, source: str, world: World | None = None,
-                 check: Callable[[Query], object] | None = None):
-        self.graph, self.domains, self.p_v, self.source, self.world = graph, domains, np.asarray(p_v, float), source, world
+    def __init__(self, graph: CausalGraph, domains: Domains, p_v: np.ndarray | None, source: str, world: World | None = None,
+                 check: Callable[[Query], object] | None = None, *, binned: bool = False, unavailable: str = ""):
+        self.graph, self.domains, self.source, self.world = graph, domains, source, world
+        self.p_v = None if p_v is None else np.asarray(p_v, float)
+        self.binned, self.unavailable = binned, unavailable
+        if self.p_v is None and not unavailable:
+            raise CfeditError("QueryBounds without P(V) must say why (unavailable=...)")
         self._check = check  # refuses (QueryError) a query P(V) does not speak for, before it is solved
         self._memo: dict[Query, Bounds] = {}
-        self._truths: dict[Query, float] = {}
+        self._truths: dict[Query, float | None] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -73,12 +85,28 @@ class QueryBounds:
         """The world's exact P(V) and graph when ``world`` is given (checked against the editor), else the
         editor's own graph and fitted P(V) (a :class:`CausalEditor`; other editors need a world). From the
         editor's P(V), queries whose evidence its training labels never show are refused. Continuous factors
-        have no table of P(V): their bounds are over a world's declared bins (``cfedit bounds --world``)."""
-        if editor.domains.continuous_names:
-            raise CfeditError(f"{', '.join(editor.domains.continuous_names)} continuous: optimal bounds of this run's queries are "
-                              "not available here; bounds over the world's declared bins: cfedit bounds --world NAME")
+        have no table of P(V): a world's exact law over their declared bins (its ``binned`` law) stands in;
+        without one the bounds are unavailable (refused, saying why)."""
         if world is not None:
             check_belongs(editor, world)
+        cont = editor.domains.continuous_names
+        if cont:
+            graph = world.graph if world is not None else editor.graph if isinstance(editor, CausalEditor) else None
+            if graph is None:
+                raise CfeditError(f"editor {editor.name!r} carries no causal diagram: give the world it was trained on")
+            names = ", ".join(cont)
+            law = world.binned if world is not None else None
+            if law is None or law.domains != editor.domains.binned():
+                why = (f"world {world.name!r} declares no exact law over the bins of {names}" if world is not None else
+                       "the run belongs to no world, so there is no table of P(V) over their bins (its NCM's continuous law is "
+                       "not a binned SCM)")
+                return cls(graph, editor.domains.binned(), None, "none (continuous factors without a world's binned law)", binned=True,
+                           unavailable=(
+                    f"no optimal bounds: {names} {'is' if len(cont) == 1 else 'are'} continuous and {why}; optimal bounds "
+                    "need a finite P(V), which a world with continuous factors gives over its declared bins (--world NAME)"))
+            return cls(world.graph, law.domains, law.table(), f"world {world.name} over the declared bins of {names} (exact binned P(V))",
+                       world, binned=True)
+        if world is not None:
             return cls(world.graph, world.domains, world.scm.observational(), f"world {world.name} (exact P(V))", world)
         if not isinstance(editor, CausalEditor):
             raise CfeditError(f"editor {editor.name!r} carries no causal diagram and P(V): give the world it was trained on")
@@ -86,20 +114,31 @@ class QueryBounds:
                    check=lambda q: check_seen(editor, q))
 
     def __call__(self, query: Query) -> Bounds:
+        if self.p_v is None:
+            raise CfeditError(self.unavailable)
         if self._check is not None:
             self._check(query)
         return self._memoised(self._memo, query, lambda: optimal_bounds(query, self.graph, self.domains, self.p_v))
 
     def truth(self, query: Query) -> float | None:
-        """The world's true value of ``query`` (None without a world)."""
+        """The world's true value of ``query`` (None without a world). Over bins it is the binned law's,
+        sampled (:attr:`cfedit.worlds.base.BinnedLaw.truth`), None where no sampled unit meets the evidence."""
         if self.world is None:
             return None
+        if self.binned:
+            return self._memoised(self._truths, query, lambda: self._binned_truth(query))
         return self._memoised(self._truths, query, lambda: float(self.world.scm.probability(query)))
+
+    def _binned_truth(self, query: Query) -> float | None:
+        try:
+            return float(self.world.binned.truth(query).value)
+        except QueryError:
+            return None
 
     def _memoised(self, store: dict, query: Query, solve: Callable[[], object]):
         with self._lock:
-            hit = store.get(query)
-        if hit is None:
+            hit = store.get(query, _MISSING)
+        if hit is _MISSING:
             hit = solve()
             with self._lock:
                 if len(store) < self.MEMO_SIZE:
@@ -148,7 +187,8 @@ class Run:
 
     @cached_property
     def bounds(self) -> QueryBounds:
-        """The run's bounds source: the world's exact P(V), else the editor's fitted one (built at first use)."""
+        """The run's bounds source: the world's exact P(V) (over the declared bins of continuous factors), else the
+        editor's fitted one, else none (continuous factors without a world: ``unavailable`` says so); built at first use."""
         return QueryBounds.for_editor(self.editor, self.world)
 
     @property

@@ -5,7 +5,8 @@ world when the run belongs to one). Everything it holds is built once and only r
 editor (inference only, no per-request state), the bounds of queries (the run's
 :class:`~cfedit.runs.QueryBounds`, memoised under a lock), the example images, the page's three files (read
 from the package into memory, so no request names a file). Each edit is
-:func:`cfedit.evaluation.certificate.certify`: the edits and their certificate.
+:func:`cfedit.evaluation.certificate.certify`: the edits and their certificate. A continuous factor is described
+by its interval (the page's slider), set by a number, and certified over its world's declared bins.
 
 Bad input never yields a 5xx: a refusal is ``{"detail": "one line"}`` with 400 (bad values, unknown
 factors, unreadable query, a Host header that does not name this server), 404 (unknown example), 408 (a body
@@ -23,15 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import numpy as np
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from cfedit.core.config import check_ranges
+from cfedit.core.domains import Domains
 from cfedit.core.intervention import Intervention
 from cfedit.editors.base import EditItem, Editor
 from cfedit.errors import CfeditError
@@ -69,6 +71,8 @@ class ServeConfig:
 # ---------------------------------------------------------------------------------------------- schemas
 # Requests take strict types: ``"k": true``, ``1.0`` or ``"8"`` is a 422, not the number 1 or 8.
 Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+Value = Union[Name, StrictFloat, StrictInt]  # a value name, or a number for a continuous factor (only)
+_VALUE_BRANCHES = ("constrained-str", "str", "float", "int")  # how the framework names Value's branches in an error's location
 
 
 class Error(BaseModel):
@@ -79,11 +83,12 @@ class EditRequest(BaseModel):
     image: Optional[StrictStr] = Field(None, max_length=MAX_BODY_BYTES, description="a PNG or JPEG file, base64 (a data: URL prefix "
                                  "is allowed); resized to the run's image size. Give this or `example`")
     example: Optional[StrictInt] = Field(None, ge=0, le=10_000, description="the id of an example image (GET /api/examples)")
-    do: dict[Name, Name] = Field(min_length=1, max_length=32, description='the intervention, value names by factor: {"C": "green"}')
+    do: dict[Name, Value] = Field(min_length=1, max_length=32, description='the intervention by factor: value names of categorical '
+                                  'factors, numbers in their interval for continuous ones: {"C": "green"}, {"T": 4.0}')
     k: StrictInt = Field(8, ge=1, le=MAX_K, description="counterfactual samples")
     seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="random seed: the same seed gives the same edits")
-    labels: Optional[dict[Name, Name]] = Field(None, max_length=32, description="the image's factors (all of them), "
-                                               "used instead of the labeller's reading")
+    labels: Optional[dict[Name, Value]] = Field(None, max_length=32, description="the image's factors (all of them), "
+                                                "used instead of the labeller's reading (value names; numbers for continuous factors)")
 
 
 class Edit(BaseModel):
@@ -124,6 +129,9 @@ class Certificate(BaseModel):
     omitted: int = Field(description="queries not listed: no edit shows their value and their lower bound is 0 (consistent)")
     p_v: str = Field(description="where the P(V) of the bounds comes from")
     note: str
+    binning: str = Field("", description="continuous factors: the certificate is over their declared bins, this says how (empty: exact)")
+    binned_do: dict[str, str] = Field(default_factory=dict, description="each continuous value set, as the bin the binned action sets")
+    binned_factual: dict[str, str] = Field(default_factory=dict, description="each continuous factual value's bin (the evidence)")
 
 
 class EditResponse(BaseModel):
@@ -164,14 +172,23 @@ class Graph(BaseModel):
     bidirected: list[list[str]] = Field(description="pairs sharing a hidden cause")
 
 
+class ContinuousFactor(BaseModel):
+    kind: Literal["continuous"] = "continuous"
+    low: float = Field(description="the interval's lower end")
+    high: float = Field(description="the interval's upper end")
+    step: float = Field(description="a slider step for the interval (a power of ten, about a hundredth of it)")
+    bins: list[float] = Field(description="the declared inner bin edges (the certificate is over these bins)")
+
+
 class ModelInfo(BaseModel):
     editor: str
     graph: Graph
-    factors: dict[str, list[str]]
+    factors: dict[str, Union[list[str], ContinuousFactor]] = Field(description="categorical factors: their value names; continuous "
+                                                                   "ones: their interval")
     image_shape: list[int]
     training: dict = Field(description="the run's training summary and settings")
     world: Optional[str]
-    queries: list[str] = Field(description="the world's documented queries")
+    queries: list[str] = Field(description="the world's documented queries (over the declared bins for continuous factors)")
     p_v: str
     limits: dict[str, int]
     run: str = Field("", description="this run's name where several are served (each under /w/NAME/)")
@@ -195,6 +212,28 @@ def _examples(editor: Editor, world: World | None, folder: Path | None, config: 
     return "none (upload an image)", np.zeros((0, *editor.image_shape), np.float32)
 
 
+def _factors(dom: Domains) -> dict[str, list[str] | ContinuousFactor]:
+    """The factors as the page reads them: value names, or a continuous factor's interval and slider step."""
+    out: dict[str, list[str] | ContinuousFactor] = {}
+    for f in dom.names:
+        if dom.is_continuous(f):
+            c = dom.continuous(f)
+            out[f] = ContinuousFactor(low=c.lo, high=c.hi, step=10.0 ** np.floor(np.log10((c.hi - c.lo) / 100)), bins=list(c.bins))
+        else:
+            out[f] = list(dom.values(f))
+    return out
+
+
+def _values(dom: Domains, given: Mapping[str, object] | None, what: str) -> Mapping[str, object] | None:
+    """Refuse a number for a categorical factor (a value name is asked for: a number would be taken as a code);
+    everything else is checked once, by :meth:`cfedit.core.intervention.Intervention.of` and the editor's labels."""
+    for f, x in (given or {}).items():
+        if not isinstance(x, str) and f in dom and not dom.is_continuous(f):
+            raise CfeditError(f"{what}: {f} is categorical: give one of its value names as text "
+                              f"({', '.join(dom.values(f))[:200]}), not the number {x!r}"[:300])
+    return given
+
+
 def _static(name: str) -> str:
     return resources.files("cfedit.server").joinpath("static", name).read_text(encoding="utf-8")
 
@@ -209,20 +248,22 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
     dom = editor.domains
     source, ex_images = _examples(editor, world, examples, config)
     read = label_reader(editor)
-    names = lambda codes: {f: dom.decode(f, int(c)) for f, c in codes.items()}  # noqa: E731
-    # per example, once: its PNG and the labeller's reading of it, read alone as an edit of it reads it (so an edit
-    # of an example is given these as its labels: the same v, the same edits, no labeller pass per request)
+    names = lambda codes: {f: dom.decode(f, c) for f, c in codes.items()}  # noqa: E731  (a continuous value as a number)
+    # per example, once: its PNG and the labeller's reading of it, read alone as an edit of it reads it (the reading
+    # the page shows; with categorical factors only, an edit of an example is given it as its labels: the same v,
+    # the same edits, no labeller pass per request)
     ex_png = [png_base64(x) for x in ex_images]
-    ex_codes = [{f: int(a[0]) for f, a in read(x[None]).items()} for x in ex_images]
+    ex_read = [read(x[None]) for x in ex_images]
+    ex_codes = [{f: int(a[0]) for f, a in r.items()} for r in ex_read] if not dom.continuous_names else [None] * len(ex_images)
     example_list = Examples(source=source, examples=[
-        Example(id=i, png=ex_png[i], reading=names(ex_codes[i])) for i in range(len(ex_images))])
+        Example(id=i, png=ex_png[i], reading=names({f: a[0] for f, a in ex_read[i].items()})) for i in range(len(ex_images))])
     graph = bounds.graph
     info = ModelInfo(
         editor=editor.name, graph=Graph(nodes=list(graph.nodes), directed=[list(e) for e in graph.directed],
                                         bidirected=[list(e) for e in graph.bidirected]),
-        factors=dom.as_dict(), image_shape=list(editor.image_shape),
+        factors=_factors(dom), image_shape=list(editor.image_shape),
         training=editor.training_record.to_json(),
-        world=world.name if world else None, queries=list(world.queries) if world else [], p_v=bounds.source,
+        world=world.name if world else None, queries=_queries(world, bounds), p_v=bounds.source,
         limits={"max_k": MAX_K, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_query_chars": MAX_QUERY_CHARS},
         run=run.name if menu else "", runs=list(menu))
     page = {n: _static(n) for n in ("index.html", "app.js", "style.css")}
@@ -242,8 +283,13 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return JSONResponse({"detail": f"{where + ': ' if where else ''}{first.get('msg', 'invalid')}"[:300]}, status_code=422)
+        loc, msg = [str(x) for x in first.get("loc", ()) if x != "body"], first.get("msg", "invalid")
+        if len(loc) == 3 and loc[0] in ("do", "labels") and loc[2] in _VALUE_BRANCHES:  # a Value: text or a number, neither fits
+            loc = loc[:2]
+            if first.get("type") == "string_type":
+                msg = "give a value name (text), or a number for a continuous factor"
+        where = ".".join(loc)
+        return JSONResponse({"detail": f"{where + ': ' if where else ''}{msg}"[:300]}, status_code=422)
 
     if limits:
         add_limits(app, names=config.allowed_hosts, timeout=config.body_timeout, budget=config.upload_budget)
@@ -276,7 +322,7 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         and readings, each factor's counterfactual distribution and the certificate of the implied queries."""
         if (req.image is None) == (req.example is None):
             raise CfeditError("give either an image (base64 PNG or JPEG) or the id of an example")
-        resized, labels, png = None, req.labels, None
+        resized, labels, png = None, _values(dom, req.labels, "labels"), None
         if req.example is not None:
             if req.example >= len(ex_images):
                 return JSONResponse({"detail": f"no example {req.example}; there are {len(ex_images)}"}, status_code=404)
@@ -285,13 +331,13 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
         else:
             x, resized = decode(from_base64(req.image), editor.image_shape)
         if batcher is not None:
-            do = Intervention.of(dom, req.do)  # refused here, in the request's own thread, not inside a batch
+            do = Intervention.of(dom, _values(dom, req.do, "do"))  # refused here, in the request's own thread, not in a batch
             if labels is not None:
                 editor.encode_labels({f: [c] for f, c in labels.items()}, 1)
             cert = batcher.submit(EditItem(x, do, req.k, req.seed, labels))
         else:
             with turns:
-                cert = certify(editor, x, req.do, req.k, req.seed, bounds, labels=labels)
+                cert = certify(editor, x, _values(dom, req.do, "do"), req.k, req.seed, bounds, labels=labels)
         r = cert.result
         edits = [Edit(png=png_base64(r.images[0, j]), factors=names({f: a[0, j] for f, a in r.factors.items()}),
                       reading=names({f: a[j] for f, a in cert.readings.items()})) for j in range(req.k)]
@@ -300,16 +346,27 @@ def create_app(run: Run, examples: Path | None = None, config: ServeConfig = Ser
 
     @app.post("/api/bounds", response_model=BoundsResponse, responses=REFUSALS)
     def query_bounds(req: Annotated[BoundsRequest, Body()]) -> BoundsResponse:
-        """Optimal bounds of a counterfactual query over the run's diagram and P(V); the truth for a world's run."""
+        """Optimal bounds of a counterfactual query over the run's diagram and P(V) (over the declared bins of
+        continuous factors, value names such as T=2-2.5); the truth for a world's run."""
         from cfedit.core.query import parse_query
 
-        q = parse_query(req.query, dom)
+        q = parse_query(req.query, bounds.domains)
         b = bounds(q)
-        return BoundsResponse(query=q.format(dom), lower=b.lower, upper=b.upper, identified=b.identified,
+        return BoundsResponse(query=q.format(bounds.domains), lower=b.lower, upper=b.upper, identified=b.identified,
                               certified=b.certified, method=b.method, truth=bounds.truth(q), p_v=bounds.source)
 
     app.openapi = lambda: app.openapi_schema or _schema(app, dom, len(ex_images))
     return app
+
+
+def _queries(world: World | None, bounds) -> list[str]:
+    """The queries the page offers for the bounds box: the world's documented ones, over the declared bins
+    when the factors are continuous (the queries the bounds answer)."""
+    if world is None:
+        return []
+    if bounds.binned:
+        return list(world.binned.queries) if world.binned is not None and not bounds.unavailable else []
+    return list(world.queries)
 
 
 def _schema(app: FastAPI, dom, n_examples: int) -> dict:
@@ -319,12 +376,14 @@ def _schema(app: FastAPI, dom, n_examples: int) -> dict:
 
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     props = schema["components"]["schemas"]["EditRequest"]["properties"]
-    values = sorted({v for f in dom.names for v in dom.values(f)})
     for key in ("do", "labels"):
         for branch in [props[key], *props[key].get("anyOf", [])]:
-            if branch.get("type") == "object":
+            if branch.get("type") == "object":  # each factor its values: names, or a number in a continuous factor's interval
                 branch["propertyNames"] = {"enum": list(dom.names)}
-                branch["additionalProperties"] = {"type": "string", "enum": values}
+                branch["properties"] = {f: ({"type": "number", "minimum": dom.continuous(f).lo, "maximum": dom.continuous(f).hi}
+                                            if dom.is_continuous(f) else {"type": "string", "enum": list(dom.values(f))})
+                                        for f in dom.names}
+                branch["additionalProperties"] = False
     for branch in props["example"].get("anyOf", []):
         if branch.get("type") == "integer":
             branch["maximum"] = max(0, n_examples - 1)

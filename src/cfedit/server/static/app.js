@@ -31,7 +31,15 @@ async function api(path, body) {
 
 const png = (b64) => "data:image/png;base64," + b64;
 const fmt = (x) => (x === null || x === undefined ? "-" : x.toFixed(3));
-const assignment = (obj) => Object.entries(obj).map(([k, v]) => `${k}=${v}`).join(", ");
+// A continuous factor is {kind: "continuous", low, high, step, bins}; a categorical one the list of its value names.
+const continuous = (f) => { const s = state.model && state.model.factors[f]; return s && !Array.isArray(s) ? s : null; };
+const decimals = (step) => Math.max(0, -Math.floor(Math.log10(step)));
+// A value as the page shows it: a continuous factor's as a number, one decimal finer than its slider's step.
+function shown(f, v) {
+  const c = continuous(f);
+  return c && v !== "" && Number.isFinite(Number(v)) ? Number(v).toFixed(decimals(c.step) + 1) : String(v);
+}
+const assignment = (obj) => Object.entries(obj).map(([k, v]) => `${k}=${shown(k, v)}`).join(", ");
 
 // ------------------------------------------------------------------ the causal diagram (SVG)
 function diagram(graph) {
@@ -84,9 +92,37 @@ function controls(factors) {
   const box = $("interventions");
   box.replaceChildren();
   for (const [f, values] of Object.entries(factors)) {
+    if (!Array.isArray(values)) { box.append(slider(f, values)); continue; }
     const sel = el("select", { "data-factor": f, "aria-label": `do(${f})` }, el("option", { value: "", text: "(leave to the model)" }));
     for (const v of values) sel.append(el("option", { value: v, text: `do(${f} = ${v})` }));
     box.append(el("label", { class: "factor" }, el("span", { text: f }), sel));
+  }
+}
+
+// A continuous factor: a checkbox (set it, or leave it to the model), a slider over its interval and the number, typed or slid.
+function slider(f, c) {
+  const mid = (c.low + c.high) / 2, dec = decimals(c.step);
+  const on = el("input", { type: "checkbox", "data-factor-on": f, "aria-label": `set ${f}` });
+  const range = el("input", { type: "range", "data-factor": f, min: c.low, max: c.high, step: c.step, value: mid,
+                              "aria-label": `do(${f}): ${c.low} to ${c.high}` });
+  const num = el("input", { type: "number", class: "value", "data-factor-value": f, min: c.low, max: c.high, step: "any",
+                            value: mid.toFixed(dec), "aria-label": `${f} value` });
+  range.addEventListener("input", () => { num.value = Number(range.value).toFixed(dec); on.checked = true; });
+  num.addEventListener("input", () => { if (num.value !== "") { range.value = num.value; on.checked = true; } });
+  const row = el("div", { class: "factor continuous", title: `${f}: a number in [${c.low}, ${c.high}]` },
+                 el("label", { class: "name" }, on, el("span", { text: f })), range, num);
+  return row;
+}
+
+// Sliders not set yet start from the image's reading.
+function startSliders(reading) {
+  if (!reading) return;
+  for (const [f, v] of Object.entries(reading)) {
+    const c = continuous(f), on = document.querySelector(`input[data-factor-on="${f}"]`);
+    if (!c || !on || on.checked || !Number.isFinite(Number(v))) continue;
+    const x = Math.min(c.high, Math.max(c.low, Number(v)));
+    document.querySelector(`input[type=range][data-factor="${f}"]`).value = x;
+    document.querySelector(`input[data-factor-value="${f}"]`).value = x.toFixed(decimals(c.step));
   }
 }
 
@@ -96,6 +132,7 @@ function choose(image, reading, exampleId, button) {
   $("factual").hidden = false;
   $("factual-img").src = image;
   $("factual-reading").textContent = reading ? assignment(reading) : "(read when you edit)";
+  startSliders(reading);
   $("edit-button").disabled = false;
 }
 
@@ -116,6 +153,7 @@ async function load() {
     $("k").max = m.limits.max_k;
     controls(m.factors);
     for (const q of m.queries) $("documented").append(el("option", { value: q }));
+    if (m.queries.length) $("query").placeholder = m.queries[0];  // e.g. a query over the declared bins of a continuous factor
     const ex = await api("api/examples");
     for (const e of ex.examples) {
       const b = el("button", { type: "button", title: `example ${e.id}: ${assignment(e.reading)}`, "data-example": e.id },
@@ -144,7 +182,7 @@ function tile(src, caption, name) {
 function render(res) {
   const c = res.certificate;
   $("results").hidden = false;
-  $("edit-title").textContent = `do(${assignment(c.do)}), k = ${c.k}`;
+  $("edit-title").textContent = `do(${Object.entries(c.do).map(([k, v]) => `${k}=${v}`).join(", ")}), k = ${c.k}`;  // as the server reads it
   if (res.factual.resized_from) showError(`the upload was ${res.factual.resized_from.join("×")}; it was resized to the run's size`);
   $("factual-reading").textContent = assignment(res.factual.reading);
   const grid = $("grid");
@@ -156,7 +194,8 @@ function render(res) {
   for (const [f, d] of Object.entries(c.distributions)) {
     const cell = el("td");
     for (const [v, p] of Object.entries(d)) if (p > 0) cell.append(el("span", { class: "bar", style: `width:${Math.round(p * 60)}px` }), `${v} ${p.toFixed(2)}  `);
-    dist.append(el("tr", {}, el("td", { text: f }), el("td", { text: c.factual[f] }), cell));
+    const bin = c.binned_factual && c.binned_factual[f] ? ` (bin ${c.binned_factual[f]})` : "";
+    dist.append(el("tr", {}, el("td", { text: f }), el("td", { text: shown(f, c.factual[f]) + bin }), cell));
   }
 
   const cert = $("certificate");
@@ -172,13 +211,20 @@ function render(res) {
     cert.append(row);
   }
   $("cert-note").textContent = `Each query asks how likely the edit shows a factor's value, given the image's reading. Bounds from ${c.p_v}. ` +
-    (c.omitted ? `${c.omitted} queries not listed: no edit shows their value and their lower bound is 0 (consistent). ` : "") + (c.note || "");
+    (c.omitted ? `${c.omitted} queries not listed: no edit shows their value and their lower bound is 0 (consistent). ` : "") + (c.note || "") +
+    (c.binning ? " " + c.binning : "");
 }
 
 $("edit-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const doing = {};
   document.querySelectorAll("#interventions select").forEach((s) => { if (s.value) doing[s.dataset.factor] = s.value; });
+  for (const on of document.querySelectorAll("#interventions input[data-factor-on]")) {  // a continuous factor: a number
+    const f = on.dataset.factorOn, num = document.querySelector(`input[data-factor-value="${f}"]`);
+    if (!on.checked) continue;
+    if (num.value === "" || !Number.isFinite(Number(num.value))) { showError(`give ${f} a number`); return; }
+    doing[f] = Number(num.value);
+  }
   if (!Object.keys(doing).length) { showError("choose at least one intervention do(X = x')"); return; }
   const body = { do: doing, k: Number($("k").value), seed: Number($("seed").value) };
   if (state.example !== null) body.example = state.example; else body.image = state.image;
