@@ -58,7 +58,7 @@ def test_train_and_evaluate_on_morpho(cli, tmp_path):
     assert code == 0, err
     assert "thickness MAE" in out and "composition (5 null edits)" in out and "reversibility (T)" in out
     res = json.loads((report / "results.json").read_text())
-    assert [m["name"] for m in res["methods"]] == ["ancm", "non-causal", "independent", "oracle"]
+    assert [m["name"] for m in res["methods"]] == ["ancm", "non-causal", "associational", "independent", "oracle"]
     assert [a["action"] for a in res["methods"][0]["actions"]] == ["T=4", "I=220", "D=2"]
     assert {q["query"] for q in res["queries"]} == {"E[I[T=3] | T=1.8, I=120]", "P(I[T=4] > 200 | T=1.8, I=120)",
                                                     "P(T[I=200] > 2.5 | T=1.8)"}
