@@ -45,15 +45,9 @@ def reference_files(cache: Path, world: str) -> list[Path]:
 
 def figures(path: Path) -> dict:
     """The headline figures of an evaluation's results.json (the editor is method "ancm")."""
-    import json
+    from cfedit.evaluation.results import read_headline
 
-    from cfedit.evaluation import continuous
-    from cfedit.evaluation.results import EvaluationResults
-
-    data = json.loads(path.read_text())
-    if "measurement_floor" in data:  # a world with continuous factors: measured edits
-        return continuous.headline(data, "ancm")
-    return EvaluationResults.load(path).headline("ancm")
+    return read_headline(path, "ancm")
 
 
 def evaluate_args(name: str, n: int) -> list[str]:

@@ -337,3 +337,19 @@ class ReproduceSummary(Result):
     version: int = RESULTS_VERSION
     worlds: Mapping[str, WorldSummary]
     seconds: float
+
+
+def read_headline(path, method: str = "ancm") -> dict:
+    """The headline figures of ``method`` in a ``results.json`` written by ``cfedit evaluate``: a categorical world's
+    (:meth:`EvaluationResults.headline`) or a world with continuous factors' (:func:`cfedit.evaluation.continuous.headline`)."""
+    from cfedit.core.files import read_text
+
+    try:
+        data = json.loads(read_text(path, "results file"))
+    except json.JSONDecodeError as e:
+        raise CfeditError(f"{path} is not JSON: {e}") from None
+    if isinstance(data, dict) and "measurement_floor" in data:
+        from cfedit.evaluation.continuous import headline
+
+        return headline(data, method)
+    return EvaluationResults.from_json(data, str(path)).headline(method)
