@@ -142,7 +142,11 @@ def test_with_no_run_every_shipped_editor_is_offered_and_edits(tmp_path):
                     expect(page.locator("#diagram svg circle")).to_have_count(len(world.graph.nodes))
                     page.locator("#examples button").first.click()
                     factor, value = next(iter(world.figure_actions[0].items()))
-                    page.select_option(f"select[data-factor={factor}]", value)
+                    if world.domains.is_continuous(factor):  # a slider: moved to the value as a user would drag it
+                        page.locator(f"input[type=range][data-factor={factor}]").evaluate(
+                            f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input', {{ bubbles: true }})); }}")
+                    else:
+                        page.select_option(f"select[data-factor={factor}]", value)
                     page.fill("#k", "2")
                     page.click("#edit-button")
                     expect(page.locator("#grid .tile")).to_have_count(3, timeout=30_000)
