@@ -73,3 +73,21 @@ def test_ddp_training_with_two_gloo_processes(torchrun_fit):
     m = ANCM.load(out)
     assert m.fit_report["processes"] == 2 and m.fit_report["mechanism"] == "diffusion"
     assert int(m.image.ema_updates) == 4
+
+
+@pytest.mark.slow
+def test_the_diffusion_mechanism_is_conditioned_on_a_continuous_value(tmp_path):
+    """On a Morpho-MNIST world the network reads T as a number: T is set in every sample, the digit (not a
+    descendant of T) is kept, and edits of the same units from the same seed that differ in T alone (I kept) differ."""
+    pytest.importorskip("skimage")
+    w = get_world("morpho")
+    data = w.dataset(64, seed=0)
+    model = ANCM.fit(w.graph, data, TOY, out_dir=tmp_path / "run", log=None)
+    x, v = data.images[:4], {k: a[:4] for k, a in data.labels.items()}
+    thin, thick = (model.edit(x, {"T": t}, 2, labels=v, seed=5) for t in (2.0, 6.0))
+    assert thin.images.shape == (4, 2, 1, 28, 28) and (thin.factors["T"] == 2.0).all() and (thick.factors["T"] == 6.0).all()
+    assert (thin.factors["D"] == v["D"][:, None]).all()
+    from cfedit.editors.baselines import NonCausal  # keeps I, so only the number T differs between the two edits
+
+    a, b = (NonCausal(model).edit(x, {"T": t}, 2, labels=v, seed=5) for t in (2.0, 6.0))
+    assert (a.factors["I"] == b.factors["I"]).all() and np.abs(a.images - b.images).mean() > 1e-4
