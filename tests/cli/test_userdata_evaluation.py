@@ -48,6 +48,7 @@ def test_evaluate_user_data_writes_a_report_with_bounds_ranges_and_the_readers_a
     assert res.labels.bootstrap.resamples == 3 and res.labels.bootstrap.covered >= 0.95
     m = res.editors["ancm"]
     assert m.reversibility_factor == "C" and m.reversibility_error is not None and m.composition_steps == 10
+    assert set(m.null_edit_agreement) == {"D", "C", "B"} and all(e.n == 60 for e in m.null_edit_agreement.values())
     md = (out / "report.md").read_text()
     assert "conditional on this reader" in md and "95% range" in md and (out / "ctf_intervals.png").is_file()
     # the run records its 400 training labels' counts: the bounds pool them with the folder's 400 rows

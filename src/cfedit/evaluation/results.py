@@ -81,6 +81,7 @@ class EditorScores(Result):
     reversibility_factor: str = ""  # factor flipped and edited back for reversibility_error ("": not measured)
     reversibility_error: Estimate | None = None  # error of the round trip to the factual image
     faithfulness: Mapping[str, Estimate] = field(default_factory=dict)  # per factor: the edit reads as the v' it was made from
+    null_edit_agreement: Mapping[str, Estimate] = field(default_factory=dict)  # per factor: the null edit reads as the factual image
     ground_truth_error: Estimate | None = None  # error to the true counterfactual image (a world only)
     minimality_excess: Estimate | None = None  # the edit's distance to the factual minus the truth's (a world only)
     realism: Realism | None = None
@@ -90,6 +91,7 @@ class EditorScores(Result):
         """The report's metric cells by column title (the metrics measured, in a fixed order)."""
         out = {"effectiveness": self.effectiveness.format(), "preservation": self.preservation.format()}
         out.update({f"faithfulness ({k})": e.format() for k, e in self.faithfulness.items()})
+        out.update({f"null-edit agreement ({k})": e.format() for k, e in self.null_edit_agreement.items()})
         for title, e in (("ground-truth error", self.ground_truth_error), ("minimality excess", self.minimality_excess),
                          ("null-edit error", self.null_edit_error)):
             if e is not None:

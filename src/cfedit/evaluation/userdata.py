@@ -21,8 +21,9 @@ the images. :func:`evaluate_userdata`:
    rows that is then held out of everything else; or an external reader the user trained elsewhere, saved
    by :meth:`Reader.save`) reads the factors of factual and edited images; its accuracy on the held-out
    rows is reported, and every figure is conditional on it. A reader trained here is saved with the report.
-5. Effectiveness, preservation, null-edit error, composition, reversibility, and realism (FD in the
-   reader's features to real images of the folder that carry the intervened value, with its floor).
+5. Effectiveness, preservation, null-edit error and agreement (per factor, the reader reads the null edit as
+   it reads the factual image), composition, reversibility, and realism (FD in the reader's features to real
+   images of the folder that carry the intervened value, with its floor).
 
 The results are those of a world evaluation (:class:`~cfedit.evaluation.results.EvaluationResults`) with
 ``truth`` None, each query's bootstrap ranges and the labels' :class:`~cfedit.evaluation.results.LabelData`.
@@ -318,6 +319,8 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     eff = [metrics.effectiveness(read[d], dict(d)) for d in dos]
     pres = [metrics.preservation(before, read[d], list(graph.non_descendants(dict(d)))) for d in dos]
     null, composition = null_edit_metrics(editor, x, before, config)
+    null_read = read_distinct(reader, editor.edit(x, {}, 1, labels=before, seed=config.seed).images[:, 0])
+    agreement = {k: metrics.wilson(int(np.sum(null_read[k] == before[k])), len(units)) for k in dom.names}
     rev = min(dom.names, key=dom.size) if config.reversibility is None else config.reversibility
     if rev and rev not in dom.names:
         raise CfeditError(f"reversibility factor {rev!r} is not one of {', '.join(dom.names)}")
@@ -325,7 +328,8 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
         interventions=tuple(InterventionScores(action=dom.format(dict(d)), effectiveness=e, preservation=p)
                             for d, e, p in zip(dos, eff, pres)),
-        null_edit_error=null, composition_steps=config.composition_steps if composition is not None else 0,
+        null_edit_error=null, null_edit_agreement=agreement,
+        composition_steps=config.composition_steps if composition is not None else 0,
         composition_error=composition, reversibility_factor=rev or "",
         reversibility_error=reversibility_metric(editor, x, before, rev, config, dom),
         realism=_realism(reader, data, held, dos, first, config.seed) if config.realism else None)
