@@ -344,8 +344,8 @@ class ANCM(CausalEditor):
     def edit_each(self, items: list[EditItem]) -> list[EditResult]:
         """The items' edits in one pass of each network (:meth:`Editor.edit_each`): labels, abduction, action and
         prediction for all of them together, every item drawing its U_V from its own generator in the order its
-        lone :meth:`edit` does. Rows are computed in a larger batch than alone, so an item's pixels agree with its
-        lone edit up to float rounding (docs: guides/web-editor.md, "Batching")."""
+        lone :meth:`~cfedit.editors.base.Editor.edit` does. Rows are computed in a larger batch than alone, so an
+        item's pixels agree with its lone edit up to float rounding (docs: guides/web-editor.md, "Batching")."""
         if len(items) <= 1 or (self.ncm.config.method != "exact" and self.ncm.cliques):
             return super().edit_each(items)  # "mc" draws its support from the generator: one pass per item
         for it in items:
