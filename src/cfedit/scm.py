@@ -65,6 +65,24 @@ class Exogenous:
         return Exogenous(name, (1.0 - p, p), tuple(readers))
 
 
+def check_structure(graph: CausalGraph, exogenous: Sequence, mechanisms: Mapping[str, object]) -> None:
+    """A mechanism for every factor, distinct exogenous names, and a shared exogenous read only by factors that
+    the graph joins by a bidirected edge (a :class:`GraphError` otherwise): the checks every SCM makes."""
+    missing = [v for v in graph.nodes if v not in mechanisms]
+    if missing:
+        raise GraphError(f"no mechanism for {', '.join(missing)}")
+    names = [e.name for e in exogenous]
+    if len(set(names)) != len(names):
+        raise GraphError(f"exogenous names repeat: {names}")
+    bidirected = {frozenset(e) for e in graph.bidirected}
+    for e in exogenous:
+        for r in e.readers:
+            graph.check_factor(r)
+        for a, b in combinations(e.readers, 2):
+            if frozenset((a, b)) not in bidirected:
+                raise GraphError(f"{e.name} is read by {a} and {b} but the graph has no {a} <-> {b} edge")
+
+
 class SCM:
     """A discrete structural causal model M = <U, V, F, P(U)> over a causal diagram ``graph``.
 
@@ -92,19 +110,7 @@ class SCM:
         if domains.continuous_names:
             raise DomainError(f"an exact SCM enumerates categorical factors; {', '.join(domains.continuous_names)} "
                               "continuous: use SampledSCM")
-        missing = [v for v in graph.nodes if v not in mechanisms]
-        if missing:
-            raise GraphError(f"no mechanism for {', '.join(missing)}")
-        names = [e.name for e in exogenous]
-        if len(set(names)) != len(names):
-            raise GraphError(f"exogenous names repeat: {names}")
-        bidirected = {frozenset(e) for e in graph.bidirected}
-        for e in exogenous:
-            for r in e.readers:
-                graph.check_factor(r)
-            for a, b in combinations(e.readers, 2):
-                if frozenset((a, b)) not in bidirected:
-                    raise GraphError(f"{e.name} is read by {a} and {b} but the graph has no {a} <-> {b} edge")
+        check_structure(graph, exogenous, mechanisms)
         self.graph = graph
         self.domains = domains
         self.exogenous = tuple(exogenous)
@@ -374,24 +380,12 @@ class SampledSCM:
                  invertible: Mapping[str, Invertible] | None = None):
         if set(domains.names) != set(graph.nodes):
             raise GraphError(f"domains cover {sorted(domains.names)} but the graph has {sorted(graph.nodes)}")
-        missing = [v for v in graph.nodes if v not in mechanisms]
-        if missing:
-            raise GraphError(f"no mechanism for {', '.join(missing)}")
-        names = [e.name for e in noises]
-        if len(set(names)) != len(names):
-            raise GraphError(f"exogenous names repeat: {names}")
-        bidirected = {frozenset(e) for e in graph.bidirected}
-        for e in noises:
-            for r in e.readers:
-                graph.check_factor(r)
-            for a, b in combinations(e.readers, 2):
-                if frozenset((a, b)) not in bidirected:
-                    raise GraphError(f"{e.name} is read by {a} and {b} but the graph has no {a} <-> {b} edge")
+        check_structure(graph, noises, mechanisms)
         invertible = dict(invertible or {})
         for v, inv in invertible.items():
             if not domains.is_continuous(v):
                 raise DomainError(f"{v} is categorical: only a continuous factor is abducted by inversion")
-            if inv.noise not in names or v not in next(e for e in noises if e.name == inv.noise).readers:
+            if inv.noise not in {e.name for e in noises} or v not in next(e for e in noises if e.name == inv.noise).readers:
                 raise GraphError(f"{v} does not read the noise {inv.noise!r} its inversion sets")
         self.graph, self.domains = graph, domains
         self.noises = tuple(noises)

@@ -19,7 +19,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from starlette.responses import JSONResponse
+from fastapi.responses import JSONResponse
 
 from cfedit.errors import CfeditError
 from cfedit.server.images import MAX_UPLOAD_BYTES
