@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(args: list[str], log: Path):
-    """``cfedit serve ARGS`` on a free loopback port, until it answers: (process, url)."""
+@contextmanager
+def _serving(args: list[str], log: Path):
+    """``cfedit serve ARGS`` on a free loopback port: its url once it answers; stopped on leaving."""
     if CHROMIUM is None:
         pytest.skip("NO BROWSER: Chromium not found (/usr/bin/chromium); install it (apt-get install chromium) to run the page test",
                     allow_module_level=False)
@@ -51,22 +53,24 @@ def _serve(args: list[str], log: Path):
             pytest.fail(f"cfedit serve exited: {log.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(url + "/", timeout=1)
-            return proc, url
+            break
         except OSError:
             time.sleep(0.1)
-    proc.terminate()
-    pytest.fail(f"cfedit serve did not answer within 60 s: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    run = os.environ.get("CFEDIT_SCREENSHOT_RUN") or str(tiny_run[1])
-    proc, url = _serve([run], tmp_path_factory.mktemp("serve") / "serve.log")
+    else:
+        proc.terminate()
+        pytest.fail(f"cfedit serve did not answer within 60 s: {log.read_text()[-2000:]}")
     try:
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    run = os.environ.get("CFEDIT_SCREENSHOT_RUN") or str(tiny_run[1])
+    with _serving([run], tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
 
 
 def test_pick_intervene_edit_certify(server, tmp_path):
@@ -123,52 +127,43 @@ def test_with_no_run_every_shipped_editor_is_offered_and_edits(tmp_path):
     world's diagram, and an edit with it comes back with its certificate."""
     from playwright.sync_api import expect, sync_playwright
 
-    proc, url = _serve([], tmp_path / "serve.log")
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                errors = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(url)
-                expect(page.locator("#run-choice")).to_be_visible()
-                assert page.locator("#run-select option").all_inner_texts() == SHIPPED
-                for name in SHIPPED:
-                    page.select_option("#run-select", name)
-                    page.wait_for_url(f"{url}/w/{name}/")
-                    world = get_world(name)
-                    expect(page.locator("#run-line")).to_contain_text(f"world {name}")
-                    expect(page.locator("#diagram svg circle")).to_have_count(len(world.graph.nodes))
-                    page.locator("#examples button").first.click()
-                    factor, value = next(iter(world.figure_actions[0].items()))
-                    if world.domains.is_continuous(factor):  # a slider: moved to the value as a user would drag it
-                        page.locator(f"input[type=range][data-factor={factor}]").evaluate(
-                            f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input', {{ bubbles: true }})); }}")
-                    else:
-                        page.select_option(f"select[data-factor={factor}]", value)
-                    page.fill("#k", "2")
-                    page.click("#edit-button")
-                    expect(page.locator("#grid .tile")).to_have_count(3, timeout=30_000)
-                    expect(page.locator("#edit-title")).to_have_text(f"do({factor}={value}), k = 2")
-                page.screenshot(path=str(tmp_path / "web-editor-shipped.png"), full_page=True)
-                assert not errors, errors
-            finally:
-                browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with _serving([], tmp_path / "serve.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            expect(page.locator("#run-choice")).to_be_visible()
+            assert page.locator("#run-select option").all_inner_texts() == SHIPPED
+            for name in SHIPPED:
+                page.select_option("#run-select", name)
+                page.wait_for_url(f"{url}/w/{name}/")
+                world = get_world(name)
+                expect(page.locator("#run-line")).to_contain_text(f"world {name}")
+                expect(page.locator("#diagram svg circle")).to_have_count(len(world.graph.nodes))
+                page.locator("#examples button").first.click()
+                factor, value = next(iter(world.figure_actions[0].items()))
+                if world.domains.is_continuous(factor):  # a slider: moved to the value as a user would drag it
+                    page.locator(f"input[type=range][data-factor={factor}]").evaluate(
+                        f"(e) => {{ e.value = '{value}'; e.dispatchEvent(new Event('input', {{ bubbles: true }})); }}")
+                else:
+                    page.select_option(f"select[data-factor={factor}]", value)
+                page.fill("#k", "2")
+                page.click("#edit-button")
+                expect(page.locator("#grid .tile")).to_have_count(3, timeout=30_000)
+                expect(page.locator("#edit-title")).to_have_text(f"do({factor}={value}), k = 2")
+            page.screenshot(path=str(tmp_path / "web-editor-shipped.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
 def morpho_server(tiny_morpho_run, tmp_path_factory):
     """`cfedit serve` on the continuous run's folder: it is matched to world morpho by its graph and factors."""
-    proc, url = _serve([str(tiny_morpho_run[1])], tmp_path_factory.mktemp("serve-morpho") / "serve.log")
-    try:
+    with _serving([str(tiny_morpho_run[1])], tmp_path_factory.mktemp("serve-morpho") / "serve.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_continuous_factor_is_set_with_a_slider(morpho_server, tmp_path):
