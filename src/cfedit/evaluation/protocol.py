@@ -185,10 +185,15 @@ def pool_estimates(ests: list[metrics.Estimate]) -> metrics.Estimate:
     return metrics.Estimate(v, min(e.lower for e in ests), max(e.upper for e in ests), sum(e.n for e in ests))
 
 
-def null_edit_metrics(editor, x, labels, config) -> tuple[metrics.Estimate, metrics.Estimate | None]:
+def null_edit(editor, x, labels, config) -> np.ndarray:
+    """The null edit of each image once (the first step of :func:`null_edit_metrics`)."""
+    return editor.edit(x, {}, 1, labels=labels, seed=config.seed).images[:, 0]
+
+
+def null_edit_metrics(editor, x, labels, config, once: np.ndarray | None = None) -> tuple[metrics.Estimate, metrics.Estimate | None]:
     """Reconstruction (the null edit once) and composition (the null edit chained ``composition_steps`` times;
-    None when ``composition_steps`` is below 2)."""
-    once = editor.edit(x, {}, 1, labels=labels, seed=config.seed).images[:, 0]
+    None when ``composition_steps`` is below 2). ``once``: the :func:`null_edit` of ``x`` when already made."""
+    once = null_edit(editor, x, labels, config) if once is None else once
     if config.composition_steps < 2:
         return metrics.reconstruction_error(x, once), None
     y = once

@@ -312,13 +312,7 @@ class EvaluationResults(Result):
     @classmethod
     def load(cls, path) -> EvaluationResults:
         """The results of a ``results.json`` file."""
-        from cfedit.core.files import read_text
-
-        try:
-            data = json.loads(read_text(path, "results file"))
-        except json.JSONDecodeError as e:
-            raise CfeditError(f"{path} is not JSON: {e}") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(read_results_json(path), str(path))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,15 +335,20 @@ class ReproduceSummary(Result):
     seconds: float
 
 
-def read_headline(path, method: str = "ancm") -> dict:
-    """The headline figures of ``method`` in a ``results.json`` written by ``cfedit evaluate``: a categorical world's
-    (:meth:`EvaluationResults.headline`) or a world with continuous factors' (:func:`cfedit.evaluation.continuous.headline`)."""
+def read_results_json(path) -> Any:
+    """The parsed content of a ``results.json`` (a missing, unreadable or non-JSON file is a clear error)."""
     from cfedit.core.files import read_text
 
     try:
-        data = json.loads(read_text(path, "results file"))
+        return json.loads(read_text(path, "results file"))
     except json.JSONDecodeError as e:
         raise CfeditError(f"{path} is not JSON: {e}") from None
+
+
+def read_headline(path, method: str = "ancm") -> dict:
+    """The headline figures of ``method`` in a ``results.json`` written by ``cfedit evaluate``: a categorical world's
+    (:meth:`EvaluationResults.headline`) or a world with continuous factors' (:func:`cfedit.evaluation.continuous.headline`)."""
+    data = read_results_json(path)
     if isinstance(data, dict) and "measurement_floor" in data:
         from cfedit.evaluation.continuous import headline
 

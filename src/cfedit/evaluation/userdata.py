@@ -61,6 +61,7 @@ from cfedit.evaluation.misread import describe, misread_rates, reader_aware_band
 from cfedit.evaluation.protocol import (
     MAX_SAMPLES,
     MAX_UNITS,
+    null_edit,
     null_edit_metrics,
     pool_estimates,
     read_distinct,
@@ -318,8 +319,9 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
         first[d] = r.images[:, 0]
     eff = [metrics.effectiveness(read[d], dict(d)) for d in dos]
     pres = [metrics.preservation(before, read[d], list(graph.non_descendants(dict(d)))) for d in dos]
-    null, composition = null_edit_metrics(editor, x, before, config)
-    null_read = read_distinct(reader, editor.edit(x, {}, 1, labels=before, seed=config.seed).images[:, 0])
+    once = null_edit(editor, x, before, config)
+    null, composition = null_edit_metrics(editor, x, before, config, once)
+    null_read = read_distinct(reader, once)
     agreement = {k: metrics.wilson(int(np.sum(null_read[k] == before[k])), len(units)) for k in dom.names}
     rev = min(dom.names, key=dom.size) if config.reversibility is None else config.reversibility
     if rev and rev not in dom.names:
