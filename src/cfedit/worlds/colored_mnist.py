@@ -237,14 +237,20 @@ def _images(split: str, data_dir: str | None) -> MnistBars:
     return MnistBars(*load_pools(data_dir).split(split))
 
 
-_ORACLES: dict[str, MnistBarsOracle] = {}
+_DIGIT_READERS: dict[str, DigitClassifier] = {}
+
+
+def digit_reader(data_dir: str | None) -> DigitClassifier:
+    """The oracle's digit reader of the MNIST writer pools under ``data_dir``, made once a process (the MNIST
+    worlds and the Morpho-MNIST worlds read digits with it)."""
+    pools = load_pools(data_dir)
+    if pools.fingerprint not in _DIGIT_READERS:
+        _DIGIT_READERS[pools.fingerprint] = DigitClassifier.for_pools(pools, verbose=True)
+    return _DIGIT_READERS[pools.fingerprint]
 
 
 def _reader(data_dir: str | None) -> MnistBarsOracle:
-    pools = load_pools(data_dir)
-    if pools.fingerprint not in _ORACLES:
-        _ORACLES[pools.fingerprint] = MnistBarsOracle(DigitClassifier.for_pools(pools, verbose=True))
-    return _ORACLES[pools.fingerprint]
+    return MnistBarsOracle(digit_reader(data_dir))
 
 
 def _mechanisms(text: str) -> str:

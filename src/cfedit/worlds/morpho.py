@@ -317,16 +317,10 @@ def _images(split: str, data_dir: str | None) -> MorphoImages:
     return MorphoImages(*load_pools(data_dir).split(split))
 
 
-_ORACLES: dict[str, MorphoOracle] = {}
-
-
 def _reader(data_dir: str | None) -> MorphoOracle:
-    from cfedit.worlds.colored_mnist import DigitClassifier
+    from cfedit.worlds.colored_mnist import digit_reader
 
-    pools = load_pools(data_dir)
-    if pools.fingerprint not in _ORACLES:
-        _ORACLES[pools.fingerprint] = MorphoOracle(DigitClassifier.for_pools(pools, verbose=True))
-    return _ORACLES[pools.fingerprint]
+    return MorphoOracle(digit_reader(data_dir))
 
 
 _REFERENCE = "Pawlowski, Castro & Glocker, Deep Structural Causal Models (NeurIPS 2020), Morpho-MNIST (Castro et al. 2019)"
