@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from cfedit.errors import CfeditError, DataError
 from cfedit.imaging import ImageMechanism, Labeller
+from cfedit.imaging.base import cond_dim
 from cfedit.imaging.vae import ConditionalVAE, VAEConfig
 from cfedit.worlds.colored_mnist import DOMAINS
 
@@ -191,3 +192,37 @@ def test_residual_latent_keeps_what_the_decoder_misses_and_edits_by_its_delta():
         vae.generate(v, z)
     with pytest.raises(CfeditError, match="residual must be true or false"):
         VAEConfig(residual="yes")
+
+
+def test_gated_residual_replaces_the_pixels_an_edit_redraws_and_keeps_the_others():
+    """residual_gate = g: U_I = (z, r, c); an edit is clip(dec(v', z) + m r, 0, 1) with m = clip(1 - d / g, 0, 1), d the
+    largest change over the channels of a pixel and its 8 neighbours between dec(v', z) and dec(c, z): a redrawn
+    pixel is the decoder's (no overlay of the factual one), an untouched one keeps r, and the null edit is exact."""
+    torch.manual_seed(0)
+    g = 0.15  # about the median change (with the neighbours) of a pixel under this untrained decoder's colour edit
+    vae = ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=8, latent_dim=4, residual=True, residual_gate=g))
+    k = cond_dim(DOMAINS)
+    assert vae.latent_dim == 4 + 3 * 28 * 28 + k
+    x, v = torch.rand(6, 3, 28, 28), _v(6)
+    u = vae.abduct(x, v)
+    torch.testing.assert_close(u[:, -k:], vae.cond(v))  # c: the factual factors
+    torch.testing.assert_close(vae.generate(v, u), x, atol=1e-6, rtol=0)  # exact, whatever the (untrained) decoder
+    v2 = {**v, "C": 1 - v["C"]}
+    z, r = u[:, :4], u[:, 4:-k].reshape(x.shape)
+    new, old = torch.sigmoid(vae.decode_logits(v2, z)), torch.sigmoid(vae.decode_logits(v, z))
+    own = (new - old).abs().amax(dim=1, keepdim=True)
+    d = F.max_pool2d(own, 3, 1, 1).expand_as(x)  # a pixel's change or its 8 neighbours', the largest
+    assert ((own.expand_as(x) < g) & (d >= g)).any()  # pixels redrawn for a neighbour's sake (no speck of the old edge)
+    out = vae.generate(v2, u)
+    redrawn, kept = d >= g, d <= g / 2
+    assert 0.05 < redrawn.float().mean() < 0.95 and kept.any()  # every kind of pixel occurs in this draw
+    torch.testing.assert_close(out[redrawn], new[redrawn])  # the decoder's pixel, nothing of the factual one
+    torch.testing.assert_close(out, (new + (1 - d / g).clamp(0, 1) * r).clamp(0, 1))
+    assert ((out - (new + r).clamp(0, 1))[kept].abs() <= 0.5 * r[kept].abs() + 1e-6).all()  # at least half the residual kept
+    torch.testing.assert_close(vae.edit_images(x, v, v2).detach(), out)  # training edits the same way
+    p = vae.prior(3, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(vae.generate(_v(3), p), torch.sigmoid(vae.decode_logits(_v(3), p[:, :4])))
+    with pytest.raises(CfeditError, match="residual_gate needs residual = true"):
+        VAEConfig(residual_gate=0.1)
+    with pytest.raises(CfeditError, match="residual_gate"):
+        VAEConfig(residual=True, residual_gate=2.0)

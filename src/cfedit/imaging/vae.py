@@ -35,13 +35,16 @@ class VAEConfig(ImageConfig):
     blocks: int = 0  # residual 3x3 conv blocks after each decoder stage but the last (capacity at low resolution)
     norm: str = "none"  # "group": GroupNorm after every conv but the output one (trains faster; per image, so edits stay row-wise)
     residual: bool = False  # U_I also holds the pixels the decoder misses: f^_I(v, (z, r)) = dec(v, z) + r (see the class doc)
+    residual_gate: float = 0.0  # > 0 (with residual): drop r where an edit changes a pixel by this much or more (class doc)
 
     def __post_init__(self) -> None:
         check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 1024), "beta": (float, 0, 1e6),
-                            "depth": (int, 1, 8), "blocks": (int, 0, 16)})
+                            "depth": (int, 1, 8), "blocks": (int, 0, 16), "residual_gate": (float, 0, 1)})
         check_choice(self, "norm", NORMS)
         if not isinstance(self.residual, bool):
             raise CfeditError(f"VAEConfig.residual must be true or false, got {self.residual!r}")
+        if self.residual_gate and not self.residual:
+            raise CfeditError("VAEConfig.residual_gate needs residual = true (it gates the residual image)")
 
 
 NORMS = ("none", "group")
@@ -82,6 +85,14 @@ class ConditionalVAE(ImageMechanism):
     r = 0 (a decoded image: the law of r is not modelled). Training is unchanged but for the
     counterfactual-consistency term, which edits this way and so teaches the decoder deltas strong enough to
     carry the new factors through the residual.
+
+    ``residual_gate = g > 0`` keeps r only where the edit leaves a pixel as the decoder drew it for the factual
+    factors: U_I = (z, r, c), c the factual factors' condition vector, and f^_I(v, (z, r, c)) = clip(dec(v, z) +
+    m * r, 0, 1), with m = clip(1 - d / g, 0, 1) and d the largest change over the channels of a pixel and its 8
+    neighbours between dec(v, z) and dec(c, z) (the neighbours: no speck of an old edge survives beside a redrawn
+    stroke). Where an edit redraws a pixel (gray hair over brown, a new digit's stroke) the decoder's
+    pixel replaces the factual one instead of being added to it, so the old content does not show through as a
+    translucent overlay; where the edit leaves a pixel alone (m = 1) r keeps it exact, and the null edit stays exact.
     """
 
     kind = "vae"
@@ -119,8 +130,10 @@ class ConditionalVAE(ImageMechanism):
 
     @property
     def latent_dim(self) -> int:
-        """Numbers in U_I: the code z, then the residual image r when ``residual``."""
-        return self.code_dim + (math.prod(self.image_shape) if self.config.residual else 0)
+        """Numbers in U_I: the code z, then the residual image r when ``residual``, then the factual factors' condition
+        vector c when ``residual_gate``."""
+        gate = cond_dim(self.domains) if self.config.residual_gate else 0
+        return self.code_dim + (math.prod(self.image_shape) + gate if self.config.residual else 0)
 
     def encode(self, images: torch.Tensor, v: Codes) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | i, v): mean and log-variance."""
@@ -132,7 +145,10 @@ class ConditionalVAE(ImageMechanism):
 
     def decode_logits(self, v: Codes, z: torch.Tensor) -> torch.Tensor:
         """Pixel logits of the decoder dec(v, z); v enters at every layer so that the image cannot ignore it."""
-        y = self.cond(v)
+        return self._decode(self.cond(v), z)
+
+    def _decode(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits of the decoder from the condition vectors y (:meth:`cond`) and the codes z."""
         if z.dim() != 2 or z.shape[1] != self.code_dim:
             raise DataError(f"expected a code z of shape (N, {self.code_dim}), got {tuple(z.shape)}")
         h = self.dec_in(torch.cat([z, y], dim=1)).reshape(-1, *self._grid)
@@ -163,8 +179,17 @@ class ConditionalVAE(ImageMechanism):
         z = self.encode(images, v)[0]
         out = torch.sigmoid(self.decode_logits(v_new, z))
         if self.config.residual:
-            out = (out + images - torch.sigmoid(self.decode_logits(v, z))).clamp(0, 1)
+            old = torch.sigmoid(self.decode_logits(v, z))
+            out = (out + self._gate(out, old) * (images - old)).clamp(0, 1)
         return out
+
+    def _gate(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor | float:
+        """m: 1 where the decoder's pixel is unchanged, falling to 0 at a change of ``residual_gate`` (1 when off)."""
+        g = self.config.residual_gate
+        if not g:
+            return 1.0
+        d = F.max_pool2d((new - old).abs().amax(dim=1, keepdim=True).detach(), 3, 1, 1)  # and its 8 neighbours
+        return (1 - d / g).clamp(0, 1)
 
     # ------------------------------------------------------------------ the protocol
     def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -182,9 +207,11 @@ class ConditionalVAE(ImageMechanism):
     def generate(self, v: Codes, u: torch.Tensor) -> torch.Tensor:
         """Images f^_I(v, u) in [0, 1]."""
         u = self._check_u(u)
-        out = torch.sigmoid(self.decode_logits(v, u[:, :self.code_dim]))
+        z, n = u[:, :self.code_dim], self.code_dim + math.prod(self.image_shape)
+        out = torch.sigmoid(self.decode_logits(v, z))
         if self.config.residual:
-            out = (out + u[:, self.code_dim:].reshape(-1, *self.image_shape)).clamp(0, 1)
+            m = self._gate(out, torch.sigmoid(self._decode(u[:, n:], z))) if self.config.residual_gate else 1.0
+            out = (out + m * u[:, self.code_dim:n].reshape(-1, *self.image_shape)).clamp(0, 1)
         return out
 
     @torch.no_grad()
@@ -194,6 +221,8 @@ class ConditionalVAE(ImageMechanism):
         z = self.encode(images, v)[0]
         if not self.config.residual:
             return z
-        return torch.cat([z, (images - torch.sigmoid(self.decode_logits(v, z))).flatten(1)], 1)
+        y = self.cond(v)
+        parts = [z, (images - torch.sigmoid(self._decode(y, z))).flatten(1)]
+        return torch.cat(parts + [y] if self.config.residual_gate else parts, 1)
 
 
