@@ -148,7 +148,7 @@ class ConditionalVAE(ImageMechanism):
         return self._decode(self.cond(v), z)
 
     def _decode(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Pixel logits of the decoder from the condition vectors y (:meth:`cond`) and the codes z."""
+        """Pixel logits of the decoder from the condition vectors y (as ``cond`` makes them) and the codes z."""
         if z.dim() != 2 or z.shape[1] != self.code_dim:
             raise DataError(f"expected a code z of shape (N, {self.code_dim}), got {tuple(z.shape)}")
         h = self.dec_in(torch.cat([z, y], dim=1)).reshape(-1, *self._grid)
