@@ -206,3 +206,19 @@ def test_a_reader_saved_with_one_report_reads_for_another(cli, run_and_data, tmp
     assert "external reader given by the user" in (tmp_path / "second" / "report.md").read_text()
     code, _, err = cli(*args, "--reader", str(run), "-o", str(tmp_path / "third"))
     assert code == 2 and "is not a reader folder" in err and "Traceback" not in err, err
+
+
+def test_user_data_realism_is_pooled_over_the_actions_and_given_per_action(cli, run_and_data, tmp_path):
+    """With realism on, each action's edits are compared with held-out real images that carry its value, alone (its
+    own floor) and pooled: the pooled set is the actions' sets together."""
+    run, data = run_and_data
+    fast = tuple(a for a in FAST if a != "--no-realism")
+    code, _, err = cli("evaluate", str(run), "--images", str(data), "--labels", str(data / "labels.csv"),
+                       "--graph", str(data / "graph.cg"), *fast, "-o", str(tmp_path / "rep"))
+    assert code == 0, err
+    m = EvaluationResults.load(tmp_path / "rep" / "results.json").editors["ancm"]
+    parts = [i.realism for i in m.interventions if i.realism is not None]
+    assert m.realism is not None and len(parts) >= 2
+    assert sum(p.distance.n for p in parts) == m.realism.distance.n
+    assert all(p.network == m.realism.network and p.floor >= 0 for p in parts)
+    assert "realism FD (floor)" in (tmp_path / "rep" / "report.md").read_text()

@@ -138,6 +138,9 @@ def test_realism_oracle_near_floor_noise_far():
     assert o.network == n.network and len(o.network) == 12  # the feature network is named in the results
     assert o.distance.value < 3 * o.floor + 1.0
     assert n.distance.value > 10 * o.distance.value
+    for i, j in zip(res.editors["oracle"].interventions, res.editors["noise"].interventions):  # each intervention alone
+        assert i.realism.network == o.network and i.realism.distance.n == 300
+        assert i.realism.distance.value < 3 * i.realism.floor + 1.0 and j.realism.distance.value > 10 * i.realism.distance.value
 
 
 def test_world_without_queries_is_refused():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cfedit.evaluation.realism import frechet_distance
+from cfedit.evaluation.realism import frechet_distance, realism_parts
 
 
 def test_zero_on_identical_sets(rng):
@@ -46,3 +46,24 @@ def test_interval_of_a_tiny_set_is_undefined(rng):
 
     v, lo, hi = fd_interval(rng.normal(size=(3, 2)), rng.normal(size=(50, 2)))
     assert np.isfinite(v) and np.isnan(lo) and np.isnan(hi)
+
+
+class _Identity:
+    """A 'feature network' whose features are the numbers themselves."""
+
+    def features(self, x):
+        return np.asarray(x, dtype=np.float64)
+
+
+def test_parts_pool_and_split_the_distance(rng):
+    """realism_parts: the pooled FD is the FD of the concatenated sets; each part's is its own (closed form for
+    Gaussians: a part shifted by 1 in 3 dimensions is at 3, an unshifted one near 0), each with its own floor."""
+    n = 20_000
+    real = [rng.normal(size=(n, 3)), rng.normal(size=(n, 3))]
+    other = [rng.normal(size=(n, 3)), rng.normal(size=(n, 3))]
+    edits = [rng.normal(size=(n, 3)) + 1.0, rng.normal(size=(n, 3))]
+    pooled, parts = realism_parts(_Identity(), edits, real, other, n_sub=4)
+    assert pooled.value == pytest.approx(frechet_distance(np.concatenate(edits), np.concatenate(real)))
+    assert pooled.floor == pytest.approx(frechet_distance(np.concatenate(other), np.concatenate(real)))
+    assert parts[0].value == pytest.approx(3.0, rel=0.05) and parts[1].value < 0.01
+    assert parts[1].floor == pytest.approx(frechet_distance(other[1], real[1])) and parts[0].n == n

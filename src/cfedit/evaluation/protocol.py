@@ -139,20 +139,23 @@ def evaluate(world: World, editors: Mapping[str, Editor | EditorFactory], config
         edit_dist = np.concatenate([_mae(first_images[d], x) for d in dos])
         true_dist = np.concatenate([_mae(truth_cf[d][1], x) for d in dos])
         null, composition = null_edit_metrics(editor, x, labels, config)
+        pooled, by_do = None, [None] * len(dos)
         if config.realism:
             reference = reference or _realism_reference(world, dos, config.n_units, config)
+            pooled, by_do = _realism(reference, [first_images[d] for d in dos], config)
         scores[name] = EditorScores(
             effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
             interventions=tuple(InterventionScores(action=world.domains.format(dict(d)), effectiveness=e, preservation=p,
-                                                   ground_truth_error=metrics.mean_estimate(_mae(first_images[d], truth_cf[d][1])))
-                                for d, e, p in zip(dos, eff, pres)),
+                                                   ground_truth_error=metrics.mean_estimate(_mae(first_images[d], truth_cf[d][1])),
+                                                   realism=r)
+                                for d, e, p, r in zip(dos, eff, pres, by_do)),
             faithfulness=metrics.faithfulness(stack(read_by_do), stack(made_from)),  # the oracle's reading of an edit = the editor's own v'
             ground_truth_error=metrics.mean_estimate(np.concatenate([_mae(first_images[d], truth_cf[d][1]) for d in dos])),
             minimality_excess=metrics.mean_estimate(edit_dist - true_dist),
             null_edit_error=null, composition_steps=config.composition_steps if composition is not None else 0,
             composition_error=composition, reversibility_factor=rev or "",
             reversibility_error=reversibility_metric(editor, x, labels, rev, config, world.domains),
-            realism=_realism(reference, [first_images[d] for d in dos], config) if config.realism else None,
+            realism=pooled,
             throughput=Throughput(per_second=n_edit / max(t_edit, 1e-9), edits=n_edit))
     rows = []
     for text, q, b in zip(world.queries, queries, bounds):
@@ -225,25 +228,28 @@ def reversibility_metric(editor: Editor, x: np.ndarray, labels: dict, k: str, co
 
 def _realism_reference(world, dos: list, n: int, config) -> tuple:
     """What every method's realism is measured against (built once per evaluation): the feature network, the
-    world's images under each do(x') for n other units, and a third such set for the floor."""
+    world's images under each do(x') for n other units, and a third such set for the floor (a list each, one
+    array per do(x'))."""
     from cfedit.evaluation.realism import feature_net
 
     a = world.ascm("eval", oracle=False)
     ref_units = a.units(n, config.seed + 100)
     floor_units = a.units(n, config.seed + 200)
-    ref = np.concatenate([a.counterfactual(ref_units, dict(d))[1] for d in dos])
-    floor = np.concatenate([a.counterfactual(floor_units, dict(d))[1] for d in dos])
+    ref = [a.counterfactual(ref_units, dict(d))[1] for d in dos]
+    floor = [a.counterfactual(floor_units, dict(d))[1] for d in dos]
     return feature_net(world), ref, floor
 
 
-def _realism(reference: tuple, edits: list[np.ndarray], config) -> Realism:
-    """FD of the edits under each do(x') (pooled) to the world's images under the same do(x') for other
-    units; the floor is the same distance for a third set of the world's images (:func:`_realism_reference`)."""
-    from cfedit.evaluation.realism import realism
+def _realism(reference: tuple, edits: list[np.ndarray], config) -> tuple[Realism, list[Realism]]:
+    """FD of the edits under each do(x') (pooled, and per do(x')) to the world's images under the same do(x') for
+    other units; the floor is the same distance for a third set of the world's images (:func:`_realism_reference`)."""
+    from cfedit.evaluation.realism import realism_parts
 
     net, ref, floor = reference
-    r = realism(net, np.concatenate(edits), ref, floor, seed=config.seed)
-    return Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor, network=net.fingerprint)
+    pooled, parts = realism_parts(net, edits, ref, floor, seed=config.seed)
+    as_result = lambda r: Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor,  # noqa: E731
+                                  network=net.fingerprint)
+    return as_result(pooled), [as_result(r) for r in parts]
 
 
 def editors_for(ancm) -> dict[str, Editor | EditorFactory]:

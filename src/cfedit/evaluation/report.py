@@ -52,10 +52,13 @@ def intervention_rows(results: EvaluationResults) -> tuple[list[str], list[list[
     """Effectiveness and preservation per method and intervention (and the error to the true counterfactual image,
     where a world gives it)."""
     truth = any(i.ground_truth_error is not None for s in results.editors.values() for i in s.interventions)
+    real = any(i.realism is not None for s in results.editors.values() for i in s.interventions)
     head = ["method", "do", "effectiveness", "preservation (non-descendants)"]
     head += ["error to the true counterfactual image"] if truth else []
+    head += ["realism FD (floor)"] if real else []
     rows = [[m, i.action, i.effectiveness.format(), i.preservation.format()]
             + ([i.ground_truth_error.format(4) if i.ground_truth_error is not None else "-"] if truth else [])
+            + ([f"{i.realism.distance.format()} ({i.realism.floor:.3f})" if i.realism is not None else "-"] if real else [])
             for m, s in results.editors.items() for i in s.interventions]
     return head, rows
 

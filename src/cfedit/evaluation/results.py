@@ -66,6 +66,7 @@ class InterventionScores(Result):
     effectiveness: Estimate  # P(every intervened factor reads as set)
     preservation: Estimate  # P(every non-descendant of the intervened factors reads as before)
     ground_truth_error: Estimate | None = None  # mean absolute pixel error to the true counterfactual image (a world only)
+    realism: Realism | None = None  # FD of this intervention's edits alone to real images under it (its own floor)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,7 +286,8 @@ class EvaluationResults(Result):
     def headline(self, method: str) -> dict:
         """One editor's headline figures as plain numbers (what a shipped editor's manifest entry records):
         queries inside the bounds (strict and reader-aware, of those tested), effectiveness and preservation per
-        intervention, null-edit error, error to the true counterfactual image, realism and its floor, edits/s."""
+        intervention, null-edit error, error to the true counterfactual image, realism and its floor (pooled, and per
+        intervention), edits/s."""
         e, c = self.editors[method], self.counts(method)
         val = lambda est: None if est is None else round(float(est.value), 4)  # noqa: E731
         out = {"units": self.n_units, "samples": self.k_samples, "queries": c.queries, "queries_tested": c.tested,
@@ -297,6 +299,9 @@ class EvaluationResults(Result):
         if e.realism is not None:
             out.update(realism_fd=val(e.realism.distance), realism_floor=round(float(e.realism.floor), 4),
                        realism_network=e.realism.network)
+        if any(i.realism is not None for i in e.interventions):
+            out["realism_fd_by_action"] = {i.action: {"fd": val(i.realism.distance), "floor": round(float(i.realism.floor), 4)}
+                                           for i in e.interventions if i.realism is not None}
         if e.throughput is not None:
             out["edits_per_second"] = round(float(e.throughput.per_second), 1)
         return out

@@ -326,15 +326,16 @@ def evaluate_userdata(editor: Editor, data: LabelledImages, graph: CausalGraph, 
     rev = min(dom.names, key=dom.size) if config.reversibility is None else config.reversibility
     if rev and rev not in dom.names:
         raise CfeditError(f"reversibility factor {rev!r} is not one of {', '.join(dom.names)}")
+    pooled, by_do = _realism(reader, data, held, dos, first, config.seed) if config.realism else (None, {})
     scores = EditorScores(
         effectiveness=pool_estimates(eff), preservation=pool_estimates(pres),
-        interventions=tuple(InterventionScores(action=dom.format(dict(d)), effectiveness=e, preservation=p)
+        interventions=tuple(InterventionScores(action=dom.format(dict(d)), effectiveness=e, preservation=p, realism=by_do.get(d))
                             for d, e, p in zip(dos, eff, pres)),
         null_edit_error=null, null_edit_agreement=agreement,
         composition_steps=config.composition_steps if composition is not None else 0,
         composition_error=composition, reversibility_factor=rev or "",
         reversibility_error=reversibility_metric(editor, x, before, rev, config, dom),
-        realism=_realism(reader, data, held, dos, first, config.seed) if config.realism else None)
+        realism=pooled)
     rows_out = []
     for q, b in zip(qs, bounds):
         eps, aware = reader_aware_band(q, *b["band"], misreads)
@@ -379,28 +380,32 @@ def _warn_if_small(auto: Sequence[Query], dom: Domains, p_v: np.ndarray, n_rows:
         "whose evidence no evaluated image is read as are reported untested (neither consistent nor inconsistent)")
 
 
-def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, first: dict, seed: int) -> Realism | None:
-    """FD (reader's features) of the edits under each do(x'), pooled, to held-out real images whose labels
-    carry x' (a sample of P(I | X = x'), the only real images of that value), and the floor: the same
-    distance for a disjoint set of such real images. Each action contributes as many images to every set.
-    None when no action has two held-out images that carry its value."""
-    from cfedit.evaluation.realism import realism
+def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, first: dict,
+             seed: int) -> tuple[Realism | None, dict]:
+    """FD (reader's features) of the edits under each do(x'), pooled and per do(x') (a dict), to held-out real
+    images whose labels carry x' (a sample of P(I | X = x'), the only real images of that value), and the floor: the
+    same distance for a disjoint set of such real images. Each action contributes as many images to every set.
+    (None, {}) when no action has two held-out images that carry its value."""
+    from cfedit.evaluation.realism import realism_parts
 
     rng = np.random.default_rng(seed + 300)
-    edits, ref, floor = [], [], []
+    kept, edits, ref, floor = [], [], [], []
     for d in dos:
         match = held[np.all([data.labels[k][held] == v for k, v in d], axis=0)]
         m = min(len(first[d]), len(match) // 2)
         if m < 2:
             continue
         pick = rng.permutation(match)
+        kept.append(d)
         edits.append(first[d][rng.choice(len(first[d]), m, replace=False)])
         ref.append(data.images[pick[:m]])
         floor.append(data.images[pick[m:2 * m]])
     if not edits:
-        return None
-    r = realism(reader, np.concatenate(edits), np.concatenate(ref), np.concatenate(floor), seed=seed)
-    return Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor, network=reader.fingerprint)
+        return None, {}
+    pooled, parts = realism_parts(reader, edits, ref, floor, seed=seed)
+    as_result = lambda r: Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor,  # noqa: E731
+                                  network=reader.fingerprint)
+    return as_result(pooled), {d: as_result(r) for d, r in zip(kept, parts)}
 
 
 def _note(results: EvaluationResults) -> str:
