@@ -1,5 +1,6 @@
 """The ANCM editor: editing axioms on a small trained model, save/load, bad input, resume, DDP."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,17 @@ def test_edited_images_read_by_the_worlds_oracle(world):
             assert (read[k] == value).mean() >= least[k], (do, k)
         for k in world.graph.non_descendants(do):
             assert (read[k] == units.v[k]).mean() >= least[k], (do, k)
+
+
+def test_residual_transport_changes_no_trained_weight(world, data, tmp_path):
+    """residual_transport acts at edit time only: the same training with it on gives the same weights, bit for bit
+    (so a run trained without it may ship with it), and its saved config records it and loads it back."""
+    image = VAEConfig(width=4, latent_dim=2, residual=True, residual_gate=0.1)
+    cfg = ANCMConfig(steps=4, batch_size=16, ctf_weight=0.1, ncm=NCMConfig(steps=5, latent_size=4), image=image)
+    sub = data.subset(np.arange(64))
+    a = ANCM.fit(world.graph, sub, cfg, log=None)
+    b = ANCM.fit(world.graph, sub, replace(cfg, image=replace(image, residual_transport=True)), log=None)
+    for k, t in a.state_dict().items():
+        assert torch.equal(t, b.state_dict()[k]), k
+    b.save(tmp_path / "b")
+    assert ANCM.load(tmp_path / "b").image.config.residual_transport

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from cfedit.errors import CfeditError, DataError
 from cfedit.imaging import ImageMechanism, Labeller
 from cfedit.imaging.base import cond_dim
-from cfedit.imaging.vae import ConditionalVAE, VAEConfig
+from cfedit.imaging.vae import ConditionalVAE, VAEConfig, transport_residual
 from cfedit.worlds.colored_mnist import DOMAINS
 
 
@@ -226,3 +226,68 @@ def test_gated_residual_replaces_the_pixels_an_edit_redraws_and_keeps_the_others
         VAEConfig(residual_gate=0.1)
     with pytest.raises(CfeditError, match="residual_gate"):
         VAEConfig(residual=True, residual_gate=2.0)
+
+
+def _texture(n, h=20, w=20, seed=0):
+    """Stroke-like intensities in [0.2, 1] on every pixel (so that every window has colour variance)."""
+    return 0.2 + 0.8 * torch.rand(n, 1, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def test_transport_keeps_the_residual_where_nothing_changes_and_recolours_it_with_a_recoloured_stroke():
+    """transport_residual(new, old, r, g) = m (I + B) r: B the local affine colour map of old -> new, m how well it
+    explains the edit. An untouched neighbourhood keeps r exactly; a red texture turned green carries a red residual
+    into green (B = P - I up to the ridge: it shrinks B by about 1e-3 / 0.053, the variance of the texture)."""
+    a = _texture(3)
+    zero = torch.zeros_like(a)
+    red, green = torch.cat([a, zero, zero], 1), torch.cat([zero, a, zero], 1)
+    r = 0.1 * torch.randn(red.shape, generator=torch.Generator().manual_seed(1)) * (torch.arange(3) == 0).view(1, 3, 1, 1)
+    torch.testing.assert_close(transport_residual(red, red, r, 0.1), r, atol=0, rtol=0)  # the null edit: exact
+    moved = transport_residual(green, red, r, 0.1)
+    want = torch.cat([r[:, 1:2], r[:, :1], r[:, 2:]], 1)  # the red residual, now in the green channel
+    assert (moved - want).abs().max() < 0.1 * r.abs().max()
+    assert (moved - want).abs().mean() < 0.05 * r[:, :1].abs().mean()  # the ridge shrinks B by about 2%
+    half = torch.cat([a[..., :10], a[..., 10:]], -1)  # the left half recoloured, the right half left alone
+    new = torch.cat([torch.cat([zero[..., :10], a[..., 10:]], -1), torch.cat([a[..., :10], zero[..., 10:]], -1), zero], 1)
+    old = torch.cat([half, zero, zero], 1)
+    out = transport_residual(new, old, r, 0.1)
+    torch.testing.assert_close(out[..., 14:], r[..., 14:], atol=0, rtol=0)  # past two windows from the edit: exactly r
+
+
+def test_transport_drops_the_residual_where_a_stroke_is_drawn_or_removed():
+    """A stroke drawn over a flat region is no affine map of it (m = 0: the decoder's pixel stands alone); a stroke
+    removed is B = -I up to the ridge along the stroke's colour ((I + B) r about 0: nothing of the old stroke stays)."""
+    flat = torch.full((2, 3, 20, 20), 0.1)
+    drawn = flat.clone()
+    drawn[:, :, :, 9] = 0.9  # a one-pixel vertical line
+    r = 0.2 * torch.rand(flat.shape, generator=torch.Generator().manual_seed(2))
+    out = transport_residual(drawn, flat, r, 0.1)
+    assert (out[:, :, :, 9] == 0).all()
+    torch.testing.assert_close(out[:, :, :, 15:], r[:, :, :, 15:], atol=0, rtol=0)  # far from the line: untouched
+    stroke, grey = torch.cat([_texture(2, seed=3)] * 3, 1), r[:, :1].expand(-1, 3, -1, -1)  # a grey stroke, a grey r
+    gone = transport_residual(torch.full_like(stroke, 0.5), stroke, grey, 0.1)
+    assert gone.abs().max() < 0.1 * grey.abs().max()
+
+
+def test_vae_with_transport_edits_through_it_and_trains_with_the_plain_gate():
+    """residual_transport: generate is clip(dec(v', z) + transport_residual(dec(v', z), dec(c, z), r, g), 0, 1), the
+    null edit exact; edit_images (the consistency term) keeps the plain gate, so no trained weight depends on it."""
+    torch.manual_seed(0)
+    g = 0.15
+    vae = ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=8, latent_dim=4, residual=True, residual_gate=g,
+                                                          residual_transport=True))
+    plain = ConditionalVAE(DOMAINS, (3, 28, 28), VAEConfig(width=8, latent_dim=4, residual=True, residual_gate=g))
+    plain.load_state_dict(vae.state_dict())
+    x, v = torch.rand(6, 3, 28, 28), _v(6)
+    u = vae.abduct(x, v)
+    torch.testing.assert_close(vae.generate(v, u), x, atol=1e-6, rtol=0)
+    v2 = {**v, "C": 1 - v["C"]}
+    z, r = u[:, :4], u[:, 4:-cond_dim(DOMAINS)].reshape(x.shape)
+    new, old = torch.sigmoid(vae.decode_logits(v2, z)), torch.sigmoid(vae.decode_logits(v, z))
+    out = vae.generate(v2, u)
+    torch.testing.assert_close(out, (new + transport_residual(new, old, r, g)).clamp(0, 1))
+    assert not torch.allclose(out, plain.generate(v2, u))
+    torch.testing.assert_close(vae.edit_images(x, v, v2).detach(), plain.generate(v2, u))
+    with pytest.raises(CfeditError, match="residual_transport needs residual_gate"):
+        VAEConfig(residual=True, residual_transport=True)
+    with pytest.raises(CfeditError, match="residual_transport must be true or false"):
+        VAEConfig(residual=True, residual_gate=0.1, residual_transport=1)

@@ -36,6 +36,7 @@ class VAEConfig(ImageConfig):
     norm: str = "none"  # "group": GroupNorm after every conv but the output one (trains faster; per image, so edits stay row-wise)
     residual: bool = False  # U_I also holds the pixels the decoder misses: f^_I(v, (z, r)) = dec(v, z) + r (see the class doc)
     residual_gate: float = 0.0  # > 0 (with residual): drop r where an edit changes a pixel by this much or more (class doc)
+    residual_transport: bool = False  # with residual_gate: carry r through the edit's local colour map where one explains it (class doc)
 
     def __post_init__(self) -> None:
         check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 1024), "beta": (float, 0, 1e6),
@@ -45,6 +46,10 @@ class VAEConfig(ImageConfig):
             raise CfeditError(f"VAEConfig.residual must be true or false, got {self.residual!r}")
         if self.residual_gate and not self.residual:
             raise CfeditError("VAEConfig.residual_gate needs residual = true (it gates the residual image)")
+        if not isinstance(self.residual_transport, bool):
+            raise CfeditError(f"VAEConfig.residual_transport must be true or false, got {self.residual_transport!r}")
+        if self.residual_transport and not self.residual_gate:
+            raise CfeditError("VAEConfig.residual_transport needs residual_gate > 0 (its threshold on the colour map's error)")
 
 
 NORMS = ("none", "group")
@@ -93,6 +98,13 @@ class ConditionalVAE(ImageMechanism):
     stroke). Where an edit redraws a pixel (gray hair over brown, a new digit's stroke) the decoder's
     pixel replaces the factual one instead of being added to it, so the old content does not show through as a
     translucent overlay; where the edit leaves a pixel alone (m = 1) r keeps it exact, and the null edit stays exact.
+
+    ``residual_transport = True`` (with the gate) carries r through a recolouring instead of dropping it: the edit is
+    clip(dec(v, z) + m' (I + B) r, 0, 1), with B the local colour map of the decoder's edit and m' how well that map
+    explains it (:func:`transport_residual`). A red stroke turned green keeps the factual handwriting, in green; a
+    redrawn shape still takes the decoder's pixels; the null edit stays exact. It acts at edit time only: the
+    counterfactual-consistency term of training edits with the plain gate (:meth:`edit_images`), so turning it on
+    changes no trained weight.
     """
 
     kind = "vae"
@@ -175,7 +187,8 @@ class ConditionalVAE(ImageMechanism):
         return rec + self.config.beta * kl
 
     def edit_images(self, images: torch.Tensor, v: Codes, v_new: Codes) -> torch.Tensor:
-        """f^_I(v_new, abduct(images, v)) with gradients (the counterfactual-consistency term)."""
+        """f^_I(v_new, abduct(images, v)) with gradients (the counterfactual-consistency term); with
+        ``residual_transport`` it edits with the plain gate, the transport being an edit-time refinement."""
         z = self.encode(images, v)[0]
         out = torch.sigmoid(self.decode_logits(v_new, z))
         if self.config.residual:
@@ -210,8 +223,12 @@ class ConditionalVAE(ImageMechanism):
         z, n = u[:, :self.code_dim], self.code_dim + math.prod(self.image_shape)
         out = torch.sigmoid(self.decode_logits(v, z))
         if self.config.residual:
-            m = self._gate(out, torch.sigmoid(self._decode(u[:, n:], z))) if self.config.residual_gate else 1.0
-            out = (out + m * u[:, self.code_dim:n].reshape(-1, *self.image_shape)).clamp(0, 1)
+            r = u[:, self.code_dim:n].reshape(-1, *self.image_shape)
+            if self.config.residual_gate:
+                old = torch.sigmoid(self._decode(u[:, n:], z))
+                r = transport_residual(out, old, r, self.config.residual_gate) if self.config.residual_transport \
+                    else self._gate(out, old) * r
+            out = (out + r).clamp(0, 1)
         return out
 
     @torch.no_grad()
@@ -226,3 +243,65 @@ class ConditionalVAE(ImageMechanism):
         return torch.cat(parts + [y] if self.config.residual_gate else parts, 1)
 
 
+
+
+TRANSPORT_RADIUS = 2  # the colour map of an edit is fitted over (2 r + 1)^2 windows (transport_residual)
+TRANSPORT_RIDGE = 1e-3  # ridge on the fitted map: a channel that barely varies in a window maps to nothing
+TRANSPORT_ROWS = 256  # images per chunk (the fit holds C^2 maps per pixel)
+
+
+def _box(t: torch.Tensor, r: int) -> torch.Tensor:
+    """The mean over each pixel's (2 r + 1)^2 window, clipped at the border."""
+    return F.avg_pool2d(t, 2 * r + 1, 1, r, count_include_pad=False)
+
+
+def _inverse_spd(a: torch.Tensor) -> torch.Tensor:
+    """The inverse of each symmetric positive-definite C x C matrix of a (N, C, C, H, W): in closed form for one or
+    three channels (a batched LAPACK call per pixel is far slower), else by torch.linalg.inv."""
+    c = a.shape[1]
+    if c == 1:
+        return 1 / a
+    if c != 3:
+        return torch.linalg.inv(a.permute(0, 3, 4, 1, 2)).permute(0, 3, 4, 1, 2)
+    p, q, r, s, t, u = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2], a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]  # [[p q r] [q s t] [r t u]]
+    c00, c01, c02 = s * u - t * t, r * t - q * u, q * t - r * s  # cofactors (symmetric)
+    c11, c12, c22 = p * u - r * r, q * r - p * t, p * s - q * q
+    det = p * c00 + q * c01 + r * c02
+    rows = [[c00, c01, c02], [c01, c11, c12], [c02, c12, c22]]
+    return torch.stack([torch.stack(row, 1) for row in rows], 1) / det[:, None, None]
+
+
+def transport_residual(new: torch.Tensor, old: torch.Tensor, r: torch.Tensor, g: float,
+                       radius: int = TRANSPORT_RADIUS, ridge: float = TRANSPORT_RIDGE) -> torch.Tensor:
+    """The residual r carried through the edit old -> new (decoder images, (N, C, H, W)): m (I + B) r.
+
+    Over each pixel's (2 radius + 1)^2 window the change new - old is fitted as an affine map of old, B old + b
+    (ridge regression, ``ridge`` on B), and B, b are averaged over the windows that hold the pixel (as a guided
+    filter does). e is the largest error of that map over the pixel's channels, |old + B old + b - new|, and
+    m = clip(1 - e / g, 0, 1). So:
+
+    - a pixel whose neighbourhood the edit leaves alone has B = 0, b = 0 and m = 1: r is kept as it is (the null
+      edit is exact);
+    - a recolouring (new = P old over the window) has B = P - I, m = 1: r is recoloured with the stroke it belongs to;
+    - a stroke drawn over a flat region is no affine map of old: m = 0 and the decoder's pixel stands alone;
+    - a stroke removed is B = -I: (I + B) r = 0, nothing of the old stroke stays.
+    """
+    if len(new) > TRANSPORT_ROWS:
+        return torch.cat([transport_residual(a, b, c, g, radius, ridge) for a, b, c in
+                          zip(new.split(TRANSPORT_ROWS), old.split(TRANSPORT_ROWS), r.split(TRANSPORT_ROWS))])
+    n, c, h, w = old.shape
+    d = new - old
+    mo, md = _box(old, radius), _box(d, radius)
+    cov_oo = _box((old[:, :, None] * old[:, None]).reshape(n, c * c, h, w), radius).reshape(n, c, c, h, w) \
+        - mo[:, :, None] * mo[:, None]
+    cov_do = _box((d[:, :, None] * old[:, None]).reshape(n, c * c, h, w), radius).reshape(n, c, c, h, w) \
+        - md[:, :, None] * mo[:, None]
+    # B (cov_oo + ridge I) = cov_do per pixel
+    eye = torch.eye(c, dtype=old.dtype, device=old.device)[None, :, :, None, None]
+    b_map = torch.einsum("nikhw,nkjhw->nijhw", cov_do, _inverse_spd(cov_oo + ridge * eye))
+    shift = md - (b_map * mo[:, None]).sum(2)
+    b_map = _box(b_map.reshape(n, c * c, h, w), radius).reshape(n, c, c, h, w)
+    shift = _box(shift, radius)
+    err = (old + (b_map * old[:, None]).sum(2) + shift - new).abs().amax(dim=1, keepdim=True)
+    m = (1 - err / g).clamp(0, 1)
+    return m * (r + (b_map * r[:, None]).sum(2))
