@@ -4,7 +4,9 @@ For each world with a config in ``configs/pretrained/`` (or the worlds named):
 
 1. train it: ``cfedit train --world NAME -o runs/pretrained/NAME --config configs/pretrained/NAME.toml`` (resumable:
    an interrupted build continues where it stopped);
-2. package it into ``src/cfedit/artefacts/NAME/`` with float16 weights (``cfedit.runs.pretrained.package_editor``);
+2. package it into ``src/cfedit/artefacts/NAME/`` with float16 weights (``cfedit.runs.pretrained.package_editor``),
+   recording the config the TOML gives (a run trained before an edit-time setting was added to it is packaged with
+   that setting; any other difference from the run's config is refused);
 3. evaluate the packaged editor (``cfedit evaluate pretrained:NAME --world NAME -n 2000 --samples 8``; a world with
    continuous factors: ``-n 500`` measured edits), which trains (or finds in the cache) the reference networks it
    reads: the world's oracle readers and realism feature network;
@@ -89,8 +91,12 @@ def main() -> None:
             seconds = time.time() - t0
         import tomllib
 
+        from cfedit.editors.ancm import ANCMConfig
+        from cfedit.worlds import get_world
+
         seed = int(tomllib.loads(cfg.read_text()).get("seed", 0))
-        package_editor(run, name, command=" ".join(train), seed=seed, wall_seconds=seconds,
+        config = ANCMConfig.from_toml(cfg, get_world(name).editor_settings)  # recorded as is (edit-time settings may differ from the run's)
+        package_editor(run, name, command=" ".join(train), seed=seed, wall_seconds=seconds, config=config,
                        hardware=f"{hardware()}; --threads {args.threads}" + (f"; {args.machine_note}" if args.machine_note else ""))
         base = artefacts_folder()
         out = ROOT / "reports" / "pretrained" / name

@@ -1,10 +1,13 @@
 """Shipped artefacts: packaging a run, the manifest's digests, loading through the public API, refusals."""
 
 import json
+import shlex
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cfedit.artefacts import artefacts_folder, read_manifest, sha256, shipped_reference, write_manifest
 from cfedit.editors.ancm import ANCM
@@ -123,3 +126,40 @@ def test_each_shipped_editor_loads_through_the_public_api_and_edits(name):
     assert r.images.shape == (4, 2, *w.image_shape)
     for k, code in action.items():
         assert (r.factors[k] == code).all()
+
+
+@pytest.mark.parametrize("name", sorted(a.name for a in SHIPPED.values() if a.kind == "editor"))
+def test_each_shipped_editor_holds_the_config_its_recorded_command_trains(name):
+    """The manifest's command (`cfedit train --world W ... --config configs/pretrained/NAME.toml`) names a config in
+    this repository; the shipped editor's settings are those it gives (over the world's defaults), steps included."""
+    from cfedit.editors.ancm import ANCMConfig
+
+    args = shlex.split(SHIPPED[name].command)
+    assert args[:2] == ["cfedit", "train"] and "--config" in args and "--world" in args
+    world = get_world(args[args.index("--world") + 1])
+    root = Path(__file__).resolve().parents[2]
+    want = ANCMConfig.from_toml(root / args[args.index("--config") + 1], world.editor_settings)
+    assert Run.load(f"pretrained:{name}").editor.config == want
+    assert SHIPPED[name].steps == want.steps
+
+
+def test_packaging_may_change_edit_time_settings_only(tiny_backdoor_run, tmp_path):
+    """package_editor(config=...): a setting no trained weight depends on (the VAE's residual_transport) is
+    recorded with the run's weights unchanged; a training setting that differs is refused."""
+    from dataclasses import replace
+
+    model = ANCM.load(tiny_backdoor_run)
+    gated = replace(model.config.image, residual=True, residual_gate=0.1)
+    run = tmp_path / "run"
+    model.config, model.image.config = replace(model.config, image=gated), gated
+    model.save(run)
+    on = replace(model.config, image=replace(gated, residual_transport=True))
+    entry = package_editor(run, "t", command="cfedit train", seed=0, wall_seconds=1.0, hardware="test", config=on,
+                           folder=tmp_path / "art", dtype="float32")
+    shipped = ANCM.load(tmp_path / "art" / "t")
+    assert shipped.config == on and shipped.image.config.residual_transport and entry.steps == on.steps
+    for k, t in model.state_dict().items():
+        assert torch.equal(t, shipped.state_dict()[k]), k
+    with pytest.raises(CfeditError, match="trained with another config"):
+        package_editor(run, "u", command="cfedit train", seed=0, wall_seconds=1.0, hardware="test",
+                       config=replace(on, steps=on.steps + 1), folder=tmp_path / "art")

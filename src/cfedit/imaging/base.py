@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -38,6 +38,10 @@ class ImageConfig:
     """Base of every backend's config: ``kind`` names the backend in the registry (and in config.json)."""
 
     kind: str = ""
+
+    #: settings that act at edit time only (no trained weight depends on them): a trained editor may be given other
+    #: values of these without retraining (``package_editor``'s ``config``)
+    EDIT_TIME: ClassVar[tuple[str, ...]] = ()
 
 
 class ImageMechanism(nn.Module, abc.ABC):

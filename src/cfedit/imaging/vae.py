@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -37,6 +38,8 @@ class VAEConfig(ImageConfig):
     residual: bool = False  # U_I also holds the pixels the decoder misses: f^_I(v, (z, r)) = dec(v, z) + r (see the class doc)
     residual_gate: float = 0.0  # > 0 (with residual): drop r where an edit changes a pixel by this much or more (class doc)
     residual_transport: bool = False  # with residual_gate: carry r through the edit's local colour map where one explains it (class doc)
+
+    EDIT_TIME: ClassVar[tuple[str, ...]] = ("residual_transport",)  # training's consistency term edits with the plain gate
 
     def __post_init__(self) -> None:
         check_ranges(self, {"latent_dim": (int, 1, 4096), "width": (int, 1, 1024), "beta": (float, 0, 1e6),
