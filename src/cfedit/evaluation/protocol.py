@@ -247,9 +247,12 @@ def _realism(reference: tuple, edits: list[np.ndarray], config) -> tuple[Realism
 
     net, ref, floor = reference
     pooled, parts = realism_parts(net, edits, ref, floor, seed=config.seed)
-    as_result = lambda r: Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor,  # noqa: E731
-                                  network=net.fingerprint)
-    return as_result(pooled), [as_result(r) for r in parts]
+    return realism_result(pooled, net.fingerprint), [realism_result(r, net.fingerprint) for r in parts]
+
+
+def realism_result(r, network: str) -> Realism:
+    """The typed result of a :class:`cfedit.evaluation.realism.Realism` measured in the features of ``network``."""
+    return Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor, network=network)
 
 
 def editors_for(ancm) -> dict[str, Editor | EditorFactory]:

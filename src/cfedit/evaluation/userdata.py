@@ -65,6 +65,7 @@ from cfedit.evaluation.protocol import (
     null_edit_metrics,
     pool_estimates,
     read_distinct,
+    realism_result,
     reversibility_metric,
 )
 from cfedit.evaluation.reader import Reader
@@ -403,9 +404,7 @@ def _realism(reader: Reader, data: LabelledImages, held: np.ndarray, dos: list, 
     if not edits:
         return None, {}
     pooled, parts = realism_parts(reader, edits, ref, floor, seed=seed)
-    as_result = lambda r: Realism(distance=metrics.Estimate(r.value, r.low, r.high, r.n), floor=r.floor,  # noqa: E731
-                                  network=reader.fingerprint)
-    return as_result(pooled), {d: as_result(r) for d, r in zip(kept, parts)}
+    return realism_result(pooled, reader.fingerprint), {d: realism_result(r, reader.fingerprint) for d, r in zip(kept, parts)}
 
 
 def _note(results: EvaluationResults) -> str:
