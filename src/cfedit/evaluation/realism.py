@@ -4,7 +4,7 @@ This is *not* Inception FID: the features are the 128-d penultimate layer of a s
 recognise the world's factors jointly on images the world renders from its training split
 (:func:`feature_net`). Edits under do(x') are compared with the world's own images under do(x') (true
 counterfactual images of other units, i.e. samples of P(I_{x'})); the distance between two such sets of
-the world's images is the floor an editor can be compared with (:func:`realism` reports both).
+the world's images is the floor an editor can be compared with (:func:`realism_parts` reports both).
 
     FD(a, b) = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})
 """
@@ -72,20 +72,11 @@ def fd_interval(a: np.ndarray, b: np.ndarray, n_sub: int = 20, seed: int = 0) ->
     return value, max(0.0, value - Z95 * se), value + Z95 * se
 
 
-def realism(
-    net: ReferenceNet, images: np.ndarray, real: np.ndarray, real_other: np.ndarray, n_sub: int = 20, seed: int = 0
-) -> Realism:
-    """FD(images, real) with a jackknife interval (:func:`fd_interval`); floor = FD(real_other, real)
-    (same sizes advised)."""
-    fa, fr, fo = net.features(images), net.features(real), net.features(real_other)
-    value, lo, hi = fd_interval(fa, fr, n_sub, seed)
-    return Realism(value, lo, hi, frechet_distance(fo, fr), len(fa))
-
-
 def realism_parts(net: ReferenceNet, images: list[np.ndarray], real: list[np.ndarray], real_other: list[np.ndarray],
                   n_sub: int = 20, seed: int = 0) -> tuple[Realism, list[Realism]]:
-    """:func:`realism` of the parts pooled (e.g. the edits under every intervention against the real images under the
-    same ones) and of each part alone (its own floor), each image's features computed once."""
+    """FD(images, real) with a jackknife interval (:func:`fd_interval`) and the floor FD(real_other, real) (same sizes
+    advised), of the parts pooled (e.g. the edits under every intervention against the real images under the same
+    ones) and of each part alone (its own floor), each image's features computed once."""
     feats = [[net.features(a) for a in group] for group in (images, real, real_other)]
 
     def one(fa: np.ndarray, fr: np.ndarray, fo: np.ndarray) -> Realism:
